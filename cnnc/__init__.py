@@ -1,0 +1,29 @@
+"""cnnc: a declarative graph compiler for convolutional networks.
+
+Importing cnnc imports no torch; `compile` and `import_weights` load it when called.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .diagnostics import CnncError  # noqa: E402
+
+
+def summary(spec, depth: int | None = None, **params) -> dict:
+    """The data of `cnnc summary --format json` for a spec path or spec text."""
+    from .pipeline import front_end
+    from .report import summary_data
+
+    return summary_data(front_end(spec, params).graph, depth)
+
+
+def __getattr__(name):
+    # compile / import_weights live in codegen, which needs torch: load on first use.
+    if name in ("compile", "import_weights"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(name)
+
+
+__all__ = ["CnncError", "summary", "compile", "import_weights"]

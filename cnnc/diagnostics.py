@@ -1,0 +1,99 @@
+"""Source locations and the one user-facing error type.
+
+Every stage reports a mistake in a spec by raising `CnncError` at a `Loc`;
+the driver formats it as ``file:line:col: error: message`` followed by the
+source line, a caret under the column, and notes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A position in a spec file (1-based line and column)."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+UNKNOWN = Loc("<unknown>", 0, 0)
+
+# Text of every file the front end has read, so diagnostics can quote lines.
+_SOURCES: dict[str, str] = {}
+
+
+def register_source(name: str, text: str) -> None:
+    _SOURCES[name] = text
+
+
+def source_line(loc: Loc) -> str | None:
+    text = _SOURCES.get(loc.file)
+    if text is None or loc.line < 1:
+        return None
+    lines = text.splitlines()
+    return lines[loc.line - 1] if loc.line <= len(lines) else None
+
+
+@dataclass
+class Note:
+    message: str
+    loc: Loc | None = None
+
+
+@dataclass
+class CnncError(Exception):
+    """A mistake in a spec or in how cnnc was called, at a location."""
+
+    message: str
+    loc: Loc | None = None
+    notes: list[Note] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def note(self, message: str, loc: Loc | None = None) -> "CnncError":
+        self.notes.append(Note(message, loc))
+        return self
+
+    def render(self) -> str:
+        return format_diagnostic("error", self.message, self.loc, self.notes)
+
+    def __str__(self) -> str:  # pragma: no cover - used by pytest output only
+        return self.render()
+
+
+def _quote(loc: Loc) -> list[str]:
+    line = source_line(loc)
+    if line is None:
+        return []
+    line = line.replace("\t", " ")
+    gutter = f"{loc.line:>5} | "
+    caret = " " * (len("      | ") - 2) + "| " + " " * max(loc.col - 1, 0) + "^"
+    return [gutter + line, caret]
+
+
+def format_diagnostic(kind: str, message: str, loc: Loc | None, notes=()) -> str:
+    head = f"{loc}: {kind}: {message}" if loc else f"cnnc: {kind}: {message}"
+    out = [head]
+    if loc:
+        out += _quote(loc)
+    for n in notes:
+        out.append(f"{n.loc}: note: {n.message}" if n.loc else f"note: {n.message}")
+    return "\n".join(out)
+
+
+def warn(message: str, loc: Loc | None, warnings: list[str]) -> None:
+    warnings.append(format_diagnostic("warning", message, loc))
+
+
+def suggest(name: str, candidates) -> str:
+    """' (did you mean 'x'?)' for a near miss, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""

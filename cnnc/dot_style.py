@@ -1,0 +1,136 @@
+"""The DOT style table: how each op looks in `cnnc render`, one entry per op.
+
+`OP_STYLES[op]` gives the node label (from the node's attributes), the node's
+shape and fill colour, and two flags for its incoming edges: `bypass_input`
+(a binary elementwise op whose shorter input is drawn as a skip edge) and
+`join` (concat: every input edge is drawn in the join colour). `merges` marks
+the shape-preserving one-input ops that may be folded into the node before
+them (`conv 3x3, 64` + `bn · relu`); see render.py for when that is allowed.
+Everything else about the picture (graph, cluster and edge attributes) is in
+the constants at the bottom, so a change of look is a change of data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .ops import ACTIVATIONS, OPS
+
+
+@dataclass(frozen=True)
+class OpStyle:
+    label: Callable  # (node, in_shapes) -> str
+    shape: str = "box"
+    fill: str = "#f2f2f2"
+    merges: bool = False  # shape-preserving, one input: may join the node before it
+    bypass_input: bool = False  # binary elementwise: mark the input that skips the main path
+    join: bool = False  # concat: colour every incoming edge
+
+
+def _pair(p) -> str:
+    """(3, 3) -> '3', (1, 7) -> '1x7'."""
+    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
+
+
+def _kernel(p) -> str:
+    return f"{p[0]}x{p[1]}"
+
+
+def _stride(p) -> str:
+    return "" if tuple(p) == (1, 1) else f"/{_pair(p)}"
+
+
+def _conv(n, ins) -> str:
+    groups, out = n.attr("groups"), n.attr("out")
+    text = f"conv {_kernel(n.attr('kernel'))}{_stride(n.attr('stride'))}, {out}"
+    if groups > 1:
+        text += " dw" if groups == ins[0][0] == out else f" g{groups}"
+    if tuple(n.attr("dilation")) != (1, 1):
+        text += f" d{_pair(n.attr('dilation'))}"
+    return text
+
+
+def _pool(name):
+    def label(n, ins) -> str:
+        kernel = n.attr("kernel")
+        stride = n.attr("stride") or kernel
+        return f"{name} {_kernel(kernel)}{_stride(stride)}"
+    return label
+
+
+def _fixed(text):
+    return lambda n, ins: text
+
+
+def _num(v) -> str:
+    return f"{v:g}"
+
+
+# Fill colours by family, so a glance tells convolution from pooling from joins.
+CONV, NORM, ACT, POOL, DENSE, JOIN, MISC, IO = (
+    "#cfe2f3", "#fff2cc", "#f4f4f4", "#d9ead3", "#d9d2e9", "#fce5cd", "#eeeeee", "#b6d7a8")
+
+OP_STYLES: dict[str, OpStyle] = {
+    "input": OpStyle(lambda n, ins: "input", shape="invhouse", fill=IO),
+    "conv": OpStyle(_conv, fill=CONV),
+    "batchnorm": OpStyle(_fixed("bn"), fill=NORM, merges=True),
+    "layernorm": OpStyle(_fixed("ln"), fill=NORM, merges=True),
+    "lrn": OpStyle(lambda n, ins: f"lrn {n.attr('size')}", fill=NORM, merges=True),
+    "maxpool": OpStyle(_pool("maxpool"), fill=POOL),
+    "avgpool": OpStyle(_pool("avgpool"), fill=POOL),
+    "global_avgpool": OpStyle(_fixed("global avgpool"), fill=POOL),
+    "global_maxpool": OpStyle(_fixed("global maxpool"), fill=POOL),
+    "adaptive_avgpool": OpStyle(lambda n, ins: f"adaptive avgpool {_kernel(n.attr('size'))}", fill=POOL),
+    "flatten": OpStyle(_fixed("flatten"), fill=MISC),
+    "linear": OpStyle(lambda n, ins: f"linear {n.attr('out')}", fill=DENSE),
+    "dropout": OpStyle(lambda n, ins: f"dropout {_num(n.attr('p'))}", fill=MISC, merges=True),
+    "droppath": OpStyle(lambda n, ins: f"droppath {_num(n.attr('p'))}", fill=MISC, merges=True),
+    "layerscale": OpStyle(_fixed("layerscale"), fill=MISC, merges=True),
+    "scale": OpStyle(lambda n, ins: f"scale {_num(n.attr('factor'))}", fill=MISC, merges=True),
+    "softmax": OpStyle(_fixed("softmax"), fill=ACT, merges=True),
+    "identity": OpStyle(_fixed("identity"), fill=MISC, merges=True),
+    "channel_shuffle": OpStyle(lambda n, ins: f"shuffle g{n.attr('groups')}", fill=MISC, merges=True),
+    "concat": OpStyle(_fixed("concat"), shape="box", fill=JOIN, join=True),
+    "add": OpStyle(_fixed("add"), shape="ellipse", fill=JOIN, bypass_input=True),
+    "sub": OpStyle(_fixed("sub"), shape="ellipse", fill=JOIN, bypass_input=True),
+    "mul": OpStyle(_fixed("mul"), shape="ellipse", fill=JOIN, bypass_input=True),
+}
+for _act in ACTIVATIONS:
+    OP_STYLES[_act] = OpStyle(_fixed(_act), fill=ACT, merges=True)
+
+_missing = set(OPS) - set(OP_STYLES)
+assert not _missing, f"ops without a DOT style: {sorted(_missing)}"
+
+# ---- graph-level look --------------------------------------------------------------
+
+FONT = "Helvetica"
+GRAPH_ATTRS = {
+    "rankdir": "TB", "newrank": "true", "nodesep": "0.25", "ranksep": "0.3",
+    "fontname": FONT, "fontsize": "16", "labelloc": "t",
+}
+NODE_ATTRS = {"shape": "box", "style": "rounded,filled", "fontname": FONT, "fontsize": "11",
+              "height": "0.3", "margin": "0.08,0.03", "penwidth": "0.8"}
+EDGE_ATTRS = {"fontname": FONT, "fontsize": "9", "fontcolor": "#555555", "color": "#444444",
+              "arrowsize": "0.6", "penwidth": "0.9"}
+
+# Block-instance clusters get a fill that darkens slightly with nesting; labelled
+# groups (branch1..4, downsample) are outlined only, so branches read as lanes.
+BLOCK_FILLS = ("#eef3fb", "#e2eaf6", "#d6e1f1", "#cad8ec")
+BLOCK_CLUSTER = {"style": "rounded,filled", "color": "#8ea9cf", "fontsize": "11", "fontname": FONT,
+                 "labeljust": "l", "penwidth": "0.8"}
+GROUP_CLUSTER = {"style": "rounded,dashed", "color": "#999999", "fontsize": "10", "fontname": FONT,
+                 "labeljust": "l", "fontcolor": "#555555", "penwidth": "0.8"}
+
+# A block instance drawn as one node (below --depth); a run of repeats gets a double border.
+COLLAPSED = {"shape": "box3d", "style": "filled", "fillcolor": "#dbe6f5"}
+REPEATED = {"peripheries": "2"}
+OUTPUT = {"shape": "house", "style": "filled,bold", "fillcolor": "#f9cb9c"}
+TRAIN_OUTPUT = {"shape": "house", "style": "filled,dashed", "fillcolor": "#fde9d9"}
+INPUT = {"style": "filled,bold"}
+
+# Edge kinds: a skip edge bypasses the main path into an add/mul; a join edge feeds a concat.
+EDGE_KINDS = {
+    "data": {},
+    "skip": {"style": "dashed", "color": "#cc4125", "fontcolor": "#cc4125", "weight": "0"},
+    "join": {"color": "#e69138"},
+}

@@ -1,0 +1,109 @@
+"""The IR: a typed dataflow graph of frozen nodes.
+
+A `Graph` is a topologically ordered tuple of `Node`s (a node's id is its index).
+Every node records the op, its input node ids, normalised attributes, the output
+shape (without batch), the dotted instance path it was created under
+(`layer3.bottleneck2.conv1`) and the source location of the call that made it.
+`Scope`s record the block instances and groups, so that later stages (summary
+roll-up, render clusters) know what each path prefix is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .diagnostics import Loc
+from .ops import OPS, fmt_shape
+
+
+@dataclass(frozen=True)
+class Node:
+    id: int
+    op: str
+    inputs: tuple  # node ids
+    attrs: tuple  # ((name, value), ...) in the op's argument order
+    shape: tuple
+    path: str
+    loc: Loc
+
+    def attr(self, name, default=None):
+        for k, v in self.attrs:
+            if k == name:
+                return v
+        return default
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A block instance (`kind == 'block'`, `name` = the block) or a labelled group."""
+
+    path: str
+    kind: str
+    name: str
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    node: int
+    train_only: bool
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Graph:
+    name: str
+    file: str
+    params: tuple  # network parameters as used: ((name, value), ...)
+    nodes: tuple
+    outputs: tuple
+    scopes: tuple
+
+    def in_shapes(self, node: Node) -> list:
+        return [self.nodes[i].shape for i in node.inputs]
+
+    def params_of(self, node: Node) -> int:
+        return OPS[node.op].params(node.attrs, self.in_shapes(node), node.shape)
+
+    def macs_of(self, node: Node) -> int:
+        return OPS[node.op].macs(node.attrs, self.in_shapes(node), node.shape)
+
+    def users(self) -> dict:
+        out: dict[int, list[int]] = {n.id: [] for n in self.nodes}
+        for n in self.nodes:
+            for i in n.inputs:
+                out[i].append(n.id)
+        return out
+
+    def scope_map(self) -> dict:
+        return {s.path: s for s in self.scopes}
+
+
+def fmt_value(v) -> str:
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if v is None:
+        return "none"
+    if isinstance(v, tuple):
+        return "[" + ",".join(fmt_value(x) for x in v) + "]"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return repr(v)
+
+
+def dump_ir(g: Graph, locations: bool = True) -> str:
+    """Compact text form of the IR (the `--emit ir` output and golden format)."""
+    ps = ", ".join(f"{k}={fmt_value(v)}" for k, v in g.params)
+    lines = [f"network {g.name}({ps})"]
+    for n in g.nodes:
+        args = ", ".join(f"%{i}" for i in n.inputs)
+        attrs = ", ".join(f"{k}={fmt_value(v)}" for k, v in n.attrs)
+        attrs = f" {{{attrs}}}" if attrs else ""
+        f = "" if n.loc.file == g.file else n.loc.file.rsplit("/", 1)[-1] + ":"
+        where = f"  @{f}{n.loc.line}:{n.loc.col}" if locations else ""
+        lines.append(f"  %{n.id} = {n.op}({args}){attrs} : {fmt_shape(n.shape)}  # {n.path}{where}")
+    for o in g.outputs:
+        lines.append(f"  {'train output' if o.train_only else 'output'} {o.name} = %{o.node}")
+    return "\n".join(lines) + "\n"

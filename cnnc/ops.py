@@ -1,0 +1,347 @@
+"""The op table: one entry per op, holding its signature and its rules.
+
+Each `OpDef` states the arguments an op takes and three rules keyed by the op:
+`shape` (output shape from input shapes and attributes), `params` (learnable
+parameter count) and `macs` (multiply-accumulates per sample). Shapes never
+include the batch dimension: (C, H, W) for feature maps, (F,) for flat vectors.
+
+Counting convention (documented in the README): parameters include weights,
+biases and the affine weights of normalisation layers; BatchNorm's running
+statistics are buffers, not parameters. MACs count the multiply-adds of conv
+and linear layers only (the convention behind torchvision's published GFLOPS).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+Shape = tuple
+
+
+class OpError(Exception):
+    """A rule's complaint; the IR generator attaches the location."""
+
+    def __init__(self, message: str, notes: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.message = message
+        self.notes = list(notes)
+
+
+def fmt_shape(shape: Shape) -> str:
+    return "x".join(str(d) for d in shape) if shape else "scalar"
+
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    kind: str  # int, posint, nonneg, float, prob, bool, pair, padding, dims, str
+    default: object = REQUIRED
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    arity: str  # "none" (a graph input), "one", "two", "many"
+    args: tuple
+    shape: Callable
+    params: Callable = lambda a, ins, out: 0
+    macs: Callable = lambda a, ins, out: 0
+    doc: str = ""
+    aliases: tuple = field(default_factory=tuple)
+
+
+OPS: dict[str, OpDef] = {}
+ALIASES: dict[str, str] = {}
+
+
+def op(name, arity, args=(), *, shape, params=None, macs=None, doc="", aliases=()):
+    d = OpDef(name, arity, tuple(args), shape, params or (lambda a, i, o: 0), macs or (lambda a, i, o: 0),
+              doc, tuple(aliases))
+    OPS[name] = d
+    for al in aliases:
+        ALIASES[al] = name
+    return d
+
+
+def lookup(name: str) -> OpDef | None:
+    return OPS.get(ALIASES.get(name, name))
+
+
+# ---- argument normalisation -----------------------------------------------------
+
+
+def normalize_arg(kind: str, value, opname: str, argname: str):
+    """Check and normalise one argument value; raise OpError with a clear message."""
+    where = f"'{argname}' of {opname}"
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if kind in ("int", "posint", "nonneg"):
+        if not is_int(value):
+            raise OpError(f"{where} must be an integer, got {describe(value)}")
+        if kind == "posint" and value < 1:
+            raise OpError(f"{where} must be at least 1, got {value}")
+        if kind == "nonneg" and value < 0:
+            raise OpError(f"{where} must not be negative, got {value}")
+        return value
+    if kind in ("float", "prob"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise OpError(f"{where} must be a number, got {describe(value)}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise OpError(f"{where} must be finite, got {value}")
+        if kind == "prob" and not 0.0 <= value < 1.0:
+            raise OpError(f"{where} must be a probability in [0, 1), got {value}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise OpError(f"{where} must be true or false, got {describe(value)}")
+        return value
+    if kind in ("pair", "pospair", "padding"):
+        if kind == "padding" and value == "same":
+            return "same"
+        if is_int(value):
+            value = (value, value)
+        if isinstance(value, (list, tuple)) and len(value) == 2 and all(is_int(v) for v in value):
+            lo = 1 if kind == "pospair" else 0
+            if min(value) < lo:
+                raise OpError(f"{where} must be {'positive' if lo else 'non-negative'}, got {list(value)}")
+            return tuple(value)
+        extra = ' or "same"' if kind == "padding" else ""
+        raise OpError(f"{where} must be an integer or a pair [h, w]{extra}, got {describe(value)}")
+    if kind == "dims":
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise OpError(f"{where} must be a string, got {describe(value)}")
+        return value
+    raise AssertionError(kind)
+
+
+def describe(v) -> str:
+    from .values import describe_value
+
+    return describe_value(v)
+
+
+def get(attrs, name):
+    for k, v in attrs:
+        if k == name:
+            return v
+    raise KeyError(name)
+
+
+# ---- shape rules ----------------------------------------------------------------
+
+
+def _need_map(opname, s):
+    if len(s) != 3:
+        raise OpError(f"{opname} expects a feature map CxHxW, got a tensor of shape {fmt_shape(s)}",
+                      ("flatten turns a map into a vector; spatial ops must come before it" if len(s) == 1 else "",))
+    return s
+
+
+def _window(opname, size, k, stride, pad, dil, ceil_mode=False, axis="height"):
+    span = dil * (k - 1) + 1
+    if span > size + 2 * pad:
+        raise OpError(f"{opname} kernel larger than its padded input: kernel {k} (dilation {dil}) spans {span}, "
+                      f"but the padded {axis} is {size + 2 * pad}")
+    num = size + 2 * pad - span
+    if ceil_mode:
+        out = -(-num // stride) + 1
+        if (out - 1) * stride >= size + pad:  # torch: last window must start inside the input
+            out -= 1
+    else:
+        out = num // stride + 1
+    return out
+
+
+def conv_padding(a, in_shape=None):
+    pad = get(a, "padding")
+    if pad != "same":
+        return pad
+    (kh, kw), (dh, dw) = get(a, "kernel"), get(a, "dilation")
+    return (dh * (kh - 1) // 2, dw * (kw - 1) // 2)
+
+
+def _conv_shape(a, ins):
+    (c, h, w) = _need_map("conv", ins[0])
+    out, groups = get(a, "out"), get(a, "groups")
+    (kh, kw), (sh, sw), (dh, dw) = get(a, "kernel"), get(a, "stride"), get(a, "dilation")
+    if get(a, "padding") == "same" and ((dh * (kh - 1)) % 2 or (dw * (kw - 1)) % 2):
+        raise OpError(f'padding "same" needs an odd kernel, got {kh}x{kw}')
+    ph, pw = conv_padding(a)
+    if c % groups:
+        raise OpError(f"groups ({groups}) must divide the input channels ({c})", (f"input shape {fmt_shape(ins[0])}",))
+    if out % groups:
+        raise OpError(f"groups ({groups}) must divide the output channels ({out})", (f"input shape {fmt_shape(ins[0])}",))
+    ho = _window("conv", h, kh, sh, ph, dh, axis="height")
+    wo = _window("conv", w, kw, sw, pw, dw, axis="width")
+    return (out, ho, wo)
+
+
+def _conv_params(a, ins, out):
+    kh, kw = get(a, "kernel")
+    return get(a, "out") * (ins[0][0] // get(a, "groups")) * kh * kw + (get(a, "out") if get(a, "bias") else 0)
+
+
+def _conv_macs(a, ins, out):
+    kh, kw = get(a, "kernel")
+    return out[0] * out[1] * out[2] * (ins[0][0] // get(a, "groups")) * kh * kw
+
+
+op("conv", "one",
+   [Arg("out", "posint"), Arg("kernel", "pospair"), Arg("stride", "pospair", 1), Arg("padding", "padding", 0),
+    Arg("dilation", "pospair", 1), Arg("groups", "posint", 1), Arg("bias", "bool", True)],
+   shape=_conv_shape, params=_conv_params, macs=_conv_macs,
+   doc='2-D convolution; kernel/stride/padding/dilation take n or [h, w]; padding "same" pads (k-1)*d/2',
+   aliases=("conv2d",))
+
+
+def _pool_shape(name):
+    def rule(a, ins):
+        (c, h, w) = _need_map(name, ins[0])
+        (kh, kw) = get(a, "kernel")
+        stride = get(a, "stride")
+        (sh, sw) = stride if stride is not None else (kh, kw)
+        (ph, pw) = get(a, "padding")
+        if ph * 2 > kh or pw * 2 > kw:
+            raise OpError(f"{name} padding ({ph}x{pw}) must be at most half the kernel ({kh}x{kw})")
+        ceil = get(a, "ceil_mode")
+        return (c, _window(name, h, kh, sh, ph, 1, ceil, "height"), _window(name, w, kw, sw, pw, 1, ceil, "width"))
+    return rule
+
+
+_pool_args = [Arg("kernel", "pospair"), Arg("stride", "pospair", None), Arg("padding", "pair", 0),
+              Arg("ceil_mode", "bool", False)]
+op("maxpool", "one", _pool_args, shape=_pool_shape("maxpool"), doc="max pooling; stride defaults to the kernel")
+op("avgpool", "one", _pool_args + [Arg("count_include_pad", "bool", True)], shape=_pool_shape("avgpool"),
+   doc="average pooling; stride defaults to the kernel")
+
+
+def _global(name):
+    def rule(a, ins):
+        (c, _, _) = _need_map(name, ins[0])
+        return (c, 1, 1)
+    return rule
+
+
+op("global_avgpool", "one", shape=_global("global_avgpool"), doc="mean over HxW, keeps a 1x1 map")
+op("global_maxpool", "one", shape=_global("global_maxpool"), doc="max over HxW, keeps a 1x1 map")
+
+
+def _adaptive(a, ins):
+    (c, _, _) = _need_map("adaptive_avgpool", ins[0])
+    (oh, ow) = get(a, "size")
+    return (c, oh, ow)
+
+
+op("adaptive_avgpool", "one", [Arg("size", "pospair")], shape=_adaptive, doc="average pool to a fixed output size")
+
+
+def _same(a, ins):
+    return ins[0]
+
+
+def _channels(a, ins, out):
+    return 2 * ins[0][0]
+
+
+op("batchnorm", "one", [Arg("eps", "float", 1e-5), Arg("momentum", "float", 0.1)],
+   shape=lambda a, ins: _need_map("batchnorm", ins[0]) if len(ins[0]) != 1 else ins[0], params=_channels,
+   doc="batch normalisation over channels (affine)", aliases=("bn",))
+op("layernorm", "one", [Arg("eps", "float", 1e-5)], shape=_same, params=_channels,
+   doc="layer normalisation over the channel dimension (affine)")
+op("lrn", "one", [Arg("size", "posint", 5), Arg("alpha", "float", 1e-4), Arg("beta", "float", 0.75),
+                  Arg("k", "float", 1.0)],
+   shape=lambda a, ins: _need_map("lrn", ins[0]), doc="local response normalisation across channels")
+
+ACTIVATIONS = ("relu", "relu6", "silu", "gelu", "sigmoid", "tanh", "hardswish", "hardsigmoid")
+for _act in ACTIVATIONS:
+    op(_act, "one", shape=_same, doc=f"elementwise {_act}")
+
+op("softmax", "one", shape=_same, doc="softmax over channels")
+op("identity", "one", shape=_same, doc="passes its input through")
+op("dropout", "one", [Arg("p", "prob", 0.5)], shape=_same, doc="dropout (training only)")
+op("droppath", "one", [Arg("p", "prob", 0.0)], shape=_same,
+   doc="stochastic depth: drops the whole sample's branch (training only)")
+op("layerscale", "one", [Arg("init", "float", 1e-6)], shape=_same, params=lambda a, ins, o: ins[0][0],
+   doc="learnable per-channel scale (ConvNeXt)")
+op("scale", "one", [Arg("factor", "float")], shape=_same, doc="multiply by a constant")
+
+
+def _shuffle(a, ins):
+    (c, h, w) = _need_map("channel_shuffle", ins[0])
+    if c % get(a, "groups"):
+        raise OpError(f"channel_shuffle groups ({get(a, 'groups')}) must divide the channels ({c})")
+    return ins[0]
+
+
+op("channel_shuffle", "one", [Arg("groups", "posint")], shape=_shuffle, doc="ShuffleNet channel shuffle")
+
+
+def _flatten(a, ins):
+    return (math.prod(ins[0]),)
+
+
+op("flatten", "one", shape=_flatten, doc="flattens CxHxW to one vector")
+
+
+def _linear_shape(a, ins):
+    s = ins[0]
+    if len(s) == 1:
+        return (get(a, "out"),)
+    return (get(a, "out"),) + tuple(s[1:])
+
+
+op("linear", "one", [Arg("out", "posint"), Arg("bias", "bool", True)], shape=_linear_shape,
+   params=lambda a, ins, o: ins[0][0] * get(a, "out") + (get(a, "out") if get(a, "bias") else 0),
+   macs=lambda a, ins, o: ins[0][0] * math.prod(o),
+   doc="fully connected; on a CxHxW map it acts on the channels at every position")
+
+
+def _concat(a, ins):
+    if len(ins) < 2:
+        raise OpError(f"concat needs at least two inputs, got {len(ins)}")
+    first = ins[0]
+    for i, s in enumerate(ins[1:], 2):
+        if len(s) != len(first) or s[1:] != first[1:]:
+            what = "spatial" if len(s) == len(first) == 3 else "rank"
+            raise OpError(f"{what} mismatch at concat: input 1 is {fmt_shape(first)}, input {i} is {fmt_shape(s)}",
+                          ("concat joins along channels; every input needs the same height and width",))
+    return (sum(s[0] for s in ins),) + tuple(first[1:])
+
+
+op("concat", "many", shape=_concat, doc="concatenation along channels")
+
+
+def _broadcast(name):
+    def rule(a, ins):
+        x, y = ins
+        if len(x) != len(y):
+            raise OpError(f"rank mismatch at {name}: {fmt_shape(x)} vs {fmt_shape(y)}")
+        out = []
+        for i, (p, q) in enumerate(zip(x, y)):
+            if p != q and 1 not in (p, q):
+                dim = ("channel" if i == 0 else "spatial") if len(x) == 3 else "size"
+                raise OpError(f"{dim} mismatch at {name}: {fmt_shape(x)} vs {fmt_shape(y)}",
+                              ("elementwise ops need equal sizes, or 1 to broadcast",))
+            out.append(max(p, q))
+        return tuple(out)
+    return rule
+
+
+for _ew in ("add", "sub", "mul"):
+    op(_ew, "two", shape=_broadcast(_ew), doc=f"elementwise {_ew} with broadcasting")
+
+
+def _input_shape(a, ins):
+    return get(a, "dims")
+
+
+op("input", "none", [Arg("dims", "dims")], shape=_input_shape, doc="a network input, e.g. input(3, size, size)")

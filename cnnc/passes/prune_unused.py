@@ -1,0 +1,43 @@
+"""prune_unused: drop nodes that no output depends on, with a warning for each.
+
+A spec that computes a value and never uses it has almost always lost a wire
+(a branch left out of a concat, a shortcut never added), so each dropped node
+is reported at the line that made it. Inputs are never dropped.
+Must not fire on nodes that feed a train-only output: those are outputs too.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..diagnostics import format_diagnostic
+from ..ir import Graph
+
+
+def prune_unused(g: Graph) -> tuple[Graph, list[str]]:
+    live = set()
+    stack = [o.node for o in g.outputs] + [n.id for n in g.nodes if n.op == "input"]
+    while stack:
+        i = stack.pop()
+        if i in live:
+            continue
+        live.add(i)
+        stack.extend(g.nodes[i].inputs)
+    if len(live) == len(g.nodes):
+        return g, []
+    warnings = []
+    dead_users = set()
+    for n in g.nodes:
+        if n.id not in live and not (set(n.inputs) & dead_users) :
+            warnings.append(format_diagnostic("warning", f"result of {n.op} '{n.path}' is never used", n.loc))
+        if n.id not in live:
+            dead_users.add(n.id)
+    remap = {}
+    nodes = []
+    for n in g.nodes:
+        if n.id in live:
+            remap[n.id] = len(nodes)
+            nodes.append(replace(n, id=len(nodes), inputs=tuple(remap[i] for i in n.inputs)))
+    outputs = tuple(replace(o, node=remap[o.node]) for o in g.outputs)
+    paths = [n.path for n in nodes]
+    scopes = tuple(s for s in g.scopes if any(p.startswith(s.path + ".") for p in paths))
+    return replace(g, nodes=tuple(nodes), outputs=outputs, scopes=scopes), warnings

@@ -1,0 +1,43 @@
+"""The front end, stage by stage. `front_end` is the one place that lists them in order:
+
+  1. load    spec text and its imports -> AST         (loader.py, parser.py, grammar.lark)
+  2. irgen   AST -> IR, shapes inferred per op        (irgen.py, ops.py)
+  3. verify  IR invariants                            (verify.py)
+  4. passes  prune_unused                             (passes/)
+
+Code generation (codegen.py) and rendering (render.py) start from its result.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .irgen import generate
+from .ir import Graph
+from .loader import Program, load_file, load_text
+from .passes.prune_unused import prune_unused
+from .verify import verify
+
+
+@dataclass
+class FrontEnd:
+    program: Program
+    graph: Graph
+    warnings: list = field(default_factory=list)
+
+
+def load(spec: str | os.PathLike) -> Program:
+    """A path to a .cnn file, or spec text (anything containing a newline or '{')."""
+    if isinstance(spec, os.PathLike) or ("\n" not in spec and "{" not in spec):
+        return load_file(spec)
+    return load_text(spec, "<spec>", Path.cwd())
+
+
+def front_end(spec, overrides: dict | None = None, stop_after: str | None = None) -> FrontEnd:
+    program = load(spec)
+    graph = verify(generate(program, overrides))
+    warnings: list[str] = []
+    graph, w = prune_unused(graph)
+    warnings += w
+    return FrontEnd(program, verify(graph), warnings)

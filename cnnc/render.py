@@ -1,0 +1,488 @@
+"""`cnnc render`: the graph as a Graphviz picture (DOT text, or SVG/PNG/PDF via `dot`).
+
+The picture is planned in three steps, then written as DOT:
+
+  1. units     each IR node is drawn by one unit: itself, the node before it
+               (a shape-preserving elementwise op such as bn or relu joins the
+               op it follows when that op has no other user: `conv 3x3, 64`
+               over `bn · relu`), or the block instance it lies in when its
+               path is deeper than `depth` (one node per instance, with its
+               block name and parameter count).
+  2. repeats   a run of collapsed instances of the same block, identical in
+               structure and shapes and wired one into the next, becomes one
+               node marked `xN` (on by default whenever a depth is in effect).
+  3. edges     one edge per pair of units that exchange a tensor, labelled
+               with its shape; an add/mul input that bypasses the main path
+               (fewer ops since the graph input than the other input) is a
+               dashed skip edge, concat inputs are drawn in the join colour.
+
+Units are nested in clusters, one per block instance or labelled group, named
+`instance (block)`. Without --depth, a spec too big to read at full detail is
+drawn at the deepest depth that keeps it under `--max-nodes` nodes, with a
+note on stderr. No torch is imported here.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+from . import dot_style as S
+from .diagnostics import CnncError
+from .ir import Graph
+from .ops import fmt_shape
+
+HELP = "draw the network with Graphviz: DOT text, or an SVG/PNG/PDF picture"
+FORMATS = ("svg", "png", "pdf", "dot")
+DEFAULT_MAX_NODES = 150
+INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), "
+                "or print the DOT text with --dot")
+
+
+# ---- planning --------------------------------------------------------------------
+
+
+@dataclass
+class Unit:
+    """One drawn node: an op (possibly with merged followers), a block instance, or a run of repeats."""
+
+    key: str  # DOT node id
+    kind: str  # "op", "scope" or "repeat"
+    nodes: list  # ids of the IR nodes it stands for, in order
+    parent: str  # path of the enclosing cluster ('' = the top level)
+    scope: str = ""  # for "scope" and "repeat": the (first) instance's path
+    members: list = field(default_factory=list)  # for "repeat": the instance paths
+
+
+@dataclass
+class Plan:
+    graph: Graph
+    depth: int | None
+    units: dict  # key -> Unit, in drawing order
+    unit_of: list  # node id -> unit key
+    edges: dict  # (src key, dst key) -> {"shapes": [...], "kinds": [...]}
+
+
+def _parent(path: str) -> str:
+    return path.rpartition(".")[0]
+
+
+def max_depth(g: Graph) -> int:
+    return max(n.path.count(".") + 1 for n in g.nodes)
+
+
+def _levels(g: Graph) -> list:
+    """Longest number of ops from a graph input to each node."""
+    lvl = [0] * len(g.nodes)
+    for n in g.nodes:
+        lvl[n.id] = 1 + max((lvl[i] for i in n.inputs), default=-1)
+    return lvl
+
+
+def _bypass_input(g: Graph, node, lvl) -> int | None:
+    """The input of a binary elementwise node that skips the main path, if one does."""
+    a, b = node.inputs
+    if a == b or lvl[a] == lvl[b]:
+        return None
+    return a if lvl[a] < lvl[b] else b
+
+
+def plan(g: Graph, depth: int | None = None, collapse_repeats: bool | None = None,
+         merge: bool = True) -> Plan:
+    if depth is not None and depth >= max_depth(g):
+        depth = None  # nothing lies deeper: full detail
+    if collapse_repeats is None:
+        collapse_repeats = depth is not None
+    users = g.users()
+    outputs = {o.node for o in g.outputs}
+    units: dict[str, Unit] = {}
+    unit_of: list[str] = [""] * len(g.nodes)
+    scope_keys: dict[str, str] = {}  # collapsed instance path -> its unit key
+
+    # 1. units
+    for n in g.nodes:
+        parts = n.path.split(".")
+        if depth is not None and len(parts) > depth:
+            scope = ".".join(parts[:depth])
+            key = scope_keys.setdefault(scope, f"b{n.id}")
+            u = units.get(key)
+            if u is None:
+                u = units[key] = Unit(key, "scope", [], _parent(scope), scope=scope)
+            u.nodes.append(n.id)
+            unit_of[n.id] = key
+            continue
+        if merge and S.OP_STYLES[n.op].merges and len(n.inputs) == 1:
+            m = g.nodes[n.inputs[0]]
+            mu = units.get(unit_of[m.id])
+            if (mu is not None and mu.kind == "op" and m.op != "input" and users[m.id] == [n.id]
+                    and m.id not in outputs and _parent(m.path) == _parent(n.path)):
+                mu.nodes.append(n.id)
+                unit_of[n.id] = mu.key
+                continue
+        key = f"n{n.id}"
+        units[key] = Unit(key, "op", [n.id], _parent(n.path))
+        unit_of[n.id] = key
+
+    edges = _edges(g, units, unit_of)
+
+    # 2. repeats
+    if collapse_repeats and depth is not None:
+        units, unit_of = _collapse_repeats(g, units, unit_of, edges, outputs)
+        edges = _edges(g, units, unit_of)
+    return Plan(g, depth, units, unit_of, edges)
+
+
+def _edges(g: Graph, units, unit_of) -> dict:
+    lvl = _levels(g)
+    edges: dict = {}
+    for v in g.nodes:
+        dst = unit_of[v.id]
+        style = S.OP_STYLES[v.op]
+        dst_is_op = units[dst].kind == "op"
+        bypass = _bypass_input(g, v, lvl) if style.bypass_input and dst_is_op else None
+        for u in v.inputs:
+            src = unit_of[u]
+            if src == dst:
+                continue
+            kind = "join" if style.join and dst_is_op else "skip" if u == bypass else "data"
+            e = edges.setdefault((src, dst), {"shapes": [], "kinds": []})
+            shape = fmt_shape(g.nodes[u].shape)
+            if shape not in e["shapes"]:
+                e["shapes"].append(shape)
+            e["kinds"].append(kind)
+    return edges
+
+
+def _signature(g: Graph, u: Unit) -> tuple:
+    """Structure and shapes of a collapsed instance, with paths relative to it."""
+    index = {nid: k for k, nid in enumerate(u.nodes)}
+    cut = len(u.scope) + 1
+    return tuple((g.nodes[i].path[cut:], g.nodes[i].op, g.nodes[i].attrs, g.nodes[i].shape,
+                  tuple(index.get(j, -1) for j in g.nodes[i].inputs)) for i in u.nodes)
+
+
+def _collapse_repeats(g: Graph, units, unit_of, edges, outputs):
+    scopes = g.scope_map()
+    ins: dict = {}
+    outs: dict = {}
+    for (s, d) in edges:
+        outs.setdefault(s, set()).add(d)
+        ins.setdefault(d, set()).add(s)
+
+    def block_name(u):
+        sc = scopes.get(u.scope)
+        return sc.name if u.kind == "scope" and sc is not None and sc.kind == "block" else None
+
+    order = list(units.values())
+    runs: list[list[Unit]] = []
+    for u in order:
+        prev = runs[-1][-1] if runs else None
+        if (prev is not None and block_name(u) is not None and block_name(u) == block_name(prev)
+                and prev.parent == u.parent and outs.get(prev.key) == {u.key} and ins.get(u.key) == {prev.key}
+                and not outputs.intersection(prev.nodes) and _signature(g, u) == _signature(g, prev)):
+            runs[-1].append(u)
+        else:
+            runs.append([u])
+    new_units: dict = {}
+    for run in runs:
+        head = run[0]
+        if len(run) > 1:
+            head = Unit(head.key, "repeat", [i for u in run for i in u.nodes], head.parent, scope=head.scope,
+                        members=[u.scope for u in run])
+            for i in head.nodes:
+                unit_of[i] = head.key
+        new_units[head.key] = head
+    return new_units, unit_of
+
+
+def node_count(p: Plan) -> int:
+    """Nodes in the picture: units plus one per network output."""
+    return len(p.units) + len(p.graph.outputs)
+
+
+def choose_depth(g: Graph, max_nodes: int = DEFAULT_MAX_NODES, merge: bool = True):
+    """(depth, nodes): None for full detail when it fits, else the deepest depth that fits (at least 1)."""
+    full = node_count(plan(g, None, merge=merge))
+    if full <= max_nodes:
+        return None, full
+    count = full
+    for d in range(max_depth(g) - 1, 0, -1):
+        count = node_count(plan(g, d, merge=merge))
+        if count <= max_nodes:
+            return d, count
+    return 1, count
+
+
+# ---- DOT text --------------------------------------------------------------------
+
+
+def _q(text) -> str:
+    s = str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{s}"'
+
+
+def _attrs(d: dict) -> str:
+    return ", ".join(f"{k}={_q(v)}" for k, v in d.items())
+
+
+def _count(n: int) -> str:
+    for div, suffix in ((10**9, "G"), (10**6, "M"), (10**3, "K")):
+        if n >= div:
+            return f"{n / div:.3g}{suffix}"
+    return str(n)
+
+
+def _params(g: Graph, ids) -> int:
+    return sum(g.params_of(g.nodes[i]) for i in ids)
+
+
+def _unit_attrs(p: Plan, u: Unit) -> dict:
+    g = p.graph
+    scopes = g.scope_map()
+    if u.kind == "op":
+        head = g.nodes[u.nodes[0]]
+        st = S.OP_STYLES[head.op]
+        ins = g.in_shapes(head)
+        label = st.label(head, ins)
+        if head.op == "input":
+            label += f" {fmt_shape(head.shape)}"
+        tails = [g.nodes[i] for i in u.nodes[1:]]
+        if tails:
+            # followers go on a second line under an op with attributes (`conv 3x3, 64` / `bn · relu`),
+            # on the same line after another elementwise op (`bn · relu`)
+            sep = " · " if st.merges else "\n"
+            label += sep + " · ".join(S.OP_STYLES[t.op].label(t, g.in_shapes(t)) for t in tails)
+        tip = head.path + "".join(f", {t.path.rpartition('.')[2]}" for t in tails)
+        params = _params(g, u.nodes)
+        if params:
+            tip += f" ({params:,} params)"
+        a = {"label": label, "shape": st.shape, "fillcolor": st.fill, "tooltip": tip}
+        if head.op == "input":
+            a.update(S.INPUT)
+        return a
+    sc = scopes.get(u.scope)
+    name = u.scope.rpartition(".")[2]
+    what = sc.name if sc is not None and sc.kind == "block" else "group"
+    params = _params(g, u.nodes)
+    if u.kind == "repeat":
+        first, last = u.members[0].rpartition(".")[2], u.members[-1].rpartition(".")[2]
+        label = f"{first} .. {last}\n{what} x{len(u.members)}\n{_count(params)} params"
+        tip = f"{u.members[0]} .. {u.members[-1]}: {len(u.members)} x {what} ({params:,} params)"
+        return {"label": label, **S.COLLAPSED, **S.REPEATED, "tooltip": tip}
+    label = f"{name}\n{what}\n{_count(params)} params" if what != name else f"{name}\n{_count(params)} params"
+    return {"label": label, **S.COLLAPSED, "tooltip": f"{u.scope} ({params:,} params)"}
+
+
+def _cluster_label(scopes, path: str) -> str:
+    name = path.rpartition(".")[2]
+    sc = scopes.get(path)
+    if sc is not None and sc.kind == "block":
+        return f"{name} ({sc.name})"
+    return name
+
+
+def to_dot(g: Graph, depth: int | None = None, collapse_repeats: bool | None = None, merge: bool = True,
+           rankdir: str = "TB", p: Plan | None = None) -> str:
+    p = p or plan(g, depth, collapse_repeats, merge)
+    scopes = g.scope_map()
+    units = list(p.units.values())
+
+    # The cluster tree: each scope path lists its child clusters and units in order of appearance.
+    children: dict[str, list] = {"": []}
+    for u in units:
+        path, child = u.parent, ("unit", u)
+        while True:
+            known = path in children
+            lst = children.setdefault(path, [])
+            lst.append(child)
+            if known or path == "":
+                break
+            path, child = _parent(path), ("cluster", path)
+
+    total = sum(g.params_of(n) for n in g.nodes)
+    title = f"{g.name}: {total:,} parameters"
+    if p.depth is not None:
+        title += f" (drawn to depth {p.depth})"
+    out = [f"digraph {_q(g.name)} {{",
+           f"  graph [{_attrs({**S.GRAPH_ATTRS, 'rankdir': rankdir, 'label': title})}];",
+           f"  node [{_attrs(S.NODE_ATTRS)}];",
+           f"  edge [{_attrs(S.EDGE_ATTRS)}];"]
+    counter = [0]
+
+    def emit(path: str, indent: str, level: int) -> None:
+        for what, item in children[path]:
+            if what == "unit":
+                out.append(f"{indent}{item.key} [{_attrs(_unit_attrs(p, item))}];")
+                continue
+            counter[0] += 1
+            sc = scopes.get(item)
+            if sc is not None and sc.kind == "block":
+                style = {**S.BLOCK_CLUSTER, "fillcolor": S.BLOCK_FILLS[min(level, len(S.BLOCK_FILLS) - 1)]}
+            else:
+                style = S.GROUP_CLUSTER
+            out.append(f"{indent}subgraph cluster_{counter[0]} {{")
+            out.append(f"{indent}  graph [{_attrs({**style, 'label': _cluster_label(scopes, item)})}];")
+            emit(item, indent + "  ", level + 1 if sc is not None and sc.kind == "block" else level)
+            out.append(f"{indent}}}")
+
+    emit("", "  ", 0)
+    for k, o in enumerate(g.outputs):
+        style = S.TRAIN_OUTPUT if o.train_only else S.OUTPUT
+        label = f"{'train output' if o.train_only else 'output'} {o.name}"
+        out.append(f"  out{k} [{_attrs({'label': label, **style})}];")
+    for (src, dst), e in p.edges.items():
+        kinds = set(e["kinds"])
+        kind = kinds.pop() if len(kinds) == 1 else "data"
+        out.append(f"  {src} -> {dst} [{_attrs({'label': ', '.join(e['shapes']), **S.EDGE_KINDS[kind]})}];")
+    for k, o in enumerate(g.outputs):
+        out.append(f"  {p.unit_of[o.node]} -> out{k} [{_attrs({'label': fmt_shape(g.nodes[o.node].shape)})}];")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+# ---- running Graphviz ------------------------------------------------------------
+
+
+def find_dot() -> str:
+    exe = shutil.which("dot")
+    if exe is None:
+        raise CnncError(f"Graphviz's `dot` program was not found on PATH; {INSTALL_HINT}")
+    return exe
+
+
+def _prepare_dir(out: str) -> str:
+    directory = os.path.dirname(os.path.abspath(out))
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise CnncError(f"cannot create the output directory '{os.path.dirname(out) or '.'}': "
+                        f"{e.strerror or e}")
+    if os.path.isdir(out):
+        raise CnncError(f"output '{out}' is a directory; give a file name such as {out.rstrip('/')}/net.svg")
+    return directory
+
+
+def _temp_in(directory: str, out: str) -> str:
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(out)}.", suffix=".tmp")
+    except OSError as e:
+        raise CnncError(f"cannot write to '{directory}': {e.strerror or e}")
+    os.close(fd)
+    return tmp
+
+
+def write_dot(text: str, out: str) -> None:
+    """Write DOT text to `out` atomically (a temporary file in the same directory, then a rename)."""
+    tmp = _temp_in(_prepare_dir(out), out)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def render_file(text: str, fmt: str, out: str) -> None:
+    """Run `dot -T<fmt>` on DOT text, writing `out` atomically; errors are CnncErrors."""
+    exe = find_dot()
+    tmp = _temp_in(_prepare_dir(out), out)
+    try:
+        try:
+            r = subprocess.run([exe, f"-T{fmt}", "-o", tmp], input=text.encode("utf-8"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as e:
+            raise CnncError(f"cannot run Graphviz's `dot` ({exe}): {e.strerror or e}; {INSTALL_HINT}")
+        err = r.stderr.decode("utf-8", "replace").strip()
+        if r.returncode != 0:
+            raise CnncError(f"Graphviz's `dot` failed (exit {r.returncode}) rendering {fmt}: {err or 'no message'}")
+        if err:
+            print(f"cnnc render: dot says: {err}", file=sys.stderr)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ---- command line ----------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return v
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dot", action="store_true",
+                   help="print the DOT text on stdout (or write it to -o); needs no Graphviz")
+    p.add_argument("--format", choices=FORMATS,
+                   help="picture format (default: from the suffix of -o)")
+    p.add_argument("-o", "--output", metavar="OUT", help="file to write (required unless --dot)")
+    p.add_argument("--depth", type=_positive,
+                   help="draw block instances deeper than N levels as one node each (default: full detail, "
+                        "or the deepest depth that keeps the picture under --max-nodes)")
+    p.add_argument("--collapse-repeats", action=argparse.BooleanOptionalAction, default=None,
+                   help="draw a run of identical consecutive block instances as one node marked xN "
+                        "(default: on whenever a depth is in effect)")
+    p.add_argument("--no-merge", dest="merge", action="store_false",
+                   help="draw every op as its own node (default: bn, activations and other "
+                        "shape-preserving ops join the op before them when it has no other user)")
+    p.add_argument("--max-nodes", type=_positive, default=DEFAULT_MAX_NODES, metavar="N",
+                   help=f"node budget for the automatic depth (default {DEFAULT_MAX_NODES})")
+    p.add_argument("--rankdir", choices=["TB", "LR"], default="TB",
+                   help="layout direction: top to bottom (default) or left to right")
+    p.add_argument("--fused", action="store_true", help="draw the graph after the fusion passes (not yet available)")
+    p.set_defaults(render_usage_error=p.error)
+
+
+def _format_of(args) -> str:
+    if args.dot:
+        if args.format not in (None, "dot"):
+            args.render_usage_error(f"--dot prints DOT text; it cannot be combined with --format {args.format}")
+        return "dot"
+    if args.format:
+        if not args.output:
+            args.render_usage_error(f"--format {args.format} needs -o OUT (or use --dot to print DOT text)")
+        return args.format
+    if not args.output:
+        args.render_usage_error("give -o OUT (a .svg, .png, .pdf or .dot file), or --dot to print DOT text")
+    suffix = os.path.splitext(args.output)[1].lstrip(".").lower()
+    if suffix not in FORMATS:
+        args.render_usage_error(f"cannot tell the format from '{args.output}'; add --format svg|png|pdf|dot")
+    return suffix
+
+
+def run(args) -> int:
+    if args.fused:
+        raise CnncError("--fused: the fusion passes are not implemented yet, so there is no fused graph to "
+                        "draw; run without --fused to draw the graph as written")
+    fmt = _format_of(args)
+    if fmt != "dot":
+        find_dot()  # fail before any work when Graphviz is missing
+    from . import cli
+
+    g = cli.front_end(args).graph
+    depth = args.depth
+    if depth is None:
+        depth, count = choose_depth(g, args.max_nodes, args.merge)
+        if depth is not None:
+            full = node_count(plan(g, None, merge=args.merge))
+            print(f"cnnc render: {g.name} has {full} nodes at full detail; drawing to depth {depth} "
+                  f"({count} nodes); choose with --depth N", file=sys.stderr)
+    text = to_dot(g, depth, args.collapse_repeats, args.merge, args.rankdir)
+    if fmt == "dot" and not args.output:
+        sys.stdout.write(text)
+    elif fmt == "dot":
+        write_dot(text, args.output)
+    else:
+        render_file(text, fmt, args.output)
+    return 0

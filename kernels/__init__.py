@@ -1,0 +1,18 @@
+"""Triton kernels for cnnc's generated code.
+
+    kernels.conv2d(x, weight, *, stride, padding, dilation, groups, scale, shift,
+                   activation, residual)
+
+computes act(conv(x) * scale + shift + residual) with fused depthwise and grouped Triton
+kernels and falls back to eager torch for everything else. `backend_for` / `kernel_for`
+say which path a call takes. See docs/kernels.md for the design.
+
+Set TRITON_INTERPRET=1 before importing this package to run the Triton kernels on CPU
+tensors under Triton's interpreter.
+"""
+
+from ._runtime import ACTIVATIONS, INTERPRET, poisoned_outputs
+from .conv2d import backend_for, conv2d, kernel_for, torch_conv2d
+
+__all__ = ["conv2d", "backend_for", "kernel_for", "torch_conv2d", "poisoned_outputs",
+           "ACTIVATIONS", "INTERPRET"]

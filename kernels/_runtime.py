@@ -1,0 +1,75 @@
+"""Where kernels run, and the small helpers every launcher shares.
+
+The Triton kernels run natively on CUDA tensors, and on CPU tensors under Triton's
+interpreter when TRITON_INTERPRET=1 was set *before* `kernels` was imported (`triton.jit`
+decides at decoration time whether it builds a compiled or an interpreted function, so
+flipping the variable later has no effect).
+"""
+
+import contextlib
+import os
+
+import torch
+
+try:  # triton is optional: without it every call takes the torch path
+    import triton  # noqa: F401
+
+    HAS_TRITON = True
+except ImportError:  # pragma: no cover - triton is installed in CI
+    HAS_TRITON = False
+
+# Read once, at import, for the reason in the module docstring.
+INTERPRET = HAS_TRITON and os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+# dtypes the Triton kernels accept; accumulation is fp32 (fp64 for fp64 inputs).
+TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+ACTIVATIONS = (None, "relu", "relu6", "silu", "gelu", "hardswish", "sigmoid")
+
+
+def triton_can_run_on(device: torch.device) -> bool:
+    """True when a Triton kernel can run on tensors of `device` in this process."""
+    if not HAS_TRITON:
+        return False
+    if device.type == "cuda":
+        return not INTERPRET
+    if device.type == "cpu":
+        return INTERPRET
+    return False
+
+
+def output_memory_format(x: torch.Tensor) -> torch.memory_format:
+    """Outputs keep the input's layout: channels_last in, channels_last out."""
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+# ---------------------------------------------------------------------------
+# Output poisoning (a testing hook): when on, every buffer a launcher allocates
+# is filled with NaN first, so an element the kernel forgot to write fails the
+# comparison instead of passing by luck with whatever the allocator returned.
+# ---------------------------------------------------------------------------
+_POISON_OUTPUTS = False
+
+
+@contextlib.contextmanager
+def poisoned_outputs(enabled: bool = True):
+    """Within this block, kernel output buffers start out as NaN."""
+    global _POISON_OUTPUTS
+    previous, _POISON_OUTPUTS = _POISON_OUTPUTS, enabled
+    try:
+        yield
+    finally:
+        _POISON_OUTPUTS = previous
+
+
+def empty_output(shape, dtype, device, memory_format=torch.contiguous_format) -> torch.Tensor:
+    out = torch.empty(shape, dtype=dtype, device=device, memory_format=memory_format)
+    if _POISON_OUTPUTS:
+        out.fill_(float("nan"))
+    return out
+
+
+def next_power_of_2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()

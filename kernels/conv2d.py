@@ -1,0 +1,302 @@
+"""`kernels.conv2d`: the one entry point generated code calls.
+
+    y = act(conv2d(x, weight) * scale + shift + residual)
+
+Stages, in order:
+1. `conv2d` checks and normalizes the arguments (`_check_arguments`): every mistake is a
+   ValueError/TypeError that names the argument, never a wrong result.
+2. It calls the `cnnc_kernels::conv2d` operator registered with `torch.library`, so
+   `torch.compile(fullgraph=True)` and `torch.export` see one opaque op (shapes come from
+   its fake implementation) instead of a Triton launch.
+3. The operator picks a backend (`kernel_for`): the depthwise or grouped Triton kernel,
+   or the eager-torch fallback with identical semantics.
+4. Autograd (`_backward`) is registered on the operator; see its docstring for which
+   gradient runs where.
+"""
+
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from . import _runtime
+from ._runtime import ACTIVATIONS, TRITON_DTYPES, output_memory_format, triton_can_run_on
+from .depthwise import (depthwise_conv2d, depthwise_conv2d_input_grad,
+                        depthwise_conv2d_weight_grad)
+from .epilogue import NEEDS_PREACTIVATION, activation_grad, torch_epilogue
+from .grouped import grouped_conv2d, uses_tensor_cores
+
+# Largest filter the unrolled kernels take; bigger ones fall back to torch.
+MAX_KERNEL_SIZE = 11
+# Offsets inside the kernels are int32 except the batch term.
+MAX_TRITON_NUMEL = 2**31 - 1
+
+# Activations whose derivative is computed from the saved output y (see epilogue.py).
+_GRAD_FROM_OUTPUT = ("relu", "relu6", "sigmoid")
+
+
+# ---------------------------------------------------------------------------
+# 1. Argument checking
+# ---------------------------------------------------------------------------
+def _pair(value, name):
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return (int(value[0]), int(value[1]))
+    raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
+
+
+def _check_channel_vector(t, name, c_out, x):
+    if t is None:
+        return
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a Tensor or None, got {type(t).__name__}")
+    if not t.dtype.is_floating_point:
+        raise TypeError(f"{name}: expected a floating-point tensor, got {t.dtype}")
+    if t.shape != (c_out,):
+        raise ValueError(f"{name}: expected shape ({c_out},) (one value per output channel), "
+                         f"got {tuple(t.shape)}")
+    if t.device != x.device:
+        raise ValueError(f"{name}: on {t.device}, but x is on {x.device}")
+
+
+def _output_hw(h, w, kernel, stride, padding, dilation):
+    (KH, KW), (SH, SW), (PH, PW), (DH, DW) = kernel, stride, padding, dilation
+    return ((h + 2 * PH - DH * (KH - 1) - 1) // SH + 1,
+            (w + 2 * PW - DW * (KW - 1) - 1) // SW + 1)
+
+
+def _check_arguments(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual):
+    """Validate and normalize; returns (stride, padding, dilation) as pairs."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x: expected a Tensor, got {type(x).__name__}")
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"weight: expected a Tensor, got {type(weight).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"x: expected a 4-d (N, C, H, W) tensor, got shape {tuple(x.shape)}")
+    if weight.dim() != 4:
+        raise ValueError(f"weight: expected a 4-d (C_out, C_in/groups, KH, KW) tensor, "
+                         f"got shape {tuple(weight.shape)}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"x: expected a floating-point tensor, got {x.dtype}")
+    if weight.dtype != x.dtype:
+        raise TypeError(f"weight: dtype {weight.dtype} does not match x dtype {x.dtype}")
+    if weight.device != x.device:
+        raise ValueError(f"weight: on {weight.device}, but x is on {x.device}")
+    stride = _pair(stride, "stride")
+    padding = _pair(padding, "padding")
+    dilation = _pair(dilation, "dilation")
+    if min(stride) < 1:
+        raise ValueError(f"stride: must be >= 1, got {stride}")
+    if min(padding) < 0:
+        raise ValueError(f"padding: must be >= 0, got {padding}")
+    if min(dilation) < 1:
+        raise ValueError(f"dilation: must be >= 1, got {dilation}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"groups: expected a positive int, got {groups!r}")
+    N, C_in, H, W = x.shape
+    C_out, cin_g, KH, KW = weight.shape
+    if C_in % groups != 0:
+        raise ValueError(f"groups: {groups} does not divide the {C_in} input channels")
+    if C_out % groups != 0:
+        raise ValueError(f"groups: {groups} does not divide the {C_out} output channels")
+    if cin_g != C_in // groups:
+        raise ValueError(f"weight: expected {C_in // groups} input channels per group "
+                         f"(x has {C_in} channels, groups={groups}), got weight shape {tuple(weight.shape)}")
+    OH, OW = _output_hw(H, W, (KH, KW), stride, padding, dilation)
+    if OH < 1 or OW < 1:
+        raise ValueError(f"x: spatial size {H}x{W} is too small for a {KH}x{KW} kernel with "
+                         f"padding={padding}, dilation={dilation} (output would be {OH}x{OW})")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation: unknown activation {activation!r}; expected one of "
+                         f"{', '.join(repr(a) for a in ACTIVATIONS)}")
+    _check_channel_vector(scale, "scale", C_out, x)
+    _check_channel_vector(shift, "shift", C_out, x)
+    if residual is not None:
+        if not isinstance(residual, torch.Tensor):
+            raise TypeError(f"residual: expected a Tensor or None, got {type(residual).__name__}")
+        if residual.shape != (N, C_out, OH, OW):
+            raise ValueError(f"residual: expected the output shape {(N, C_out, OH, OW)}, "
+                             f"got {tuple(residual.shape)}")
+        if residual.dtype != x.dtype:
+            raise TypeError(f"residual: dtype {residual.dtype} does not match x dtype {x.dtype}")
+        if residual.device != x.device:
+            raise ValueError(f"residual: on {residual.device}, but x is on {x.device}")
+    return stride, padding, dilation
+
+
+# ---------------------------------------------------------------------------
+# 2. Public entry points
+# ---------------------------------------------------------------------------
+def conv2d(x, weight, *, stride=1, padding=0, dilation=1, groups=1, scale=None, shift=None,
+           activation=None, residual=None):
+    """act(conv2d(x, weight) * scale + shift + residual), fused where a Triton kernel exists.
+
+    x: (N, C_in, H, W), NCHW or channels_last; the output has the same memory format.
+    weight: (C_out, C_in // groups, KH, KW), same dtype as x.
+    scale, shift: optional (C_out,) float tensors (folded BatchNorm, or bias as `shift`).
+    residual: optional tensor of the output's shape and x's dtype, added before `activation`.
+    activation: None, "relu", "relu6", "silu", "gelu" (erf form), "hardswish", "sigmoid".
+    The epilogue is computed in fp32 (fp64 for fp64) and rounded once to x's dtype.
+    Differentiable in x, weight, scale, shift and residual.
+    """
+    stride, padding, dilation = _check_arguments(
+        x, weight, stride, padding, dilation, groups, scale, shift, activation, residual)
+    return torch.ops.cnnc_kernels.conv2d(
+        x, weight, list(stride), list(padding), list(dilation), groups,
+        scale, shift, activation or "none", residual)
+
+
+def kernel_for(x, weight, groups=1, stride=1, padding=0, dilation=1):
+    """Which implementation a call takes: "depthwise", "grouped-dot" (tensor cores),
+    "grouped-direct" (CUDA-core loop) or "torch" (eager fallback)."""
+    C_in = x.shape[1]
+    C_out, cin_g, KH, KW = weight.shape
+    if not triton_can_run_on(x.device) or x.dtype not in TRITON_DTYPES:
+        return "torch"
+    if groups <= 1 or max(KH, KW) > MAX_KERNEL_SIZE:
+        return "torch"  # dense convolution: cuDNN / the CPU library is the better choice
+    if x.numel() >= MAX_TRITON_NUMEL or C_out * x.numel() // max(C_in, 1) >= MAX_TRITON_NUMEL:
+        return "torch"
+    if groups == C_in:
+        return "depthwise"
+    return "grouped-dot" if uses_tensor_cores(x.dtype, cin_g, C_out // groups) else "grouped-direct"
+
+
+def backend_for(x, weight, groups=1, stride=1, padding=0, dilation=1):
+    """"triton" when `conv2d` with these arguments runs a Triton kernel (natively on CUDA,
+    or under the interpreter on CPU), else "torch"."""
+    return "torch" if kernel_for(x, weight, groups, stride, padding, dilation) == "torch" else "triton"
+
+
+# ---------------------------------------------------------------------------
+# 3. The operator and its forward implementation
+# ---------------------------------------------------------------------------
+def _act(activation: str):
+    return None if activation == "none" else activation
+
+
+@torch.library.custom_op("cnnc_kernels::conv2d", mutates_args=())
+def _conv2d_op(x: torch.Tensor, weight: torch.Tensor, stride: List[int], padding: List[int],
+               dilation: List[int], groups: int, scale: Optional[torch.Tensor],
+               shift: Optional[torch.Tensor], activation: str,
+               residual: Optional[torch.Tensor]) -> torch.Tensor:
+    stride, padding, dilation, act = tuple(stride), tuple(padding), tuple(dilation), _act(activation)
+    kernel = kernel_for(x, weight, groups)
+    if kernel == "depthwise":
+        return depthwise_conv2d(x, weight, stride, padding, dilation, scale, shift, residual, act)
+    if kernel.startswith("grouped"):
+        return grouped_conv2d(x, weight, stride, padding, dilation, groups, scale, shift, residual, act)
+    return torch_conv2d(x, weight, stride, padding, dilation, groups, scale, shift, residual, act)
+
+
+def torch_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shift=None,
+                 residual=None, activation=None):
+    """The fallback: F.conv2d in x's dtype, then the epilogue in fp32, in x's memory format."""
+    conv = F.conv2d(x, weight, None, stride, padding, dilation, groups)
+    out = torch_epilogue(conv, scale, shift, residual, activation)
+    return out.contiguous(memory_format=output_memory_format(x))
+
+
+@_conv2d_op.register_fake
+def _conv2d_fake(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual):
+    OH, OW = _output_hw(x.shape[2], x.shape[3], weight.shape[2:], stride, padding, dilation)
+    return torch.empty((x.shape[0], weight.shape[0], OH, OW), dtype=x.dtype, device=x.device,
+                       memory_format=output_memory_format(x))
+
+
+# ---------------------------------------------------------------------------
+# 4. Backward
+# ---------------------------------------------------------------------------
+@torch.library.custom_op("cnnc_kernels::conv2d_input_grad", mutates_args=())
+def _conv2d_input_grad_op(grad_conv: torch.Tensor, weight: torch.Tensor, input_shape: List[int],
+                          stride: List[int], padding: List[int], dilation: List[int],
+                          groups: int) -> torch.Tensor:
+    """dL/dx. Triton for depthwise with stride 1 and multiplier 1 (the forward kernel on the
+    flipped filter); otherwise torch.nn.grad.conv2d_input."""
+    depthwise = kernel_for(grad_conv, weight, groups) == "depthwise" and input_shape[1] == groups
+    if depthwise and tuple(stride) == (1, 1) and weight.shape[0] == groups:
+        return depthwise_conv2d_input_grad(grad_conv, weight, input_shape, tuple(padding), tuple(dilation))
+    grad = torch.nn.grad.conv2d_input(input_shape, weight, grad_conv, stride, padding, dilation, groups)
+    return grad.contiguous(memory_format=output_memory_format(grad_conv))
+
+
+@_conv2d_input_grad_op.register_fake
+def _(grad_conv, weight, input_shape, stride, padding, dilation, groups):
+    return torch.empty(input_shape, dtype=grad_conv.dtype, device=grad_conv.device,
+                       memory_format=output_memory_format(grad_conv))
+
+
+@torch.library.custom_op("cnnc_kernels::conv2d_weight_grad", mutates_args=())
+def _conv2d_weight_grad_op(x: torch.Tensor, grad_conv: torch.Tensor, weight_shape: List[int],
+                           stride: List[int], padding: List[int], dilation: List[int],
+                           groups: int) -> torch.Tensor:
+    """dL/dweight. Triton for depthwise (a deterministic per-tap reduction over N*OH*OW);
+    otherwise torch.nn.grad.conv2d_weight."""
+    if groups == x.shape[1] and kernel_for(x, torch.empty(weight_shape, device="meta"), groups) == "depthwise":
+        return depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, tuple(stride),
+                                            tuple(padding), tuple(dilation))
+    return torch.nn.grad.conv2d_weight(x, weight_shape, grad_conv, stride, padding, dilation, groups).contiguous()
+
+
+@_conv2d_weight_grad_op.register_fake
+def _(x, grad_conv, weight_shape, stride, padding, dilation, groups):
+    return torch.empty(weight_shape, dtype=x.dtype, device=x.device)
+
+
+def _setup_context(ctx, inputs, output):
+    x, weight, stride, padding, dilation, groups, scale, shift, activation, residual = inputs
+    ctx.geometry = (stride, padding, dilation, groups)
+    ctx.activation = _act(activation)
+    ctx.residual_dtype = residual.dtype if residual is not None else None
+    saved_y = output if ctx.activation in _GRAD_FROM_OUTPUT else None
+    ctx.save_for_backward(x, weight, scale, shift, residual, saved_y)
+
+
+def _backward(ctx, grad_y):
+    """Gradients of y = act(c * scale + shift + residual), c = conv(x, weight).
+
+    dz = grad_y * act'(z), act' from the saved output y (relu, relu6, sigmoid) or from z
+    recomputed by the forward op without activation (silu, gelu, hardswish);
+    d residual = dz; d shift = sum dz; d scale = sum dz * c (c recomputed by the forward
+    op, only when scale needs a gradient); dc = dz * scale, then
+    d x = conv2d_input_grad(dc) and d weight = conv2d_weight_grad(x, dc) (see those ops
+    for Triton vs torch). The elementwise parts and the per-channel sums are torch ops.
+    """
+    x, weight, scale, shift, residual, y = ctx.saved_tensors
+    stride, padding, dilation, groups = ctx.geometry
+    act = ctx.activation
+    need = ctx.needs_input_grad
+    op = torch.ops.cnnc_kernels.conv2d
+
+    z = None
+    if act in NEEDS_PREACTIVATION:
+        z = op(x, weight, stride, padding, dilation, groups, scale, shift, "none", residual)
+    dz = activation_grad(grad_y, y, z, act)  # fp32 (fp64 for fp64)
+
+    grad_x = grad_w = grad_scale = grad_shift = grad_res = None
+    if need[9]:
+        grad_res = dz.to(ctx.residual_dtype)
+    if need[7]:
+        grad_shift = dz.sum(dim=(0, 2, 3)).to(shift.dtype)
+    if need[6]:
+        c = op(x, weight, stride, padding, dilation, groups, None, None, "none", None)
+        grad_scale = (dz * c.to(dz.dtype)).sum(dim=(0, 2, 3)).to(scale.dtype)
+    if need[0] or need[1]:
+        dc = dz * scale.to(dz.dtype).view(1, -1, 1, 1) if scale is not None else dz
+        dc = dc.to(x.dtype).contiguous(memory_format=output_memory_format(x))
+        if need[0]:
+            grad_x = torch.ops.cnnc_kernels.conv2d_input_grad(
+                dc, weight, list(x.shape), stride, padding, dilation, groups)
+        if need[1]:
+            grad_w = torch.ops.cnnc_kernels.conv2d_weight_grad(
+                x, dc, list(weight.shape), stride, padding, dilation, groups)
+    return grad_x, grad_w, None, None, None, None, grad_scale, grad_shift, None, grad_res
+
+
+_conv2d_op.register_autograd(_backward, setup_context=_setup_context)
+
+__all__ = ["conv2d", "backend_for", "kernel_for", "torch_conv2d", "_runtime"]

@@ -1,0 +1,290 @@
+"""Depthwise conv2d (groups == in_channels, channel multiplier MULT) with a fused epilogue.
+
+Depthwise convolution does ~4.5 FLOP per byte (ANCHORS §4): it is bound by memory
+bandwidth, so the design goal is to touch each input and output byte once.
+
+* One program per (batch image x spatial tile of BLOCK_H x BLOCK_W outputs, channel block
+  of BLOCK_C output channels). With channels_last input the tile's loads run along C,
+  which is the contiguous axis: each pixel's BLOCK_C channels are one vectorized load.
+  Strides are passed in, so NCHW works too (then the W axis is the contiguous one).
+* Register blocking: the accumulator is a [BLOCK_H*BLOCK_W, BLOCK_C] fp32 tile; each
+  filter tap is loaded once per program as a BLOCK_C vector and reused by every output of
+  the tile, and the KH*KW taps are unrolled (KH, KW are constexpr). The overlapping input
+  windows of neighbouring outputs are re-read through L1, so DRAM sees each input about
+  once. For 7x7 a larger spatial tile amortizes the 49 tap loads.
+* The epilogue (scale, shift, residual, activation) runs on the fp32 accumulator before
+  the single store, so there is no extra pass over the activation.
+
+Backward pieces that are Triton kernels live here too:
+* input gradient, stride 1 and MULT 1: a depthwise conv of the output gradient with the
+  spatially flipped filter (the forward kernel itself; see `depthwise_conv2d_input_grad`);
+* weight gradient: a per-tap reduction over (N, OH, OW) (`depthwise_weight_grad_kernel`).
+
+File layout: kernels, then launchers, then the eager reference.
+"""
+
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+
+from ._runtime import INTERPRET, empty_output, output_memory_format
+from .epilogue import apply_activation, torch_epilogue
+
+
+def depthwise_configs():
+    """Autotune space for the forward kernel: a few tile shapes, kept small on purpose.
+
+    channels_last wants wide BLOCK_C (contiguous, vectorized loads); NCHW wants wide
+    BLOCK_W. Under the interpreter there is a single large tile so CI runs few programs.
+    """
+    if INTERPRET:
+        return [triton.Config({"BLOCK_H": 8, "BLOCK_W": 8, "BLOCK_C": 16}, num_warps=4)]
+    shapes = [
+        # (BLOCK_H, BLOCK_W, BLOCK_C, num_warps)
+        (4, 8, 64, 4),
+        (8, 8, 32, 4),
+        (8, 16, 32, 8),
+        (2, 16, 64, 4),
+        (4, 32, 16, 4),  # NCHW-friendly: long contiguous runs along W
+        (8, 8, 128, 8),
+    ]
+    return [
+        triton.Config({"BLOCK_H": bh, "BLOCK_W": bw, "BLOCK_C": bc}, num_warps=w, num_stages=1)
+        for bh, bw, bc, w in shapes
+    ]
+
+
+@triton.autotune(
+    configs=depthwise_configs(),
+    key=["C_out", "OH", "OW", "KH", "KW", "STRIDE_H", "STRIDE_W", "MULT", "CHANNELS_LAST"],
+)
+@triton.jit
+def depthwise_conv2d_kernel(
+    # pointers (scale/shift/res may be dummies when the HAS_* flag is off)
+    x_ptr, w_ptr, scale_ptr, shift_ptr, res_ptr, out_ptr,
+    # sizes
+    H, W, C_out, OH, OW,
+    # strides, in elements: x and residual/out as (n, c, h, w), weight as (c_out, h, w)
+    sxn, sxc, sxh, sxw,
+    swc, swh, sww,
+    srn, src, srh, srw,
+    son, soc, soh, sow,
+    # geometry: padding is a runtime value (may be negative for the flipped-kernel grad)
+    PAD_H, PAD_W,
+    KH: tl.constexpr, KW: tl.constexpr,
+    STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr,
+    DIL_H: tl.constexpr, DIL_W: tl.constexpr,
+    MULT: tl.constexpr,  # output channels per input channel
+    CHANNELS_LAST: tl.constexpr,  # only an autotune key: the best tile depends on layout
+    # epilogue
+    HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr, HAS_RES: tl.constexpr,
+    ACT: tl.constexpr,
+    ACC_DTYPE: tl.constexpr,  # fp32, or fp64 for fp64 inputs
+    # tiles
+    BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    pid_tile = tl.program_id(0)  # (n, tile_h, tile_w) flattened
+    pid_c = tl.program_id(1)
+    tiles_h = tl.cdiv(OH, BLOCK_H)
+    tiles_w = tl.cdiv(OW, BLOCK_W)
+    n = pid_tile // (tiles_h * tiles_w)
+    t = pid_tile % (tiles_h * tiles_w)
+
+    # flattened [BLOCK_H * BLOCK_W] output pixels; BLOCK_W is a power of two, so // and % are shifts
+    hw = tl.arange(0, BLOCK_H * BLOCK_W)
+    oh = (t // tiles_w) * BLOCK_H + hw // BLOCK_W
+    ow = (t % tiles_w) * BLOCK_W + hw % BLOCK_W
+    hw_mask = (oh < OH) & (ow < OW)
+
+    co = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_mask = co < C_out
+    ci = co // MULT
+
+    x_base = x_ptr + n.to(tl.int64) * sxn + ci[None, :] * sxc
+    acc = tl.zeros((BLOCK_H * BLOCK_W, BLOCK_C), dtype=ACC_DTYPE)
+    for kh in tl.static_range(KH):
+        ih = oh * STRIDE_H - PAD_H + kh * DIL_H
+        row_ok = hw_mask & (ih >= 0) & (ih < H)
+        for kw in tl.static_range(KW):
+            iw = ow * STRIDE_W - PAD_W + kw * DIL_W
+            ok = row_ok & (iw >= 0) & (iw < W)
+            xv = tl.load(x_base + ih[:, None] * sxh + iw[:, None] * sxw,
+                         mask=ok[:, None] & c_mask[None, :], other=0.0)
+            wv = tl.load(w_ptr + co * swc + kh * swh + kw * sww, mask=c_mask, other=0.0)
+            acc += xv.to(ACC_DTYPE) * wv.to(ACC_DTYPE)[None, :]
+
+    # epilogue on the fp32 accumulator: act(acc * scale + shift + residual)
+    if HAS_SCALE:
+        acc = acc * tl.load(scale_ptr + co, mask=c_mask, other=0.0).to(ACC_DTYPE)[None, :]
+    if HAS_SHIFT:
+        acc = acc + tl.load(shift_ptr + co, mask=c_mask, other=0.0).to(ACC_DTYPE)[None, :]
+    out_mask = hw_mask[:, None] & c_mask[None, :]
+    if HAS_RES:
+        r_ptrs = res_ptr + n.to(tl.int64) * srn + co[None, :] * src + oh[:, None] * srh + ow[:, None] * srw
+        acc = acc + tl.load(r_ptrs, mask=out_mask, other=0.0).to(ACC_DTYPE)
+    acc = apply_activation(acc, ACT)
+
+    o_ptrs = out_ptr + n.to(tl.int64) * son + co[None, :] * soc + oh[:, None] * soh + ow[:, None] * sow
+    tl.store(o_ptrs, acc.to(out_ptr.dtype.element_ty), mask=out_mask)
+
+
+def weight_grad_configs():
+    if INTERPRET:
+        return [triton.Config({"BLOCK_M": 64, "BLOCK_C": 16}, num_warps=4)]
+    return [
+        triton.Config({"BLOCK_M": bm, "BLOCK_C": bc}, num_warps=w, num_stages=2)
+        for bm, bc, w in [(64, 64, 4), (128, 32, 4), (32, 128, 4)]
+    ]
+
+
+@triton.autotune(configs=weight_grad_configs(), key=["C_out", "M", "KH", "KW", "SPLIT_M"])
+@triton.jit
+def depthwise_weight_grad_kernel(
+    # pointers: partial is [SPLIT_M, KH*KW, C_out] fp32/fp64, summed over SPLIT_M by the launcher
+    x_ptr, g_ptr, partial_ptr,
+    # sizes: M = N * OH * OW output pixels reduced over
+    H, W, C_out, OH, OW, M,
+    # strides (elements), (n, c, h, w)
+    sxn, sxc, sxh, sxw,
+    sgn, sgc, sgh, sgw,
+    # geometry
+    PAD_H, PAD_W,
+    KH: tl.constexpr, KW: tl.constexpr,
+    STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr,
+    DIL_H: tl.constexpr, DIL_W: tl.constexpr,
+    MULT: tl.constexpr,
+    SPLIT_M: tl.constexpr,  # programs along M per (tap, channel block)
+    ACC_DTYPE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """grad_w[co, kh, kw] = sum over (n, oh, ow) of grad_out[n, co, oh, ow] * x[n, co // MULT, ih, iw].
+
+    One program per (tap, channel block, slice of M); no atomics, so the result is deterministic.
+    """
+    tap = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    pid_m = tl.program_id(2)
+    kh = tap // KW
+    kw = tap % KW
+
+    co = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_mask = co < C_out
+    ci = co // MULT
+
+    acc = tl.zeros((BLOCK_M, BLOCK_C), dtype=ACC_DTYPE)
+    m_per_split = tl.cdiv(tl.cdiv(M, SPLIT_M), BLOCK_M) * BLOCK_M
+    m_start = pid_m * m_per_split
+    for m0 in range(m_start, m_start + m_per_split, BLOCK_M):
+        m = m0 + tl.arange(0, BLOCK_M)
+        n = m // (OH * OW)
+        oh = (m // OW) % OH
+        ow = m % OW
+        ih = oh * STRIDE_H - PAD_H + kh * DIL_H
+        iw = ow * STRIDE_W - PAD_W + kw * DIL_W
+        m_ok = m < M
+        ok = m_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+        n64 = n.to(tl.int64)
+        gv = tl.load(g_ptr + n64[:, None] * sgn + co[None, :] * sgc + oh[:, None] * sgh + ow[:, None] * sgw,
+                     mask=m_ok[:, None] & c_mask[None, :], other=0.0)
+        xv = tl.load(x_ptr + n64[:, None] * sxn + ci[None, :] * sxc + ih[:, None] * sxh + iw[:, None] * sxw,
+                     mask=ok[:, None] & c_mask[None, :], other=0.0)
+        acc += gv.to(ACC_DTYPE) * xv.to(ACC_DTYPE)
+
+    total = tl.sum(acc, axis=0)
+    tl.store(partial_ptr + (pid_m * KH * KW + tap) * C_out + co, total, mask=c_mask)
+
+
+# ---------------------------------------------------------------------------
+# Launchers
+# ---------------------------------------------------------------------------
+def _acc_dtype(dtype):
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=None,
+                     residual=None, activation=None, out=None):
+    """Launch the forward kernel. Arguments are already validated by `kernels.conv2d`:
+    stride/padding/dilation are (h, w) pairs, weight is [C_out, 1, KH, KW] with
+    C_out = MULT * C_in. `out`, if given, must have the output shape (any strides)."""
+    N, C_in, H, W = x.shape
+    C_out, _, KH, KW = weight.shape
+    (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
+    OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
+    OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
+    if out is None:
+        out = empty_output((N, C_out, OH, OW), x.dtype, x.device, output_memory_format(x))
+    assert out.shape == (N, C_out, OH, OW), (out.shape, (N, C_out, OH, OW))
+    _launch_depthwise(x, weight, out, (PH, PW), stride, dilation, C_out // C_in,
+                      scale, shift, residual, activation)
+    return out
+
+
+def _launch_depthwise(x, weight, out, padding, stride, dilation, mult,
+                      scale, shift, residual, activation):
+    N, _, H, W = x.shape
+    _, C_out, OH, OW = out.shape
+    KH, KW = weight.shape[2], weight.shape[3]
+    res = residual if residual is not None else out  # dummy pointer when unused
+    grid = lambda meta: (  # noqa: E731
+        N * triton.cdiv(OH, meta["BLOCK_H"]) * triton.cdiv(OW, meta["BLOCK_W"]),
+        triton.cdiv(C_out, meta["BLOCK_C"]),
+    )
+    depthwise_conv2d_kernel[grid](
+        x, weight,
+        scale if scale is not None else out, shift if shift is not None else out, res, out,
+        H, W, C_out, OH, OW,
+        *x.stride(),
+        weight.stride(0), weight.stride(2), weight.stride(3),
+        *res.stride(),
+        *out.stride(),
+        padding[0], padding[1],
+        KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
+        MULT=mult, CHANNELS_LAST=x.stride(1) == 1,
+        HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
+        ACT=activation or "none", ACC_DTYPE=_acc_dtype(x.dtype),
+    )
+
+
+def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, padding, dilation):
+    """Input gradient for stride 1, multiplier 1: the forward kernel run on the output
+    gradient with the filter flipped in H and W and padding D*(K-1) - P. Returns a tensor
+    in grad_conv's memory format."""
+    KH, KW = weight.shape[2], weight.shape[3]
+    (PH, PW), (DH, DW) = padding, dilation
+    flipped = weight.flip(2, 3)
+    out = empty_output(tuple(input_shape), grad_conv.dtype, grad_conv.device, output_memory_format(grad_conv))
+    _launch_depthwise(grad_conv, flipped, out, (DH * (KH - 1) - PH, DW * (KW - 1) - PW), (1, 1),
+                      dilation, 1, None, None, None, None)
+    return out
+
+
+def depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, stride, padding, dilation):
+    """Weight gradient [C_out, 1, KH, KW] in weight's dtype, reduced in fp32 (fp64 for fp64)."""
+    N, C_in, H, W = x.shape
+    C_out, _, KH, KW = weight_shape
+    OH, OW = grad_conv.shape[2], grad_conv.shape[3]
+    M = N * OH * OW
+    # enough programs to fill the machine; deterministic two-stage reduction
+    split_m = 1 if INTERPRET else max(1, min(64, M // 4096))
+    acc_torch = torch.float64 if x.dtype == torch.float64 else torch.float32
+    partial = torch.empty((split_m, KH * KW, C_out), dtype=acc_torch, device=x.device)
+    grid = lambda meta: (KH * KW, triton.cdiv(C_out, meta["BLOCK_C"]), split_m)  # noqa: E731
+    depthwise_weight_grad_kernel[grid](
+        x, grad_conv, partial,
+        H, W, C_out, OH, OW, M,
+        *x.stride(), *grad_conv.stride(),
+        padding[0], padding[1],
+        KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
+        MULT=C_out // C_in, SPLIT_M=split_m, ACC_DTYPE=_acc_dtype(x.dtype),
+    )
+    return partial.sum(0).t().contiguous().view(C_out, 1, KH, KW).to(x.dtype)
+
+
+# ---------------------------------------------------------------------------
+# Reference
+# ---------------------------------------------------------------------------
+def depthwise_conv2d_reference(x, weight, stride, padding, dilation, scale=None, shift=None,
+                               residual=None, activation=None):
+    conv = F.conv2d(x, weight, None, stride, padding, dilation, groups=x.shape[1])
+    return torch_epilogue(conv, scale, shift, residual, activation)

@@ -1,0 +1,94 @@
+"""The fused epilogue `act(acc * scale + shift + residual)`: one Triton helper shared by
+every conv kernel, its eager-torch twin (the fallback and the test reference), and the
+activation derivatives used by the backward pass.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def apply_activation(x, ACT: tl.constexpr):
+    """`x` is the fp32 (or fp64) accumulator; ACT is one of `ACTIVATIONS` or "none"."""
+    if ACT == "relu":
+        x = tl.maximum(x, 0.0)
+    elif ACT == "relu6":
+        x = tl.minimum(tl.maximum(x, 0.0), 6.0)
+    elif ACT == "silu":
+        x = x / (1.0 + tl.exp(-x))
+    elif ACT == "gelu":  # erf form, torch's default approximate="none"
+        x = 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
+    elif ACT == "hardswish":
+        x = x * tl.minimum(tl.maximum(x + 3.0, 0.0), 6.0) / 6.0
+    elif ACT == "sigmoid":
+        x = 1.0 / (1.0 + tl.exp(-x))
+    return x
+
+
+# Eager twins, keyed by activation name (None means identity).
+TORCH_ACTIVATIONS = {
+    None: lambda z: z,
+    "relu": F.relu,
+    "relu6": F.relu6,
+    "silu": F.silu,
+    "gelu": F.gelu,
+    "hardswish": F.hardswish,
+    "sigmoid": torch.sigmoid,
+}
+
+
+def torch_epilogue(conv_out, scale, shift, residual, activation):
+    """Eager epilogue in fp32 (fp64 for fp64), cast back to the conv's dtype, exactly the
+    arithmetic order of the kernels: (((acc * scale) + shift) + residual) -> act."""
+    acc_dtype = torch.float64 if conv_out.dtype == torch.float64 else torch.float32
+    z = conv_out.to(acc_dtype)
+    if scale is not None:
+        z = z * scale.to(acc_dtype).view(1, -1, 1, 1)
+    if shift is not None:
+        z = z + shift.to(acc_dtype).view(1, -1, 1, 1)
+    if residual is not None:
+        z = z + residual.to(acc_dtype)
+    return TORCH_ACTIVATIONS[activation](z).to(conv_out.dtype)
+
+
+# ---------------------------------------------------------------------------
+# Backward: d act(z) / dz. Activations whose derivative is a function of the
+# output y are differentiated from y (no recompute needed); the others need
+# the pre-activation z, which the backward recomputes.
+# ---------------------------------------------------------------------------
+NEEDS_PREACTIVATION = {"silu": True, "gelu": True, "hardswish": True}
+
+
+def activation_grad(grad_y, y, z, activation):
+    """Return dL/dz in fp32 (fp64 for fp64) given dL/dy; `z` may be None when the
+    activation is differentiated from its output `y`. Matches torch's conventions at
+    the kinks (relu'(0) = 0, relu6'(0) = relu6'(6) = 0, hardswish'(-3) = 0, hardswish'(3) = 1)."""
+    acc_dtype = torch.float64 if grad_y.dtype == torch.float64 else torch.float32
+    g = grad_y.to(acc_dtype)
+    if activation is None:
+        return g
+    if activation == "relu":
+        return torch.where(y > 0, g, torch.zeros_like(g))
+    if activation == "relu6":
+        return torch.where((y > 0) & (y < 6), g, torch.zeros_like(g))
+    if activation == "sigmoid":
+        s = y.to(acc_dtype)
+        return g * s * (1.0 - s)
+    z = z.to(acc_dtype)
+    if activation == "silu":
+        s = torch.sigmoid(z)
+        return g * s * (1.0 + z * (1.0 - s))
+    if activation == "gelu":
+        cdf = 0.5 * (1.0 + torch.erf(z * (1.0 / math.sqrt(2.0))))
+        pdf = torch.exp(-0.5 * z * z) * (1.0 / math.sqrt(2.0 * math.pi))
+        return g * (cdf + z * pdf)
+    if activation == "hardswish":
+        # torch: 0 for z <= -3, 1 for z >= 3, (2z + 3) / 6 strictly in between
+        mid = (2.0 * z + 3.0) / 6.0
+        d = torch.where(z <= -3.0, torch.zeros_like(z), torch.where(z < 3.0, mid, torch.ones_like(z)))
+        return g * d
+    raise ValueError(f"activation: unknown activation {activation!r}")

@@ -1,0 +1,183 @@
+"""Forward pass of kernels.conv2d against eager PyTorch (float64 reference).
+
+Runs the Triton kernels under the interpreter on CPU (small shapes, CI) or natively on a
+GPU. Every kernel output buffer is poisoned with NaN before the run.
+"""
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import kernels
+from kernels_testlib import (DEVICE, assert_close_to_reference, make_inputs, reference_conv2d,
+                             require_triton_path, same_memory_format)
+
+ACTIVATIONS = list(kernels.ACTIVATIONS)
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+DW_KERNELS = [(3, 3), (5, 5), (7, 7), (1, 3), (3, 1), (1, 5), (5, 1), (1, 7), (7, 1)]
+
+FAST = settings(max_examples=40, deadline=None, database=None, print_blob=True,
+                suppress_health_check=[HealthCheck.too_slow])
+
+
+def run_case(case):
+    """Build inputs for `case`, run kernels.conv2d with poisoned outputs, compare."""
+    x, w, scale, shift, residual = make_inputs(**{k: v for k, v in case.items() if k != "activation"})
+    args = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
+                groups=case["groups"])
+    with kernels.poisoned_outputs():
+        out = kernels.conv2d(x, w, scale=scale, shift=shift, activation=case["activation"],
+                             residual=residual, **args)
+    ref = reference_conv2d(x, w, scale=scale, shift=shift, activation=case["activation"],
+                           residual=residual, **args)
+    assert_close_to_reference(out, ref, case["dtype"])
+    assert same_memory_format(out, x), f"output strides {out.stride()} do not follow input {x.stride()}"
+    return x, w
+
+
+def _spatial(draw, KH, KW, stride, padding, dilation, max_hw=11):
+    """Input sizes for which the output is at least 1x1."""
+    min_h = max(1, dilation[0] * (KH - 1) + 1 - 2 * padding[0])
+    min_w = max(1, dilation[1] * (KW - 1) + 1 - 2 * padding[1])
+    H = draw(st.integers(min_h, max(min_h, max_hw)))
+    W = draw(st.integers(min_w, max(min_w, max_hw)))
+    return H, W
+
+
+def _pair(draw, values):
+    a = draw(st.sampled_from(values))
+    return (a, a) if draw(st.booleans()) else (a, draw(st.sampled_from(values)))
+
+
+def _epilogue(draw):
+    return dict(
+        activation=draw(st.sampled_from(ACTIVATIONS)),
+        with_scale=draw(st.booleans()), with_shift=draw(st.booleans()),
+        with_residual=draw(st.booleans()), scale_fp32=draw(st.booleans()),
+        channels_last=draw(st.booleans()), seed=draw(st.integers(0, 2**16)),
+    )
+
+
+@st.composite
+def depthwise_cases(draw):
+    C = draw(st.integers(2, 12))
+    mult = draw(st.sampled_from([1, 2]))
+    KH, KW = draw(st.sampled_from(DW_KERNELS))
+    stride, dilation = _pair(draw, [1, 2]), _pair(draw, [1, 2])
+    padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    H, W = _spatial(draw, KH, KW, stride, padding, dilation)
+    return dict(N=draw(st.integers(1, 2)), C_in=C, C_out=C * mult, H=H, W=W, KH=KH, KW=KW,
+                groups=C, dtype=draw(st.sampled_from(DTYPES)), stride=stride, padding=padding,
+                dilation=dilation, **_epilogue(draw))
+
+
+@st.composite
+def grouped_cases(draw):
+    groups = draw(st.integers(2, 4))
+    cin_g = draw(st.sampled_from([1, 2, 3, 4, 8, 16, 32]))
+    cout_g = draw(st.sampled_from([1, 2, 4, 5, 16, 32]))
+    K = draw(st.sampled_from([1, 3]))
+    stride, dilation = _pair(draw, [1, 2]), _pair(draw, [1, 2])
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    H, W = _spatial(draw, K, K, stride, padding, dilation, max_hw=8)
+    return dict(N=draw(st.integers(1, 2)), C_in=groups * cin_g, C_out=groups * cout_g, H=H, W=W,
+                KH=K, KW=K, groups=groups, dtype=draw(st.sampled_from(DTYPES)), stride=stride,
+                padding=padding, dilation=dilation, **_epilogue(draw))
+
+
+@FAST
+@given(depthwise_cases())
+def test_depthwise_matches_eager(case):
+    x, w = run_case(case)
+    require_triton_path(x, w, case["groups"])
+
+
+@FAST
+@given(grouped_cases())
+def test_grouped_matches_eager(case):
+    x, w = run_case(case)
+    if case["C_in"] > case["groups"]:  # groups == C_in would be depthwise
+        require_triton_path(x, w, case["groups"])
+
+
+# Named configurations from the issue, so coverage never depends on what hypothesis draws.
+def _case(C_in, C_out, groups, K, stride=1, padding=None, dilation=1, dtype=torch.float16,
+          channels_last=True, activation="relu", H=6, W=6, N=1):
+    KH, KW = K if isinstance(K, tuple) else (K, K)
+    padding = padding if padding is not None else (dilation * (KH // 2), dilation * (KW // 2))
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    return dict(N=N, C_in=C_in, C_out=C_out, H=H, W=W, KH=KH, KW=KW, groups=groups, dtype=dtype,
+                channels_last=channels_last, stride=pair(stride), padding=pair(padding),
+                dilation=pair(dilation), with_scale=True, with_shift=True, with_residual=False,
+                scale_fp32=True, activation=activation, seed=0)
+
+
+NAMED = {
+    "dw3_s1": _case(8, 8, 8, 3),
+    "dw3_s2_nchw": _case(8, 8, 8, 3, stride=2, channels_last=False),
+    "dw5_mult2": _case(4, 8, 4, 5, activation="silu"),
+    "dw7_convnext": _case(8, 8, 8, 7, H=9, W=9, activation="gelu"),
+    "dw_1x7": _case(6, 6, 6, (1, 7), activation="hardswish"),
+    "dw_7x1_bf16": _case(6, 6, 6, (7, 1), dtype=torch.bfloat16),
+    "dw3_dil2_fp32": _case(5, 10, 5, 3, dilation=2, dtype=torch.float32, activation="sigmoid"),
+    "dw3_s2_mult2_pad0": _case(4, 8, 4, 3, stride=2, padding=0, activation="relu6"),
+    "resnext_g32x4": _case(128, 128, 32, 3, H=5, W=5),
+    "resnext_g32x8_s2": _case(256, 256, 32, 3, stride=2, H=5, W=5),
+    "resnext_g32x16": _case(512, 512, 32, 3, H=4, W=4),
+    "resnext_g32x32_fp32": _case(1024, 1024, 32, 3, H=3, W=3, dtype=torch.float32),
+    "large_groups_g2x64": _case(128, 128, 2, 3, H=4, W=4, activation=None),
+    "large_groups_g4x32_bf16": _case(128, 64, 4, 3, H=4, W=4, dtype=torch.bfloat16),
+}
+
+
+@pytest.mark.parametrize("name", list(NAMED))
+def test_named_configuration(name):
+    case = NAMED[name]
+    x, w = run_case(case)
+    require_triton_path(x, w, case["groups"])
+
+
+@pytest.mark.parametrize("residual_channels_last", [False, True])
+def test_residual_in_other_layout(residual_channels_last):
+    """The residual may come in a different memory format than x."""
+    case = dict(_case(6, 6, 6, 3), with_residual=True, channels_last=not residual_channels_last)
+    x, w, scale, shift, residual = make_inputs(**{k: v for k, v in case.items() if k != "activation"})
+    residual = residual.contiguous(
+        memory_format=torch.channels_last if residual_channels_last else torch.contiguous_format)
+    with kernels.poisoned_outputs():
+        out = kernels.conv2d(x, w, padding=1, groups=6, scale=scale, shift=shift, residual=residual)
+    ref = reference_conv2d(x, w, (1, 1), (1, 1), (1, 1), 6, scale, shift, None, residual)
+    assert_close_to_reference(out, ref, x.dtype)
+
+
+def test_fallback_has_same_semantics():
+    """Dense conv (groups=1) takes the torch path; the fallback agrees with the reference
+    and with the Triton path on a depthwise call."""
+    x = torch.randn(2, 4, 7, 7, device=DEVICE)
+    w = torch.randn(6, 4, 3, 3, device=DEVICE) / 6
+    scale, shift = torch.rand(6, device=DEVICE) + 0.5, torch.randn(6, device=DEVICE)
+    assert kernels.backend_for(x, w, groups=1) == "torch"
+    out = kernels.conv2d(x, w, padding=1, scale=scale, shift=shift, activation="gelu")
+    ref = reference_conv2d(x, w, (1, 1), (1, 1), (1, 1), 1, scale, shift, "gelu")
+    assert_close_to_reference(out, ref, torch.float32)
+
+    wd = torch.randn(4, 1, 3, 3, device=DEVICE)
+    sd = torch.randn(4, device=DEVICE)
+    triton_out = kernels.conv2d(x, wd, padding=1, groups=4, shift=sd, activation="silu")
+    torch_out = kernels.torch_conv2d(x, wd, (1, 1), (1, 1), (1, 1), 4, None, sd, None, "silu")
+    torch.testing.assert_close(triton_out, torch_out, atol=2e-5, rtol=2e-5)
+
+
+def test_backend_table():
+    """Which configurations run on Triton (here: the interpreter or CUDA) and which fall back."""
+    x = torch.randn(1, 32, 4, 4, device=DEVICE)
+    def kind(w, groups, xx=x):
+        return kernels.kernel_for(xx, w.to(device=DEVICE), groups)
+    assert kind(torch.randn(32, 1, 3, 3), 32) == "depthwise"
+    assert kind(torch.randn(64, 1, 7, 7), 32) == "depthwise"
+    assert kind(torch.randn(32, 4, 3, 3), 8) == "grouped-direct"
+    assert kind(torch.randn(32, 16, 3, 3), 2) == "grouped-dot"
+    assert kind(torch.randn(32, 32, 3, 3), 1) == "torch"           # dense
+    assert kind(torch.randn(32, 1, 13, 13), 32) == "torch"         # filter too large to unroll
+    assert kind(torch.randn(32, 1, 3, 3, dtype=torch.float64), 32, x.double()) == "depthwise"

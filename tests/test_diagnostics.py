@@ -1,0 +1,230 @@
+"""Every class of spec mistake gives one exact, located diagnostic and exit status 1."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from cnnc.cli import main
+from conftest import ROOT
+
+NET = "network n() {{\n    x = input(3, 32, 32)\n{body}\n}}\n"
+
+# (case id, spec text, expected stderr). Written by hand from what the message should say.
+CASES = [
+    ("syntax-unexpected-token", "network n() {\n    x = input(3, 32, 32\n    output o = x\n}\n",
+     """bad.cnn:3:5: error: unexpected 'output'; expected ')' or ','
+    3 |     output o = x
+      |     ^
+"""),
+    ("syntax-eof", "network n() {\n    x = input(3, 32, 32)\n",
+     """bad.cnn:2:25: error: unexpected end of file; expected a statement or '}'
+    2 |     x = input(3, 32, 32)
+      |                         ^
+"""),
+    ("syntax-character", NET.format(body="    output o = x $ 2"),
+     """bad.cnn:3:18: error: unexpected character '$'
+    3 |     output o = x $ 2
+      |                  ^
+"""),
+    ("syntax-unterminated-string", NET.format(body='    output o = x -> conv(8, 3, padding="same)'),
+     """bad.cnn:3:40: error: unterminated string (strings end on the same line)
+    3 |     output o = x -> conv(8, 3, padding="same)
+      |                                        ^
+"""),
+    ("syntax-assign-in-condition", NET.format(body="    if x.channels = 3 { x = x }\n    output o = x"),
+     """bad.cnn:3:19: error: unexpected '='; expected '{' or an operator
+    3 |     if x.channels = 3 { x = x }
+      |                   ^
+note: use '==' to compare
+"""),
+    ("unknown-op", NET.format(body="    output o = x -> conv(8, 3) -> rellu"),
+     """bad.cnn:3:35: error: unknown op or block 'rellu'; did you mean 'relu'?
+    3 |     output o = x -> conv(8, 3) -> rellu
+      |                                   ^
+"""),
+    ("unknown-name", NET.format(body="    y = x -> conv(8, 3)\n    output o = yy -> relu"),
+     """bad.cnn:4:16: error: unknown name 'yy'; did you mean 'y'?
+    4 |     output o = yy -> relu
+      |                ^
+"""),
+    ("unknown-argument", NET.format(body="    output o = x -> conv(8, 3, strid=2)"),
+     """bad.cnn:3:32: error: conv has no argument 'strid'; did you mean 'stride'?
+    3 |     output o = x -> conv(8, 3, strid=2)
+      |                                ^
+note: signature: conv(x, out, kernel, stride=1, padding=0, dilation=1, groups=1, bias=true)
+"""),
+    ("wrong-argument-type", NET.format(body="    output o = x -> conv(8, 3, bias=1)"),
+     """bad.cnn:3:32: error: 'bias' of conv must be true or false, got the integer 1
+    3 |     output o = x -> conv(8, 3, bias=1)
+      |                                ^
+"""),
+    ("missing-argument", NET.format(body="    output o = x -> conv(8)"),
+     """bad.cnn:3:21: error: conv needs argument 'kernel'
+    3 |     output o = x -> conv(8)
+      |                     ^
+note: signature: conv(x, out, kernel, stride=1, padding=0, dilation=1, groups=1, bias=true)
+"""),
+    ("op-without-input", NET.format(body="    output o = conv(8, 3)"),
+     """bad.cnn:3:21: error: conv expects a tensor as input, got the integer 8
+    3 |     output o = conv(8, 3)
+      |                     ^
+note: write x -> conv(...) or conv(x, ...)
+"""),
+    ("channel-mismatch-at-add",
+     "block res(x, c) {\n    y = x -> conv(c, 3, padding=1) -> bn\n    return relu(y + x)\n}\n"
+     "network n() {\n    x = input(3, 32, 32) -> conv(16, 3, padding=1)\n    output o = x -> res(32) as block1\n}\n",
+     """bad.cnn:3:19: error: channel mismatch at add: 32x32x32 vs 16x32x32
+    3 |     return relu(y + x)
+      |                   ^
+note: input shapes: 32x32x32, 16x32x32
+note: elementwise ops need equal sizes, or 1 to broadcast
+bad.cnn:7:21: note: in 'block1' (an instance of block 'res'), called here
+"""),
+    ("spatial-mismatch-at-concat",
+     NET.format(body="    a = x -> conv(8, 3)\n    b = x -> conv(8, 3, padding=1)\n    output o = concat(a, b)"),
+     """bad.cnn:5:16: error: spatial mismatch at concat: input 1 is 8x30x30, input 2 is 8x32x32
+    5 |     output o = concat(a, b)
+      |                ^
+note: input shapes: 8x30x30, 8x32x32
+note: concat joins along channels; every input needs the same height and width
+"""),
+    ("groups-not-dividing", NET.format(body="    output o = x -> conv(8, 3, groups=2)"),
+     """bad.cnn:3:21: error: groups (2) must divide the input channels (3)
+    3 |     output o = x -> conv(8, 3, groups=2)
+      |                     ^
+note: input shape 3x32x32
+"""),
+    ("kernel-larger-than-input", NET.format(body="    output o = x -> maxpool(8, stride=8) -> conv(8, 5)"),
+     """bad.cnn:3:45: error: conv kernel larger than its padded input: kernel 5 (dilation 1) spans 5, but the padded height is 4
+    3 |     output o = x -> maxpool(8, stride=8) -> conv(8, 5)
+      |                                             ^
+note: input shape: 3x4x4
+"""),
+    ("recursive-block",
+     "block a(x) { return x -> b }\nblock b(x) { return x -> relu -> a }\n"
+     "network n() {\n    x = input(3, 8, 8)\n    output o = x -> a\n}\n",
+     """bad.cnn:2:34: error: recursive block 'a' (a -> b -> a); blocks cannot call themselves
+    2 | block b(x) { return x -> relu -> a }
+      |                                  ^
+bad.cnn:1:26: note: in 'a1.b1' (an instance of block 'b'), called here
+bad.cnn:5:21: note: in 'a1' (an instance of block 'a'), called here
+"""),
+    ("node-budget", NET.format(body="    for i in range(1000000) { x = x -> relu }\n    output o = x"),
+     """bad.cnn:3:40: error: spec expands past the budget of 100,000 nodes; is a loop or depth too large?
+    3 |     for i in range(1000000) { x = x -> relu }
+      |                                        ^
+"""),
+    ("step-budget", NET.format(body="    for i in range(100000000) { y = i }\n    output o = x"),
+     """bad.cnn:3:14: error: range of 100,000,000 items is longer than the step budget (2,000,000)
+    3 |     for i in range(100000000) { y = i }
+      |              ^
+"""),
+    ("missing-import", 'import "blocks/nothere.cnn"\n' + NET.format(body="    output o = x"),
+     """bad.cnn:1:1: error: cannot import 'blocks/nothere.cnn': no such file (looked for blocks/nothere.cnn)
+    1 | import "blocks/nothere.cnn"
+      | ^
+"""),
+    ("import-cycle", 'import "bad.cnn"\n' + NET.format(body="    output o = x"),
+     """bad.cnn:1:1: error: import cycle: bad.cnn -> bad.cnn
+    1 | import "bad.cnn"
+      | ^
+"""),
+    ("huge-tensor", "network n() {\n    x = input(3, 100000, 100000)\n    output o = x\n}\n",
+     """bad.cnn:2:9: error: input would make a tensor of shape 3x100000x100000 (30,000,000,000 elements per sample); the limit is 2^32
+    2 |     x = input(3, 100000, 100000)
+      |         ^
+"""),
+    ("integer-overflow", NET.format(body="    c = 2\n    for i in range(70) { c = c * 2 }\n    output o = x"),
+     """bad.cnn:4:32: error: integer too large (> 2^62)
+    4 |     for i in range(70) { c = c * 2 }
+      |                                ^
+"""),
+    ("division-by-zero", NET.format(body="    output o = x -> conv(64 // 0, 3)"),
+     """bad.cnn:3:29: error: division by zero
+    3 |     output o = x -> conv(64 // 0, 3)
+      |                             ^
+"""),
+    ("duplicate-instance-name", NET.format(body="    x = x -> conv(8, 3) as stem -> relu as stem\n    output o = x"),
+     """bad.cnn:3:44: error: instance name 'stem' is already used in this scope
+    3 |     x = x -> conv(8, 3) as stem -> relu as stem
+      |                                            ^
+bad.cnn:3:28: note: first used here
+"""),
+    ("tensor-as-condition", NET.format(body="    if x { x = x -> relu }\n    output o = x"),
+     """bad.cnn:3:8: error: a tensor is neither true nor false; compare its shape, e.g. x.channels == 64
+    3 |     if x { x = x -> relu }
+      |        ^
+"""),
+    ("no-output", NET.format(body="    y = x -> relu"),
+     """bad.cnn:1:9: error: network 'n' has no output; add e.g. `output logits = x`
+    1 | network n() {
+      |         ^
+"""),
+    ("no-network", "block b(x) { return x }\n",
+     """bad.cnn:1:1: error: no network in this spec; define one with `network name(...) { ... }`
+    1 | block b(x) { return x }
+      | ^
+"""),
+    ("block-without-return", "block b(x) { y = x }\n" + NET.format(body="    output o = x -> b"),
+     """bad.cnn:1:7: error: block 'b' ended without `return`
+    1 | block b(x) { y = x }
+      |       ^
+bad.cnn:4:21: note: in 'b1' (an instance of block 'b'), called here
+"""),
+    ("block-wrong-argument", "block b(x, c) { return x -> conv(c, 1) }\n" + NET.format(body="    output o = x -> b(cc=3)"),
+     """bad.cnn:4:23: error: block 'b' has no parameter 'cc'; did you mean 'c'?
+    4 |     output o = x -> b(cc=3)
+      |                       ^
+note: block b(x, c)
+"""),
+    ("flat-into-conv", NET.format(body="    output o = x -> flatten -> conv(8, 1)"),
+     """bad.cnn:3:32: error: conv expects a feature map CxHxW, got a tensor of shape 3072
+    3 |     output o = x -> flatten -> conv(8, 1)
+      |                                ^
+note: flatten turns a map into a vector; spatial ops must come before it
+"""),
+]
+
+
+@pytest.mark.parametrize("case,text,expected", CASES, ids=[c[0] for c in CASES])
+def test_diagnostic(tmp_path, monkeypatch, capsys, case, text, expected):
+    (tmp_path / "bad.cnn").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "bad.cnn"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == expected
+
+
+def test_bad_set_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "n.cnn").write_text("network n(classes=10) {\n    output o = input(3, 8, 8)\n}\n")
+    assert main(["check", "n.cnn", "--set", "clases=3"]) == 1
+    assert capsys.readouterr().err == ("cnnc: error: --set: network 'n' has no parameter 'clases'; "
+                                       "did you mean 'classes'? (its parameters: classes)\n")
+    assert main(["check", "n.cnn", "--set", "classes"]) == 1
+    assert capsys.readouterr().err == "cnnc: error: --set expects NAME=VALUE, got 'classes'\n"
+
+
+def test_missing_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["summary", "nope.cnn"]) == 1
+    assert capsys.readouterr().err == "cnnc: error: no such file: 'nope.cnn'\n"
+
+
+@pytest.mark.parametrize("argv", [[], ["check"], ["frobnicate", "x.cnn"], ["summary", "x.cnn", "--depth", "0"],
+                                  ["summary", "x.cnn", "--format", "xml"]])
+def test_command_line_misuse_exits_2(argv):
+    out = subprocess.run([sys.executable, "-m", "cnnc", *argv], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "usage: cnnc" in out.stderr
+
+
+def test_errors_exit_1_without_traceback_in_a_real_process(tmp_path):
+    bad = tmp_path / "bad.cnn"
+    bad.write_text(textwrap.dedent(CASES[0][1]))
+    out = subprocess.run([sys.executable, "-m", "cnnc", "check", str(bad)], capture_output=True, text=True)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.startswith(f"{bad}:3:5: error: unexpected 'output'")
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,178 @@
+"""Front end: golden dumps of each stage, semantics, and the verifier."""
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from cnnc.ast import dump_ast
+from cnnc.ir import dump_ir
+from cnnc.pipeline import front_end, load
+from cnnc.report import summary_data
+from cnnc.verify import verify
+from conftest import GOLDEN, ROOT, TEST_SPECS, check_golden
+
+GOLDEN_SPECS = ["tiny_resnet", "tiny_inception"]
+
+
+@pytest.mark.parametrize("name", GOLDEN_SPECS)
+def test_golden_ast(name):
+    prog = load(TEST_SPECS / f"{name}.cnn")
+    text = "".join(dump_ast(m) for m in prog.modules)
+    check_golden(GOLDEN / "frontend" / f"{name}.ast", text)
+
+
+@pytest.mark.parametrize("name", GOLDEN_SPECS)
+def test_golden_ir(name):
+    check_golden(GOLDEN / "frontend" / f"{name}.ir", dump_ir(front_end(TEST_SPECS / f"{name}.cnn").graph))
+
+
+def test_emit_flags_match_dumps(capsys):
+    from cnnc.cli import main
+
+    spec = str(TEST_SPECS / "tiny_inception.cnn")
+    assert main(["check", spec, "--emit", "ir"]) == 0
+    assert capsys.readouterr().out == (GOLDEN / "frontend" / "tiny_inception.ir").read_text()
+    assert main(["summary", spec, "--emit", "ast"]) == 0
+    assert capsys.readouterr().out == (GOLDEN / "frontend" / "tiny_inception.ast").read_text()
+
+
+def _counts(spec, **params):
+    d = summary_data(front_end(spec, params).graph)
+    return d["params"], d["macs"], d
+
+
+def test_hand_counted_module():
+    # mixed_a of tiny_inception, counted by hand: 16 input channels;
+    # branch1 1x1 16->8 (136), branch2 1x1 16->8 (136), 1x3 8->16 (400), 3x1 16->16 (784),
+    # branch3 1x1 16->8 (136), gate 1x1 32->8 (264) and 8->32 (288).
+    _, _, d = _counts(TEST_SPECS / "tiny_inception.cnn")
+    rows = {r["path"]: r for r in d["layers"]}
+    assert sum(r["params"] for p, r in rows.items() if p.startswith("mixed_a.")) == 2144
+    assert rows["mixed_a.concat1"]["shape"] == [32, 12, 12]
+    assert rows["mixed_a.branch2.conv2"]["shape"] == [16, 12, 12]
+    # ceil_mode: 12 -> ceil((12 - 3) / 2) + 1 = 6 (floor would also give 5 + 1 = 6 only with ceil)
+    assert rows["maxpool1"]["shape"] == [32, 6, 6]
+    assert d["outputs"] == [{"name": "logits", "shape": [5], "train_only": False},
+                            {"name": "aux1", "shape": [5], "train_only": True}]
+
+
+def test_overrides_change_shapes_and_counts():
+    p1, m1, _ = _counts(TEST_SPECS / "tiny_resnet.cnn")
+    p2, m2, d = _counts(TEST_SPECS / "tiny_resnet.cnn", classes=100, size=64)
+    # only the classifier grows: (32 + 1) * (100 - 10) more parameters
+    assert p2 - p1 == 33 * 90
+    assert d["inputs"][0]["shape"] == [3, 64, 64]
+    assert m2 > 3.9 * m1
+
+
+def test_instance_paths_and_locations():
+    g = front_end(TEST_SPECS / "tiny_resnet.cnn").graph
+    paths = [n.path for n in g.nodes]
+    assert "stage1_block0.shortcut.conv1" in paths  # projection only where the stride/width changes
+    assert "stage0_block1.shortcut.conv1" not in paths
+    assert "stage0_block0.shortcut.conv1" in paths  # 8 -> 16 channels
+    by_path = {n.path: n for n in g.nodes}
+    loc = by_path["stage1_block0.conv1"].loc
+    assert loc.file.endswith("tiny.cnn") and loc.line == 5
+    kinds = {s.path: (s.kind, s.name) for s in g.scopes}
+    assert kinds["stage1_block0"] == ("block", "res")
+    assert kinds["stage1_block0.shortcut"] == ("group", "shortcut")
+
+
+def test_verifier_rejects_broken_graphs():
+    g = front_end(TEST_SPECS / "tiny_resnet.cnn").graph
+    verify(g)
+    bad_shape = list(g.nodes)
+    bad_shape[3] = replace(bad_shape[3], shape=(99, 1, 1))
+    with pytest.raises(AssertionError, match="rule gives"):
+        verify(replace(g, nodes=tuple(bad_shape)))
+    cyclic = list(g.nodes)
+    cyclic[2] = replace(cyclic[2], inputs=(5,))
+    with pytest.raises(AssertionError, match="not all earlier"):
+        verify(replace(g, nodes=tuple(cyclic)))
+    dup = list(g.nodes)
+    dup[4] = replace(dup[4], path=dup[3].path)
+    with pytest.raises(AssertionError, match="duplicate"):
+        verify(replace(g, nodes=tuple(dup)))
+
+
+def test_unused_values_warn_and_are_pruned():
+    fe = front_end("network n() {\n x = input(3, 8, 8)\n y = x -> conv(4, 3)\n output o = x -> relu\n}\n")
+    assert [n.op for n in fe.graph.nodes] == ["input", "relu"]
+    assert len(fe.warnings) == 1 and "<spec>:3:11: warning: result of conv 'conv1' is never used" in fe.warnings[0]
+
+
+def test_builtins_and_arithmetic():
+    spec = """
+    network n(w=1.4) {
+        x = input(3, 16, 16)
+        c = divisible(32 * w, 8)          # 44.8 -> 48 (MobileNet's rounding)
+        d = ceil(3 * 1.2) + floor(2.7) + round(2.5) + 7 // 2 + 7 % 3 + min(4, 9) + max([1, 5, 2]) + len([1, 2])
+        x = x -> conv(c, 1) -> conv(d, 1)
+        output o = x
+    }
+    """
+    g = front_end(spec).graph
+    assert g.nodes[1].shape == (48, 16, 16)
+    assert g.nodes[2].shape == (4 + 2 + 2 + 3 + 1 + 4 + 5 + 2, 16, 16)
+
+
+def test_pool_rules_match_torch_formulas():
+    spec = """
+    network n() {
+        x = input(3, 112, 112)
+        a = x -> maxpool(3, stride=2, ceil_mode=true)            # ceil(109/2)+1 = 56
+        b = x -> maxpool(3, stride=2)                            # floor(109/2)+1 = 55
+        c = x -> avgpool(2, stride=2, padding=1, ceil_mode=true) # torch drops a window starting in padding: 57
+        d = x -> conv(4, [1, 7], padding=[0, 3]) -> conv(4, 3, dilation=2, padding=2)
+        output o = concat(a -> flatten, b -> flatten, c -> flatten, d -> flatten)
+    }
+    """
+    g = front_end(spec).graph
+    shapes = {n.path: n.shape for n in g.nodes}
+    assert shapes["maxpool1"] == (3, 56, 56)
+    assert shapes["maxpool2"] == (3, 55, 55)
+    assert shapes["avgpool1"] == (3, 57, 57)
+    assert shapes["conv2"] == (4, 112, 112)
+
+
+def test_check_imports_no_torch():
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "cnnc", "check", "specs/resnet18.cnn"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    modules = [line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line]
+    assert modules and not [m for m in modules if m.split(".")[0] in ("torch", "triton", "numpy")]
+
+
+def test_summary_json_schema(capsys):
+    from cnnc.cli import main
+
+    assert main(["summary", str(TEST_SPECS / "tiny_resnet.cnn"), "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert isinstance(d["params"], int) and isinstance(d["macs"], int)
+    assert set(d["layers"][0]) == {"path", "op", "shape", "params", "macs"}
+    assert sum(r["params"] for r in d["layers"]) == d["params"]
+    assert sum(r["macs"] for r in d["layers"]) == d["macs"]
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "csv"])
+def test_summary_formats_and_depth(capsys, fmt):
+    from cnnc.cli import main
+
+    assert main(["summary", str(TEST_SPECS / "tiny_resnet.cnn"), "--format", fmt, "--depth", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "stage1_block0" in out and "stage1_block0.conv1" not in out
+    if fmt == "csv":
+        assert out.splitlines()[0] == "path,op,shape,params,macs"
+    else:
+        assert "42,002" in out
+
+
+def test_api_summary_matches_cli_json(capsys):
+    import cnnc
+    from cnnc.cli import main
+
+    main(["summary", str(TEST_SPECS / "tiny_resnet.cnn"), "--format", "json", "--set", "classes=7"])
+    assert json.loads(capsys.readouterr().out) == cnnc.summary(str(TEST_SPECS / "tiny_resnet.cnn"), classes=7)
