@@ -17,7 +17,8 @@ def _add_common(p: argparse.ArgumentParser, emit: bool = True) -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
                    help="override a network parameter (repeatable), e.g. --set classes=10")
     if emit:
-        p.add_argument("--emit", choices=["ast", "ir"], help="print one stage's dump instead")
+        p.add_argument("--emit", choices=["ast", "ir", "fused"],
+                       help="print one stage's dump instead (fused: the IR after the fusion passes)")
 
 
 def _overrides(sets) -> dict:
@@ -54,7 +55,12 @@ def emit(args) -> bool:
         return True
     from .ir import dump_ir
 
-    sys.stdout.write(dump_ir(front_end(args).graph))
+    graph = front_end(args).graph
+    if args.emit == "fused":
+        from .pipeline import fuse
+
+        graph = fuse(graph)
+    sys.stdout.write(dump_ir(graph))
     return True
 
 

@@ -4,6 +4,7 @@
   2. irgen   AST -> IR, shapes inferred per op        (irgen.py, ops.py)
   3. verify  IR invariants                            (verify.py)
   4. passes  prune_unused                             (passes/)
+  5. fuse    fold_batchnorm, fuse_residual_add, fuse_activation (passes/; `fuse`, inference only)
 
 Code generation (codegen.py) and rendering (render.py) start from its result.
 """
@@ -41,3 +42,14 @@ def front_end(spec, overrides: dict | None = None, stop_after: str | None = None
     graph, w = prune_unused(graph)
     warnings += w
     return FrontEnd(program, verify(graph), warnings)
+
+
+def fuse(graph: Graph) -> Graph:
+    """The fusion passes, in order, each followed by the verifier (inference graphs only)."""
+    from .passes.fold_batchnorm import fold_batchnorm
+    from .passes.fuse_activation import fuse_activation
+    from .passes.fuse_residual_add import fuse_residual_add
+
+    for step in (fold_batchnorm, fuse_residual_add, fuse_activation):
+        graph = verify(step(graph))
+    return graph

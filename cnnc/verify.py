@@ -22,6 +22,8 @@ def verify(g: Graph) -> Graph:
         d = OPS[n.op]
         assert all(0 <= j < i for j in n.inputs), f"{where}: inputs {n.inputs} not all earlier nodes"
         arity = {"none": (0, 0), "one": (1, 1), "two": (2, 2), "many": (2, 10**9)}[d.arity]
+        if n.op == "fused:conv":
+            arity = (2, 2) if n.attr("residual") else (1, 1)
         assert arity[0] <= len(n.inputs) <= arity[1], f"{where}: {len(n.inputs)} inputs for {n.op}"
         assert tuple(k for k, _ in n.attrs) == tuple(a.name for a in d.args), f"{where}: attrs {n.attrs}"
         expect = tuple(d.shape(n.attrs, g.in_shapes(n)))
