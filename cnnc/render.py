@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 
 from . import dot_style as S
@@ -285,6 +285,23 @@ def _cluster_label(scopes, path: str) -> str:
     return name
 
 
+def _entry(children, path: str) -> str:
+    """The first unit drawn inside a cluster."""
+    what, item = children[path][0]
+    return item.key if what == "unit" else _entry(children, item)
+
+
+def _parallel_entries(children, path: str, sources) -> list:
+    """Entry units of sibling clusters that all start from the same inputs (inception branches)."""
+    entries = [_entry(children, item) for what, item in children[path] if what == "cluster"]
+    if len(entries) < 2:
+        return []
+    first = sources.get(entries[0])
+    if not first or any(sources.get(e) != first for e in entries[1:]):
+        return []
+    return entries
+
+
 def to_dot(g: Graph, depth: int | None = None, collapse_repeats: bool | None = None, merge: bool = True,
            rankdir: str = "TB", p: Plan | None = None) -> str:
     p = p or plan(g, depth, collapse_repeats, merge)
@@ -328,7 +345,15 @@ def to_dot(g: Graph, depth: int | None = None, collapse_repeats: bool | None = N
             out.append(f"{indent}  graph [{_attrs({**style, 'label': _cluster_label(scopes, item)})}];")
             emit(item, indent + "  ", level + 1 if sc is not None and sc.kind == "block" else level)
             out.append(f"{indent}}}")
+        lane = _parallel_entries(children, path, sources)
+        if lane:
+            # parallel branches fed by the same tensor: heads on one rank, in spec order
+            out.append(f"{indent}{{ rank=same; {'; '.join(lane)}; }}")
+            out.append(f"{indent}{' -> '.join(lane)} [style=\"invis\"];")
 
+    sources: dict = {}
+    for (src, dst) in p.edges:
+        sources.setdefault(dst, set()).add(src)
     emit("", "  ", 0)
     for k, o in enumerate(g.outputs):
         style = S.TRAIN_OUTPUT if o.train_only else S.OUTPUT
@@ -367,12 +392,17 @@ def _prepare_dir(out: str) -> str:
 
 
 def _temp_in(directory: str, out: str) -> str:
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(out)}.", suffix=".tmp")
-    except OSError as e:
-        raise CnncError(f"cannot write to '{directory}': {e.strerror or e}")
-    os.close(fd)
-    return tmp
+    """A new empty file next to `out`, created with the usual permissions (umask applies)."""
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{os.path.basename(out)}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise CnncError(f"cannot write to '{directory}': {e.strerror or e}")
+    raise CnncError(f"cannot create a temporary file in '{directory}'")
 
 
 def write_dot(text: str, out: str) -> None:

@@ -214,20 +214,23 @@ def _conv2d_fake(x, weight, stride, padding, dilation, groups, scale, shift, act
 @torch.library.custom_op("cnnc_kernels::conv2d_input_grad", mutates_args=())
 def _conv2d_input_grad_op(grad_conv: torch.Tensor, weight: torch.Tensor, input_shape: List[int],
                           stride: List[int], padding: List[int], dilation: List[int],
-                          groups: int) -> torch.Tensor:
-    """dL/dx. Triton for depthwise with stride 1 and multiplier 1 (the forward kernel on the
-    flipped filter); otherwise torch.nn.grad.conv2d_input."""
+                          groups: int, channels_last: bool) -> torch.Tensor:
+    """dL/dx, in channels_last when `channels_last` (x's layout). Triton for depthwise with
+    stride 1 and multiplier 1 (the forward kernel on the flipped filter); otherwise
+    torch.nn.grad.conv2d_input."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     depthwise = kernel_for(grad_conv, weight, groups) == "depthwise" and input_shape[1] == groups
     if depthwise and tuple(stride) == (1, 1) and weight.shape[0] == groups:
-        return depthwise_conv2d_input_grad(grad_conv, weight, input_shape, tuple(padding), tuple(dilation))
+        return depthwise_conv2d_input_grad(grad_conv, weight, input_shape, tuple(padding),
+                                           tuple(dilation), fmt)
     grad = torch.nn.grad.conv2d_input(input_shape, weight, grad_conv, stride, padding, dilation, groups)
-    return grad.contiguous(memory_format=output_memory_format(grad_conv))
+    return grad.contiguous(memory_format=fmt)
 
 
 @_conv2d_input_grad_op.register_fake
-def _(grad_conv, weight, input_shape, stride, padding, dilation, groups):
+def _(grad_conv, weight, input_shape, stride, padding, dilation, groups, channels_last):
     return torch.empty(input_shape, dtype=grad_conv.dtype, device=grad_conv.device,
-                       memory_format=output_memory_format(grad_conv))
+                       memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 @torch.library.custom_op("cnnc_kernels::conv2d_weight_grad", mutates_args=())
@@ -290,7 +293,8 @@ def _backward(ctx, grad_y):
         dc = dc.to(x.dtype).contiguous(memory_format=output_memory_format(x))
         if need[0]:
             grad_x = torch.ops.cnnc_kernels.conv2d_input_grad(
-                dc, weight, list(x.shape), stride, padding, dilation, groups)
+                dc, weight, list(x.shape), stride, padding, dilation, groups,
+                output_memory_format(x) == torch.channels_last)
         if need[1]:
             grad_w = torch.ops.cnnc_kernels.conv2d_weight_grad(
                 x, dc, list(weight.shape), stride, padding, dilation, groups)

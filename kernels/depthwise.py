@@ -246,14 +246,14 @@ def _launch_depthwise(x, weight, out, padding, stride, dilation, mult,
     )
 
 
-def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, padding, dilation):
+def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, padding, dilation,
+                                memory_format=torch.contiguous_format):
     """Input gradient for stride 1, multiplier 1: the forward kernel run on the output
-    gradient with the filter flipped in H and W and padding D*(K-1) - P. Returns a tensor
-    in grad_conv's memory format."""
+    gradient with the filter flipped in H and W and padding D*(K-1) - P."""
     KH, KW = weight.shape[2], weight.shape[3]
     (PH, PW), (DH, DW) = padding, dilation
     flipped = weight.flip(2, 3)
-    out = empty_output(tuple(input_shape), grad_conv.dtype, grad_conv.device, output_memory_format(grad_conv))
+    out = empty_output(tuple(input_shape), grad_conv.dtype, grad_conv.device, memory_format)
     _launch_depthwise(grad_conv, flipped, out, (DH * (KH - 1) - PH, DW * (KW - 1) - PW), (1, 1),
                       dilation, 1, None, None, None, None)
     return out

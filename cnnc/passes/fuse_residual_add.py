@@ -4,7 +4,7 @@ The skip connection of a residual block is added in the conv's epilogue while th
 still in registers, saving one full read and write of the activation.
 Fires when one input of an `add` is a conv or fused conv with exactly one user (the add), no
 activation yet (the add must come before it) and no residual already, and the other input has
-exactly the add's shape (no broadcasting: the kernel reads the residual elementwise).
+exactly the add's shape, as does the conv (no broadcasting: the kernel reads the residual elementwise).
 If both inputs qualify, the later one (the main path, computed last) absorbs the add.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ def fuse_residual_add(g: Graph) -> Graph:
                 continue
             if c.op == FUSED_CONV and (c.attr("act") is not None or c.attr("residual")):
                 continue
-            if not single_user(g, users, conv_id) or g.nodes[other_id].shape != n.shape:
+            if not single_user(g, users, conv_id) or not (c.shape == g.nodes[other_id].shape == n.shape):
                 continue
             attrs = as_fused(c)
             attrs.update(residual=True, members=attrs["members"] + (n.path,))

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kernels
-from kernels_testlib import DEVICE, REFERENCE_ACTIVATIONS, require_triton_path
+from kernels_testlib import DEVICE, REFERENCE_ACTIVATIONS, require_triton_path, same_memory_format
 
 # (C_in, mult or None for grouped, groups, (KH, KW), stride, padding, dilation, activation)
 GRADCHECK_CASES = {
@@ -113,7 +113,7 @@ def test_gradients_match_eager_autograd(case):
     for name, got, want in zip(["x", "weight", "scale", "shift", "residual"], grads, ref_grads):
         assert bool(torch.isfinite(got).all()), f"grad {name} not finite"
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4, msg=lambda m: f"grad {name}: {m}")
-    assert grads[0].is_contiguous(memory_format=torch.channels_last) == case["channels_last"] or x.shape[1] == 1
+    assert same_memory_format(grads[0], x), "grad x does not follow x's memory format"
 
 
 def test_opcheck_registered_ops():
@@ -127,7 +127,7 @@ def test_opcheck_registered_ops():
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
     dc = torch.randn(1, 4, 5, 5, generator=g, dtype=torch.float64).to(DEVICE)
     torch.library.opcheck(torch.ops.cnnc_kernels.conv2d_input_grad.default,
-                          (dc, w.detach(), [1, 4, 5, 5], [1, 1], [1, 1], [1, 1], 4),
+                          (dc, w.detach(), [1, 4, 5, 5], [1, 1], [1, 1], [1, 1], 4, False),
                           test_utils=("test_schema", "test_faketensor"))
     torch.library.opcheck(torch.ops.cnnc_kernels.conv2d_weight_grad.default,
                           (x.detach(), dc, [4, 1, 3, 3], [1, 1], [1, 1], [1, 1], 4),
