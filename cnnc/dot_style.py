@@ -1,9 +1,9 @@
 """The DOT style table: how each op looks in `cnnc render`, one entry per op.
 
 `OP_STYLES[op]` gives the node label (from the node's attributes), the node's
-shape and fill colour, and two flags for its incoming edges: `bypass_input`
-(a binary elementwise op whose shorter input is drawn as a skip edge) and
-`join` (concat: every input edge is drawn in the join colour). `merges` marks
+shape and fill colour, and two rules for its incoming edges: `skip_input`
+picks the input drawn as a skip edge (an add's shorter input, a fused conv's
+residual) and `join` draws every input of a concat in the join colour. `merges` marks
 the shape-preserving one-input ops that may be folded into the node before
 them (`conv 3x3, 64` + `bn · relu`); see render.py for when that is allowed.
 Everything else about the picture (graph, cluster and edge attributes) is in
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .ops import ACTIVATIONS, OPS
+from .ops import ACTIVATIONS
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class OpStyle:
     shape: str = "box"
     fill: str = "#f2f2f2"
     merges: bool = False  # shape-preserving, one input: may join the node before it
-    bypass_input: bool = False  # binary elementwise: mark the input that skips the main path
+    skip_input: Callable | None = None  # (node, levels) -> the input that bypasses the main path, or None
     join: bool = False  # concat: colour every incoming edge
 
 
@@ -58,21 +58,42 @@ def _pool(name):
     return label
 
 
+def _fused_conv(n, ins) -> str:
+    folded = ["bn"] * bool(n.attr("bn")) + ["add"] * bool(n.attr("residual")) + [n.attr("act")] * bool(n.attr("act"))
+    return "fused " + _conv(n, ins) + ("\n+ " + " · ".join(folded) if folded else "")
+
+
+def _shorter_input(n, levels):
+    """Of two inputs, the one fewer ops from the graph input: a shortcut around the other's path."""
+    a, b = n.inputs
+    if a == b or levels[a] == levels[b]:
+        return None
+    return a if levels[a] < levels[b] else b
+
+
+def _residual_input(n, levels):
+    # A fused conv adds its residual (input 2) in the epilogue. Which input is the shortcut depends on
+    # which conv absorbed the add: the main path's (the residual skips) or the projection's (its own
+    # input skips), so the shorter of the two is drawn as the skip, as for add.
+    return _shorter_input(n, levels) if n.attr("residual") else None
+
+
 def _fixed(text):
     return lambda n, ins: text
 
 
 def _num(v) -> str:
-    return f"{v:g}"
+    return f"{v:.3g}"  # droppath rates such as 0.00588235 read as 0.00588
 
 
 # Fill colours by family, so a glance tells convolution from pooling from joins.
-CONV, NORM, ACT, POOL, DENSE, JOIN, MISC, IO = (
-    "#cfe2f3", "#fff2cc", "#f4f4f4", "#d9ead3", "#d9d2e9", "#fce5cd", "#eeeeee", "#b6d7a8")
+CONV, FUSED, NORM, ACT, POOL, DENSE, JOIN, MISC, IO = (
+    "#cfe2f3", "#a4c2f4", "#fff2cc", "#f4f4f4", "#d9ead3", "#d9d2e9", "#fce5cd", "#eeeeee", "#b6d7a8")
 
 OP_STYLES: dict[str, OpStyle] = {
     "input": OpStyle(lambda n, ins: "input", shape="invhouse", fill=IO),
     "conv": OpStyle(_conv, fill=CONV),
+    "fused:conv": OpStyle(_fused_conv, fill=FUSED, skip_input=_residual_input),
     "batchnorm": OpStyle(_fixed("bn"), fill=NORM, merges=True),
     "layernorm": OpStyle(_fixed("ln"), fill=NORM, merges=True),
     "lrn": OpStyle(lambda n, ins: f"lrn {n.attr('size')}", fill=NORM, merges=True),
@@ -91,15 +112,19 @@ OP_STYLES: dict[str, OpStyle] = {
     "identity": OpStyle(_fixed("identity"), fill=MISC, merges=True),
     "channel_shuffle": OpStyle(lambda n, ins: f"shuffle g{n.attr('groups')}", fill=MISC, merges=True),
     "concat": OpStyle(_fixed("concat"), shape="box", fill=JOIN, join=True),
-    "add": OpStyle(_fixed("add"), shape="ellipse", fill=JOIN, bypass_input=True),
-    "sub": OpStyle(_fixed("sub"), shape="ellipse", fill=JOIN, bypass_input=True),
-    "mul": OpStyle(_fixed("mul"), shape="ellipse", fill=JOIN, bypass_input=True),
+    "add": OpStyle(_fixed("add"), shape="ellipse", fill=JOIN, skip_input=_shorter_input),
+    "sub": OpStyle(_fixed("sub"), shape="ellipse", fill=JOIN, skip_input=_shorter_input),
+    "mul": OpStyle(_fixed("mul"), shape="ellipse", fill=JOIN, skip_input=_shorter_input),
 }
 for _act in ACTIVATIONS:
     OP_STYLES[_act] = OpStyle(_fixed(_act), fill=ACT, merges=True)
 
-_missing = set(OPS) - set(OP_STYLES)
-assert not _missing, f"ops without a DOT style: {sorted(_missing)}"
+
+
+def style_of(op: str) -> OpStyle:
+    """The op's style; an op added to ops.py without one is drawn by name (tests flag the gap)."""
+    return OP_STYLES.get(op) or OpStyle(lambda n, ins: n.op, fill=MISC)
+
 
 # ---- graph-level look --------------------------------------------------------------
 
@@ -131,6 +156,6 @@ INPUT = {"style": "filled,bold"}
 # Edge kinds: a skip edge bypasses the main path into an add/mul; a join edge feeds a concat.
 EDGE_KINDS = {
     "data": {},
-    "skip": {"style": "dashed", "color": "#cc4125", "fontcolor": "#cc4125", "weight": "0"},
+    "skip": {"style": "dashed", "color": "#cc4125", "fontcolor": "#cc4125"},
     "join": {"color": "#e69138"},
 }

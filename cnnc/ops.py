@@ -345,3 +345,8 @@ def _input_shape(a, ins):
 
 
 op("input", "none", [Arg("dims", "dims")], shape=_input_shape, doc="a network input, e.g. input(3, size, size)")
+
+
+# The fusion passes' op, registered with the rest so every per-op table covers it
+# (no spec can call it: its name, fused:conv, has a colon).
+from . import fused as _fused  # noqa: E402,F401

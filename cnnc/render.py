@@ -13,8 +13,9 @@ The picture is planned in three steps, then written as DOT:
                node marked `xN` (on by default whenever a depth is in effect).
   3. edges     one edge per pair of units that exchange a tensor, labelled
                with its shape; an add/mul input that bypasses the main path
-               (fewer ops since the graph input than the other input) is a
-               dashed skip edge, concat inputs are drawn in the join colour.
+               (fewer ops since the graph input than the other input) or a
+               fused conv's residual is a dashed skip edge; concat inputs are
+               drawn in the join colour.
 
 Units are nested in clusters, one per block instance or labelled group, named
 `instance (block)`. Without --depth, a spec too big to read at full detail is
@@ -83,14 +84,6 @@ def _levels(g: Graph) -> list:
     return lvl
 
 
-def _bypass_input(g: Graph, node, lvl) -> int | None:
-    """The input of a binary elementwise node that skips the main path, if one does."""
-    a, b = node.inputs
-    if a == b or lvl[a] == lvl[b]:
-        return None
-    return a if lvl[a] < lvl[b] else b
-
-
 def plan(g: Graph, depth: int | None = None, collapse_repeats: bool | None = None,
          merge: bool = True) -> Plan:
     if depth is not None and depth >= max_depth(g):
@@ -115,7 +108,7 @@ def plan(g: Graph, depth: int | None = None, collapse_repeats: bool | None = Non
             u.nodes.append(n.id)
             unit_of[n.id] = key
             continue
-        if merge and S.OP_STYLES[n.op].merges and len(n.inputs) == 1:
+        if merge and S.style_of(n.op).merges and len(n.inputs) == 1:
             m = g.nodes[n.inputs[0]]
             mu = units.get(unit_of[m.id])
             if (mu is not None and mu.kind == "op" and m.op != "input" and users[m.id] == [n.id]
@@ -141,9 +134,9 @@ def _edges(g: Graph, units, unit_of) -> dict:
     edges: dict = {}
     for v in g.nodes:
         dst = unit_of[v.id]
-        style = S.OP_STYLES[v.op]
+        style = S.style_of(v.op)
         dst_is_op = units[dst].kind == "op"
-        bypass = _bypass_input(g, v, lvl) if style.bypass_input and dst_is_op else None
+        bypass = style.skip_input(v, lvl) if style.skip_input and dst_is_op else None
         for u in v.inputs:
             src = unit_of[u]
             if src == dst:
@@ -240,12 +233,11 @@ def _params(g: Graph, ids) -> int:
     return sum(g.params_of(g.nodes[i]) for i in ids)
 
 
-def _unit_attrs(p: Plan, u: Unit) -> dict:
+def _unit_attrs(p: Plan, u: Unit, scopes: dict) -> dict:
     g = p.graph
-    scopes = g.scope_map()
     if u.kind == "op":
         head = g.nodes[u.nodes[0]]
-        st = S.OP_STYLES[head.op]
+        st = S.style_of(head.op)
         ins = g.in_shapes(head)
         label = st.label(head, ins)
         if head.op == "input":
@@ -255,7 +247,7 @@ def _unit_attrs(p: Plan, u: Unit) -> dict:
             # followers go on a second line under an op with attributes (`conv 3x3, 64` / `bn · relu`),
             # on the same line after another elementwise op (`bn · relu`)
             sep = " · " if st.merges else "\n"
-            label += sep + " · ".join(S.OP_STYLES[t.op].label(t, g.in_shapes(t)) for t in tails)
+            label += sep + " · ".join(S.style_of(t.op).label(t, g.in_shapes(t)) for t in tails)
         tip = head.path + "".join(f", {t.path.rpartition('.')[2]}" for t in tails)
         params = _params(g, u.nodes)
         if params:
@@ -273,8 +265,24 @@ def _unit_attrs(p: Plan, u: Unit) -> dict:
         label = f"{first} .. {last}\n{what} x{len(u.members)}\n{_count(params)} params"
         tip = f"{u.members[0]} .. {u.members[-1]}: {len(u.members)} x {what} ({params:,} params)"
         return {"label": label, **S.COLLAPSED, **S.REPEATED, "tooltip": tip}
-    label = f"{name}\n{what}\n{_count(params)} params" if what != name else f"{name}\n{_count(params)} params"
+    if what == "group":
+        what = _group_summary(g, u.nodes)
+    elif len(_main_ops(g, u.nodes)) == 1:  # a wrapper such as conv_bn: say which conv
+        what += "\n" + _group_summary(g, u.nodes)
+    label = f"{name}\n{what}\n{_count(params)} params"
     return {"label": label, **S.COLLAPSED, "tooltip": f"{u.scope} ({params:,} params)"}
+
+
+def _main_ops(g: Graph, ids) -> list:
+    return [g.nodes[i] for i in ids if not S.style_of(g.nodes[i].op).merges]
+
+
+def _group_summary(g: Graph, ids) -> str:
+    """What a collapsed group does: its main ops when there are few, else how many."""
+    main = _main_ops(g, ids) or [g.nodes[i] for i in ids]
+    if len(main) > 3:
+        return f"{len(main)} ops"
+    return "\n".join(S.style_of(n.op).label(n, g.in_shapes(n)) for n in main)
 
 
 def _cluster_label(scopes, path: str) -> str:
@@ -322,6 +330,8 @@ def to_dot(g: Graph, depth: int | None = None, collapse_repeats: bool | None = N
 
     total = sum(g.params_of(n) for n in g.nodes)
     title = f"{g.name}: {total:,} parameters"
+    if any(n.op.startswith("fused:") for n in g.nodes):
+        title += ", after fusion"
     if p.depth is not None:
         title += f" (drawn to depth {p.depth})"
     out = [f"digraph {_q(g.name)} {{",
@@ -333,7 +343,7 @@ def to_dot(g: Graph, depth: int | None = None, collapse_repeats: bool | None = N
     def emit(path: str, indent: str, level: int) -> None:
         for what, item in children[path]:
             if what == "unit":
-                out.append(f"{indent}{item.key} [{_attrs(_unit_attrs(p, item))}];")
+                out.append(f"{indent}{item.key} [{_attrs(_unit_attrs(p, item, scopes))}];")
                 continue
             counter[0] += 1
             sc = scopes.get(item)
@@ -457,7 +467,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS,
                    help="picture format (default: from the suffix of -o)")
     p.add_argument("-o", "--output", metavar="OUT", help="file to write (required unless --dot)")
-    p.add_argument("--depth", type=_positive,
+    p.add_argument("--depth", type=_positive, metavar="N",
                    help="draw block instances deeper than N levels as one node each (default: full detail, "
                         "or the deepest depth that keeps the picture under --max-nodes)")
     p.add_argument("--collapse-repeats", action=argparse.BooleanOptionalAction, default=None,
@@ -470,7 +480,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"node budget for the automatic depth (default {DEFAULT_MAX_NODES})")
     p.add_argument("--rankdir", choices=["TB", "LR"], default="TB",
                    help="layout direction: top to bottom (default) or left to right")
-    p.add_argument("--fused", action="store_true", help="draw the graph after the fusion passes (not yet available)")
+    p.add_argument("--fused", action="store_true",
+                   help="draw the inference graph after the fusion passes (conv+bn+add+activation as one node)")
     p.set_defaults(render_usage_error=p.error)
 
 
@@ -492,15 +503,16 @@ def _format_of(args) -> str:
 
 
 def run(args) -> int:
-    if args.fused:
-        raise CnncError("--fused: the fusion passes are not implemented yet, so there is no fused graph to "
-                        "draw; run without --fused to draw the graph as written")
     fmt = _format_of(args)
     if fmt != "dot":
         find_dot()  # fail before any work when Graphviz is missing
     from . import cli
 
     g = cli.front_end(args).graph
+    if args.fused:
+        from .pipeline import fuse
+
+        g = fuse(g)
     depth = args.depth
     if depth is None:
         depth, count = choose_depth(g, args.max_nodes, args.merge)

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from cnnc.cli import main
-from conftest import ROOT
+from cnnc_testlib import ROOT
 
 NET = "network n() {{\n    x = input(3, 32, 32)\n{body}\n}}\n"
 

@@ -11,7 +11,7 @@ from cnnc.ir import dump_ir
 from cnnc.pipeline import front_end, load
 from cnnc.report import summary_data
 from cnnc.verify import verify
-from conftest import GOLDEN, ROOT, TEST_SPECS, check_golden
+from cnnc_testlib import GOLDEN, ROOT, TEST_SPECS, check_golden
 
 GOLDEN_SPECS = ["tiny_resnet", "tiny_inception"]
 
@@ -139,7 +139,7 @@ def test_pool_rules_match_torch_formulas():
 
 
 def test_check_imports_no_torch():
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "cnnc", "check", "specs/resnet18.cnn"],
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "cnnc", "check", "specs/densenet121.cnn"],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     modules = [line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line]

@@ -10,7 +10,7 @@ from cnnc.fused import FUSED_CONV
 from cnnc.ir import dump_ir
 from cnnc.pipeline import front_end, fuse
 from cnnc.report import totals
-from conftest import GOLDEN, SPECS, TEST_SPECS, check_golden
+from cnnc_testlib import GOLDEN, SPECS, TEST_SPECS, check_golden
 
 
 @pytest.mark.parametrize("name", ["tiny_resnet", "tiny_inception"])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from cnnc.diagnostics import CnncError
 from cnnc.pipeline import front_end
 from cnnc.report import totals
-from conftest import SPECS, TEST_SPECS
+from cnnc_testlib import SPECS, TEST_SPECS
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
