@@ -110,6 +110,8 @@ OP_STYLES: dict[str, OpStyle] = {
     "scale": OpStyle(lambda n, ins: f"scale {_num(n.attr('factor'))}", fill=MISC, merges=True),
     "softmax": OpStyle(_fixed("softmax"), fill=ACT, merges=True),
     "identity": OpStyle(_fixed("identity"), fill=MISC, merges=True),
+    "zeropad": OpStyle(lambda n, ins: "pad " + " ".join(str(n.attr(k)) for k in ("left", "right", "top", "bottom")),
+                       fill=MISC, merges=False),
     "channel_shuffle": OpStyle(lambda n, ins: f"shuffle g{n.attr('groups')}", fill=MISC, merges=True),
     "concat": OpStyle(_fixed("concat"), shape="box", fill=JOIN, join=True),
     "add": OpStyle(_fixed("add"), shape="ellipse", fill=JOIN, skip_input=_shorter_input),

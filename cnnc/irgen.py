@@ -123,7 +123,7 @@ class _Expander:
         if not self.outputs:
             raise CnncError(f"network '{net.name}' has no output; add e.g. `output logits = x`", net.loc)
         return Graph(net.name, net.loc.file, tuple(used), tuple(self.nodes), tuple(self.outputs),
-                     tuple(self.scopes))
+                     tuple(live_scopes(self.scopes, self.nodes)))
 
     # ---- errors --------------------------------------------------------------
 
@@ -469,16 +469,16 @@ class _Expander:
             return label.text
 
         def fill(m):
-            key = m.group(1)
-            if key not in env and key not in self.globals:
-                raise self.error(f"unknown name '{key}' in label{suggest(key, list(env))}", label.loc)
-            v = env.get(key, self.globals.get(key))
+            from .parser import parse_expr
+
+            part = m.group(1)
+            v = self.eval(parse_expr(part, label.loc), env)
             if not (_is_int(v) or isinstance(v, str)):
-                raise self.error(f"label part '{{{key}}}' must be an integer or string, got {describe_value(v)}",
+                raise self.error(f"label part '{{{part}}}' must be an integer or string, got {describe_value(v)}",
                                  label.loc)
             return str(v)
 
-        text = re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", fill, label.text)
+        text = re.sub(r"\{([^{}]*)\}", fill, label.text)
         if not re.fullmatch(r"[A-Za-z0-9_]+", text):
             raise self.error(f'label "{text}" must contain only letters, digits and _', label.loc)
         return text
@@ -570,6 +570,15 @@ class _Expander:
         if isinstance(r, range) and len(r) > MAX_STEPS:
             raise self.error(f"range of {len(r):,} items is longer than the step budget ({MAX_STEPS:,})", c.loc)
         return self.check_num(r, c.loc) if _is_num(r) else r
+
+
+def live_scopes(scopes, nodes):
+    """The scopes that hold at least one node (a block that returns its input holds none)."""
+    prefixes = set()
+    for n in nodes:
+        parts = n.path.split(".")
+        prefixes.update(".".join(parts[:k]) for k in range(1, len(parts)))
+    return [s for s in scopes if s.path in prefixes]
 
 
 def _divisible(v, d=8, min=None):

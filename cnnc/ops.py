@@ -350,3 +350,22 @@ op("input", "none", [Arg("dims", "dims")], shape=_input_shape, doc="a network in
 # The fusion passes' op, registered with the rest so every per-op table covers it
 # (no spec can call it: its name, fused:conv, has a colon).
 from . import fused as _fused  # noqa: E402,F401
+
+
+# ---- ops added for the spec library ---------------------------------------------------------------
+
+
+def _zeropad(a, ins):
+    (c, h, w) = _need_map("zeropad", ins[0])
+    l, r, t, b = (get(a, k) for k in ("left", "right", "top", "bottom"))
+    ho, wo = h + t + b, w + l + r
+    if ho < 1 or wo < 1:
+        raise OpError(f"zeropad would leave a {ho}x{wo} map",
+                      ("negative amounts crop; they must leave at least one row and column",))
+    return (c, ho, wo)
+
+
+op("zeropad", "one", [Arg("left", "int"), Arg("right", "int"), Arg("top", "int"), Arg("bottom", "int")],
+   shape=_zeropad,
+   doc="pads the map's sides with zeros (torch's F.pad order); negative amounts crop, so "
+       "zeropad(-1, 1, -1, 1) shifts the map one pixel up and left (NASNet's factorized reduction)")

@@ -22,14 +22,28 @@ GRAMMAR = Path(__file__).with_name("grammar.lark")
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
     return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                cache=False)
+                start=["start", "expr"])
+
+
+def parse_expr(text: str, loc: Loc):
+    """Parse one expression (a `{...}` part of a label); every node gets `loc`."""
+    try:
+        tree = _lark().parse(text, start="expr")
+    except UnexpectedInput:
+        raise CnncError(f"cannot read '{{{text}}}' in a label as an expression", loc) from None
+    try:
+        return _Builder(loc.file, loc).transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, CnncError):
+            raise e.orig_exc from None
+        raise
 
 
 def parse(text: str, file: str) -> ast.Module:
     """Parse spec text; `file` is the name used in locations."""
     register_source(file, text)
     try:
-        tree = _lark().parse(text)
+        tree = _lark().parse(text, start="start")
     except UnexpectedInput as e:
         raise _parse_error(e, text, file) from None
     except RecursionError:
@@ -139,15 +153,16 @@ _NUM = re.compile(r"^\d+$")
 
 @v_args(meta=True)
 class _Builder(Transformer):
-    def __init__(self, file: str):
+    def __init__(self, file: str, fixed: Loc | None = None):
         super().__init__()
         self.file = file
+        self.fixed = fixed  # parsing a fragment: every node gets this location
 
     def _loc(self, meta) -> Loc:
-        return Loc(self.file, getattr(meta, "line", 0), getattr(meta, "column", 0))
+        return self.fixed or Loc(self.file, getattr(meta, "line", 0), getattr(meta, "column", 0))
 
     def _tok(self, tok: Token) -> Loc:
-        return Loc(self.file, tok.line, tok.column)
+        return self.fixed or Loc(self.file, tok.line, tok.column)
 
     # definitions
     def start(self, meta, items):

@@ -176,3 +176,18 @@ def test_api_summary_matches_cli_json(capsys):
 
     main(["summary", str(TEST_SPECS / "tiny_resnet.cnn"), "--format", "json", "--set", "classes=7"])
     assert json.loads(capsys.readouterr().out) == cnnc.summary(str(TEST_SPECS / "tiny_resnet.cnn"), classes=7)
+
+
+def test_block_returning_its_input_and_label_expressions():
+    # A block that creates no node leaves no (empty) scope; labels may hold expressions.
+    from cnnc.pipeline import fuse
+
+    spec = ("block passthrough(x) { return x }\nblock bn3(x) { return x -> bn }\nnetwork n() {\n"
+            " x = input(3, 8, 8) -> passthrough\n"
+            " for i in range(2) { x = x -> conv(4, 3, padding=1) -> bn3 as \"b{i * 2 + 1}\" }\n"
+            " output o = x -> relu as \"r{max(1, 2)}\"\n}\n")
+    g = front_end(spec).graph
+    assert [s.path for s in g.scopes] == ["b1", "b3"]
+    assert [n.path for n in g.nodes][-1] == "r2"
+    fused = fuse(g)  # the bn-only blocks fold away: their scopes go with them
+    assert fused.scopes == () and len(fused.nodes) == 3

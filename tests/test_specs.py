@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,7 @@ OTHER_SPECS = {
     "googlenet": "torchvision's variant; checked against torchvision below",
     "zfnet": "no public count; map sizes checked against the paper's Fig. 3",
     "nin": "no public count; map sizes checked against the Caffe model",
-    "nasnet_a_mobile": "the paper gives 'about 5.3M'",
+    "nasnet_a_mobile": "the paper gives 'about 5.3M'; checked below and against timm's NASNet-A Large",
 }
 
 
@@ -93,7 +94,7 @@ def test_every_spec_is_covered():
         assert (SPECS / f"{name}.cnn").exists(), name
 
 
-@pytest.mark.parametrize("spec", [s for s in ANCHOR_PARAMS if (SPECS / f"{s}.cnn").exists()])
+@pytest.mark.parametrize("spec", list(ANCHOR_PARAMS))
 def test_parameter_count_matches_anchor(spec):
     g = compile_spec(spec)
     assert param_count(g) == ANCHOR_PARAMS[spec]
@@ -110,49 +111,65 @@ def test_spec_checks_and_takes_classes(spec):
 
 # ---- 2. against torchvision and timm ----------------------------------------------------------
 
-# spec -> (library, model name, constructor kwargs, input sizes for the forward check)
-REFERENCES = {
-    "alexnet": ("torchvision", "alexnet", {}, (224, 160)),
-    "vgg16": ("torchvision", "vgg16", {}, (224, 160)),
-    "vgg19": ("torchvision", "vgg19", {}, (224, 160)),
-    "resnet18": ("torchvision", "resnet18", {}, (224, 160)),
-    "resnet34": ("torchvision", "resnet34", {}, (224, 160)),
-    "resnet50": ("torchvision", "resnet50", {}, (224, 192)),
-    "resnet101": ("torchvision", "resnet101", {}, (224, 160)),
-    "resnet152": ("torchvision", "resnet152", {}, (224, 160)),
-    "wide_resnet50_2": ("torchvision", "wide_resnet50_2", {}, (224, 160)),
-    "resnext50_32x4d": ("torchvision", "resnext50_32x4d", {}, (224, 160)),
-    "densenet121": ("torchvision", "densenet121", {}, (224, 160)),
-    "densenet201": ("torchvision", "densenet201", {}, (224, 160)),
-    "mobilenet_v2": ("torchvision", "mobilenet_v2", {}, (224, 192)),
-    "efficientnet_b0": ("torchvision", "efficientnet_b0", {}, (224, 160)),
-    "convnext_tiny": ("torchvision", "convnext_tiny", {}, (224, 160)),
-    "convnext_base": ("torchvision", "convnext_base", {}, (224, 160)),
-    "googlenet": ("torchvision", "googlenet", {"init_weights": False}, (224, 160)),
-    "mobilenet_v1": ("timm", "mobilenetv1_100", {}, (224, 192)),
-    "xception": ("timm", "legacy_xception", {}, (299, 256)),
-    "inception_v4": ("timm", "inception_v4", {}, (299, 256)),
-    "inception_resnet_v2": ("timm", "inception_resnet_v2", {}, (299, 256)),
-    "preact_resnet50": ("timm", "resnetv2_50", {}, (224, 160)),
-}
-REFERENCES = {k: v for k, v in REFERENCES.items() if (SPECS / f"{k}.cnn").exists()}
+@dataclass(frozen=True)
+class Ref:
+    spec: str
+    lib: str  # torchvision or timm
+    model: str
+    sizes: tuple = (224, 160)  # input sizes for the forward check
+    kwargs: tuple = ()  # constructor arguments of the reference
+    overrides: tuple = ()  # --set values that make the spec build this reference
 
 
-def _build(lib: str, name: str, kwargs: dict):
+def _refs(*refs):
+    return {(r.spec if not r.overrides else f"{r.spec}[{r.model}]"): r for r in refs}
+
+
+REFERENCES = _refs(
+    Ref("alexnet", "torchvision", "alexnet"),
+    Ref("vgg16", "torchvision", "vgg16"),
+    Ref("vgg19", "torchvision", "vgg19"),
+    Ref("resnet18", "torchvision", "resnet18"),
+    Ref("resnet34", "torchvision", "resnet34"),
+    Ref("resnet50", "torchvision", "resnet50", (224, 192)),
+    Ref("resnet101", "torchvision", "resnet101"),
+    Ref("resnet152", "torchvision", "resnet152"),
+    Ref("wide_resnet50_2", "torchvision", "wide_resnet50_2"),
+    Ref("resnext50_32x4d", "torchvision", "resnext50_32x4d"),
+    Ref("densenet121", "torchvision", "densenet121"),
+    Ref("densenet201", "torchvision", "densenet201"),
+    Ref("mobilenet_v2", "torchvision", "mobilenet_v2", (224, 192)),
+    Ref("efficientnet_b0", "torchvision", "efficientnet_b0"),
+    Ref("convnext_tiny", "torchvision", "convnext_tiny"),
+    Ref("convnext_base", "torchvision", "convnext_base"),
+    Ref("googlenet", "torchvision", "googlenet", kwargs=(("init_weights", False),)),
+    Ref("mobilenet_v1", "timm", "mobilenetv1_100", (224, 192)),
+    Ref("xception", "timm", "legacy_xception", (299, 256)),
+    Ref("inception_v4", "timm", "inception_v4", (299, 256)),
+    Ref("inception_resnet_v2", "timm", "inception_resnet_v2", (299, 256)),
+    Ref("preact_resnet50", "timm", "resnetv2_50"),
+    # NASNet-A Large (6 @ 4032) is the same spec with the paper's large settings; timm builds it
+    # (the mobile model has no library reference).
+    Ref("nasnet_a_mobile", "timm", "nasnetalarge", (331,),
+        overrides=(("size", 331), ("cells", 6), ("penultimate", 4032), ("stem", 96))),
+)
+
+
+def _build(ref: Ref):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
-    if lib == "torchvision":
+    if ref.lib == "torchvision":
         tv = pytest.importorskip("torchvision")
-        return tv.models.get_model(name, weights=None, **kwargs).eval()
+        return tv.models.get_model(ref.model, weights=None, **dict(ref.kwargs)).eval()
     timm = pytest.importorskip("timm")
-    return timm.create_model(name, pretrained=False, **kwargs).eval()
+    return timm.create_model(ref.model, pretrained=False, **dict(ref.kwargs)).eval()
 
 
 @pytest.fixture(scope="module", params=sorted(REFERENCES))
 def reference(request):
-    """(spec name, reference model); module scope so each model is built once."""
-    lib, name, kwargs, _ = REFERENCES[request.param]
-    return request.param, _build(lib, name, kwargs)
+    """(Ref, the reference model, the spec's graph); module scope: each model is built once."""
+    ref = REFERENCES[request.param]
+    return ref, _build(ref), compile_spec(ref.spec, **dict(ref.overrides))
 
 
 def expected_state_shapes(g) -> list:
@@ -203,60 +220,58 @@ STATE_ORDER_FIXES = {
 
 
 def test_reference_parameter_total(reference):
-    spec, model = reference
-    assert param_count(compile_spec(spec)) == sum(p.numel() for p in model.parameters())
+    _, model, g = reference
+    assert param_count(g) == sum(p.numel() for p in model.parameters())
 
 
 def test_reference_state_dict_shapes(reference):
-    spec, model = reference
+    ref, model, g = reference
     sd = model.state_dict()
     keys = list(sd)
-    for pattern, anchor in STATE_ORDER_FIXES.get(spec, []):
+    for pattern, anchor in STATE_ORDER_FIXES.get(ref.spec, []):
         keys = _move_after(keys, pattern, anchor)
-    got = expected_state_shapes(compile_spec(spec))
+    got = expected_state_shapes(g)
     want = [tuple(sd[k].shape) for k in keys]
     assert len(got) == len(want)
     for i, (a, b) in enumerate(zip(got, want)):
         assert a == b, f"tensor {i} ({keys[i]}): cnnc implies {a}, reference has {b}"
 
 
-def test_reference_macs(reference):
-    spec, _ = reference
-    lib, name, _, _ = REFERENCES[spec]
-    if lib != "torchvision":
-        pytest.skip("timm publishes no per-model GFLOPS metadata")
-    tv = pytest.importorskip("torchvision")
-    gflops = tv.models.get_model_weights(name).DEFAULT.meta["_ops"]
-    ratio = inference_macs(compile_spec(spec)) / (gflops * 1e9)
-    assert abs(ratio - 1) < 0.01, f"{spec}: cnnc / torchvision MACs = {ratio:.4f}"
-
-
 def test_reference_forward_shapes(reference):
-    """Output shape at two input sizes, and each conv/linear layer's output shape, matched to the
+    """Output shape at each input size, and each conv/linear layer's output shape, matched to the
     cnnc conv/linear nodes by order (layers the eval forward skips, like aux heads, excepted)."""
     torch = pytest.importorskip("torch")
-    spec, model = reference
+    ref, model, _ = reference
     layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     seen = {}
     hooks = [m.register_forward_hook(lambda m, i, o: seen.__setitem__(m, tuple(o.shape[1:]))) for m in layers]
     try:
-        for size in REFERENCES[spec][3]:
+        for size in ref.sizes:
             seen.clear()
             with torch.inference_mode():
                 out = model(torch.randn(1, 3, size, size))
-            g = compile_spec(spec, size=size)
-            assert output_shape(g) == tuple(out.shape[1:]), f"{spec} at {size}"
+            g = compile_spec(ref.spec, **{**dict(ref.overrides), "size": size})
+            assert output_shape(g) == tuple(out.shape[1:]), f"{ref.spec} at {size}"
             nodes = [n for n in g.nodes if n.op in ("conv", "linear")]
             assert len(nodes) == len(layers)
+            assert len(seen) > 0.9 * len(layers)
             for n, m in zip(nodes, layers):
                 if m in seen:
                     shape = seen[m]
                     if isinstance(m, torch.nn.Linear) and len(shape) == 3:  # channels-last HxWxC
                         shape = (shape[2], shape[0], shape[1])
-                    assert n.shape == shape, f"{spec} at {size}: {n.path} is {n.shape}, reference {shape}"
+                    assert n.shape == shape, f"{ref.spec} at {size}: {n.path} is {n.shape}, reference {shape}"
     finally:
         for h in hooks:
             h.remove()
+
+
+@pytest.mark.parametrize("ref", [r for r in REFERENCES.values() if r.lib == "torchvision"], ids=lambda r: r.spec)
+def test_macs_match_torchvision_gflops(ref):
+    tv = pytest.importorskip("torchvision")
+    gflops = tv.models.get_model_weights(ref.model).DEFAULT.meta["_ops"]
+    ratio = inference_macs(compile_spec(ref.spec)) / (gflops * 1e9)
+    assert abs(ratio - 1) < 0.01, f"{ref.spec}: cnnc / torchvision MACs = {ratio:.4f}"
 
 
 def test_googlenet_without_aux_matches_pretrained_layout():
@@ -406,3 +421,15 @@ def test_lenet5_maps_follow_fig2():
     g = compile_spec("lenet5")
     assert _map_sizes(g, ["c1", "s2", "c3", "s4", "c5"]) == [
         (6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 5, 5), (120, 1, 1)]
+
+
+def test_nasnet_a_mobile_matches_table2():
+    # Zoph et al. 2018, Table 2: NASNet-A (4 @ 1056) has 5.3M parameters and 564M mult-adds
+    g = compile_spec("nasnet_a_mobile")
+    assert abs(param_count(g) - 5.3e6) < 0.05e6
+    assert abs(inference_macs(g) - 564e6) < 0.01 * 564e6
+    assert output_shape(g) == (1000,) and g.nodes[-1].path == "last_linear"
+    # ...and NASNet-A (6 @ 4032) at 331x331: 88.9M parameters, 23.8B mult-adds
+    large = compile_spec("nasnet_a_mobile", size=331, cells=6, penultimate=4032, stem=96)
+    assert abs(param_count(large) - 88.9e6) < 0.2e6
+    assert abs(inference_macs(large) - 23.8e9) < 0.01 * 23.8e9

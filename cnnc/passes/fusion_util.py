@@ -5,6 +5,7 @@ from dataclasses import replace
 
 from ..fused import FUSED_CONV, OPS
 from ..ir import Graph, Node
+from ..irgen import live_scopes
 
 
 def single_user(g: Graph, users: dict, node_id: int) -> bool:
@@ -43,4 +44,4 @@ def rewrite(g: Graph, replacements: dict, removed: set) -> Graph:
         remap[n.id] = new_id
         nodes.append(replace(n, id=new_id, inputs=tuple(remap[i] for i in n.inputs)))
     outputs = tuple(replace(o, node=remap[o.node]) for o in g.outputs)
-    return replace(g, nodes=tuple(nodes), outputs=outputs)
+    return replace(g, nodes=tuple(nodes), outputs=outputs, scopes=tuple(live_scopes(g.scopes, nodes)))

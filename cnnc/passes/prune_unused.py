@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from ..diagnostics import format_diagnostic
 from ..ir import Graph
+from ..irgen import live_scopes
 
 
 def prune_unused(g: Graph) -> tuple[Graph, list[str]]:
@@ -38,6 +39,5 @@ def prune_unused(g: Graph) -> tuple[Graph, list[str]]:
             remap[n.id] = len(nodes)
             nodes.append(replace(n, id=len(nodes), inputs=tuple(remap[i] for i in n.inputs)))
     outputs = tuple(replace(o, node=remap[o.node]) for o in g.outputs)
-    paths = [n.path for n in nodes]
-    scopes = tuple(s for s in g.scopes if any(p.startswith(s.path + ".") for p in paths))
+    scopes = tuple(live_scopes(g.scopes, nodes))
     return replace(g, nodes=tuple(nodes), outputs=outputs, scopes=scopes), warnings
