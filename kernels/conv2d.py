@@ -19,7 +19,6 @@ from typing import List, Optional
 import torch
 import torch.nn.functional as F
 
-from . import _runtime
 from ._runtime import ACTIVATIONS, TRITON_DTYPES, output_memory_format, triton_can_run_on
 from .depthwise import (depthwise_conv2d, depthwise_conv2d_input_grad,
                         depthwise_conv2d_weight_grad)
@@ -155,7 +154,7 @@ def kernel_for(x, weight, groups=1, stride=1, padding=0, dilation=1):
     "grouped-direct" (CUDA-core loop) or "torch" (eager fallback)."""
     C_in = x.shape[1]
     C_out, cin_g, KH, KW = weight.shape
-    if not triton_can_run_on(x.device) or x.dtype not in TRITON_DTYPES:
+    if not triton_can_run_on(x.device) or x.dtype not in TRITON_DTYPES or x.numel() == 0:
         return "torch"
     if groups <= 1 or max(KH, KW) > MAX_KERNEL_SIZE:
         return "torch"  # dense convolution: cuDNN / the CPU library is the better choice
@@ -303,4 +302,4 @@ def _backward(ctx, grad_y):
 
 _conv2d_op.register_autograd(_backward, setup_context=_setup_context)
 
-__all__ = ["conv2d", "backend_for", "kernel_for", "torch_conv2d", "_runtime"]
+__all__ = ["conv2d", "backend_for", "kernel_for", "torch_conv2d"]

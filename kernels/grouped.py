@@ -11,8 +11,8 @@ One program per (BLOCK_M pixels, BLOCK_N output channels, group). Two inner prod
 chosen by the constexpr USE_DOT:
 * USE_DOT (both CIN_G and COUT_G >= 16, fp16/bf16/fp32): tl.dot on tensor cores, fp32
   accumulator; fp32 inputs use input_precision="ieee" (exact fp32, not TF32).
-* otherwise (ResNeXt's 4 and 8 channels per group, fp64): a direct loop that
-  broadcasts and reduces a [BLOCK_M, BLOCK_K, BLOCK_N] product on CUDA cores.
+* otherwise (ResNeXt's 4 and 8 channels per group, fp64): a direct loop of rank-1
+  updates acc += x[:, c] * w[c, :] on CUDA cores, one input channel at a time.
 Packing several small groups into one tensor-core tile (block-diagonal B) would lift the
 4- and 8-channel stages onto tensor cores; not done yet (see docs/kernels.md).
 
@@ -94,20 +94,24 @@ def grouped_conv2d_kernel(
             x_row = x_ptr + n64 * sxn + ih * sxh + iw * sxw  # [BLOCK_M] pixel base pointers
             w_tap = w_ptr + co * swo + kh * swh + kw * sww  # [BLOCK_N]
             for k0 in range(0, CIN_G, BLOCK_K):
-                ck = k0 + tl.arange(0, BLOCK_K)
-                k_mask = ck < CIN_G
-                a = tl.load(x_row[:, None] + (g * CIN_G + ck)[None, :] * sxc,
-                            mask=ok[:, None] & k_mask[None, :], other=0.0)
-                b = tl.load(w_tap[None, :] + ck[:, None] * swi,
-                            mask=k_mask[:, None] & n_mask[None, :], other=0.0)
                 if USE_DOT:
+                    ck = k0 + tl.arange(0, BLOCK_K)
+                    k_mask = ck < CIN_G
+                    a = tl.load(x_row[:, None] + (g * CIN_G + ck)[None, :] * sxc,
+                                mask=ok[:, None] & k_mask[None, :], other=0.0)
+                    b = tl.load(w_tap[None, :] + ck[:, None] * swi,
+                                mask=k_mask[:, None] & n_mask[None, :], other=0.0)
                     if DOT_IN_FP32:
                         a = a.to(tl.float32)
                         b = b.to(tl.float32)
                     acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
                 else:
-                    prod = a.to(ACC_DTYPE)[:, :, None] * b.to(ACC_DTYPE)[None, :, :]
-                    acc += tl.sum(prod, axis=1)
+                    # outer products, one input channel at a time: pure FMAs into acc
+                    for kk in tl.static_range(BLOCK_K):
+                        c = k0 + kk
+                        a_col = tl.load(x_row + (g * CIN_G + c) * sxc, mask=ok & (c < CIN_G), other=0.0)
+                        b_row = tl.load(w_tap + c * swi, mask=n_mask & (c < CIN_G), other=0.0)
+                        acc += a_col.to(ACC_DTYPE)[:, None] * b_row.to(ACC_DTYPE)[None, :]
 
     # epilogue on the fp32 accumulator: act(acc * scale + shift + residual)
     if HAS_SCALE:
@@ -138,8 +142,8 @@ def uses_tensor_cores(dtype, cin_g, cout_g):
 def _channel_blocks(use_dot, cin_g, cout_g):
     if use_dot:
         return min(128, next_power_of_2(cout_g)), min(64, next_power_of_2(cin_g))
-    # direct loop: the [BLOCK_M, BLOCK_K, BLOCK_N] product lives in registers, keep it small
-    return min(16, next_power_of_2(cout_g)), min(8, next_power_of_2(cin_g))
+    # direct loop: BLOCK_K rank-1 updates unrolled per chunk; BLOCK_N columns of acc per pixel
+    return min(32, next_power_of_2(cout_g)), min(8, next_power_of_2(cin_g))
 
 
 def grouped_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shift=None,

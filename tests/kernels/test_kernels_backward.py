@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kernels
-from kernels_testlib import DEVICE, REFERENCE_ACTIVATIONS, require_triton_path, same_memory_format
+from kernels_testlib import DEVICE, GRAD_TOLERANCES, REFERENCE_ACTIVATIONS, require_triton_path, same_memory_format
 
 # (C_in, mult or None for grouped, groups, (KH, KW), stride, padding, dilation, activation)
 GRADCHECK_CASES = {
@@ -86,7 +86,7 @@ def backward_cases(draw):
                 seed=draw(st.integers(0, 2**16)))
 
 
-@settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(backward_cases())
 def test_gradients_match_eager_autograd(case):
     """float32 gradients of every input against eager autograd of the unfused block."""
@@ -112,7 +112,8 @@ def test_gradients_match_eager_autograd(case):
     ref_grads = torch.autograd.grad(ref, inputs, grad_out)
     for name, got, want in zip(["x", "weight", "scale", "shift", "residual"], grads, ref_grads):
         assert bool(torch.isfinite(got).all()), f"grad {name} not finite"
-        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4, msg=lambda m: f"grad {name}: {m}")
+        atol, rtol = GRAD_TOLERANCES[torch.float32]
+        torch.testing.assert_close(got, want, atol=atol, rtol=rtol, msg=lambda m: f"grad {name}: {m}")
     assert same_memory_format(grads[0], x), "grad x does not follow x's memory format"
 
 

@@ -17,7 +17,7 @@ ACTIVATIONS = list(kernels.ACTIVATIONS)
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 DW_KERNELS = [(3, 3), (5, 5), (7, 7), (1, 3), (3, 1), (1, 5), (5, 1), (1, 7), (7, 1)]
 
-FAST = settings(max_examples=40, deadline=None, database=None, print_blob=True,
+FAST = settings(max_examples=80, deadline=None, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
