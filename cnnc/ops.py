@@ -105,12 +105,14 @@ def normalize_arg(kind: str, value, opname: str, argname: str):
     if kind in ("pair", "pospair", "padding"):
         if kind == "padding" and value == "same":
             return "same"
+        given = value
         if is_int(value):
             value = (value, value)
         if isinstance(value, (list, tuple)) and len(value) == 2 and all(is_int(v) for v in value):
             lo = 1 if kind == "pospair" else 0
             if min(value) < lo:
-                raise OpError(f"{where} must be {'positive' if lo else 'non-negative'}, got {list(value)}")
+                shown = given if is_int(given) else list(given)
+                raise OpError(f"{where} must be {'positive' if lo else 'non-negative'}, got {shown}")
             return tuple(value)
         extra = ' or "same"' if kind == "padding" else ""
         raise OpError(f"{where} must be an integer or a pair [h, w]{extra}, got {describe(value)}")

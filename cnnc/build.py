@@ -1,0 +1,106 @@
+"""`cnnc build FILE [-o OUT.py] [--weights W.pth]`: write the generated nn.Module source.
+
+Writes `build/<spec stem>.py` by default. With `--weights`, the foreign state_dict is mapped onto
+the module by structural order (weights.py) and saved, under the module's own names, as
+`OUT.pth` next to `OUT.py`; `Net().load_state_dict(torch.load("OUT.pth"))` then loads it.
+Everything that can fail (front end, code generation, reading and fitting the weights) runs
+before anything is written, and each file is written atomically (a temporary file in the
+destination directory, then os.replace), so a failed build leaves no half-written output.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .diagnostics import CnncError
+
+HELP = "generate a PyTorch nn.Module (.py) from a spec; --weights also writes remapped weights (.pth)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("-o", "--output", metavar="OUT.py",
+                   help="where to write the module (default: build/<spec stem>.py)")
+    p.add_argument("--weights", metavar="W.pth",
+                   help="a torchvision/timm-style state_dict to map onto the module, saved as OUT.pth")
+    p.add_argument("--fused", action="store_true",
+                   help="apply the fusion passes first: conv + BatchNorm + residual add + activation become one "
+                        "kernels.conv2d call (same weights)")
+
+
+def run(args) -> int:
+    from . import cli
+    from .codegen import generate
+    from .report import one_line
+
+    graph = cli.front_end(args).graph
+    if args.fused:
+        from .pipeline import fuse
+
+        graph = fuse(graph)
+    gen = generate(graph)
+    out = Path(args.output) if args.output else Path("build") / (Path(args.file).stem + ".py")
+    if out.is_dir() or str(args.output or "").endswith(os.sep):
+        raise CnncError(f"output path '{out}' is a directory; give a file name such as {out / 'model.py'}")
+    weights = _remapped_weights(gen, args.weights) if args.weights else None
+    _make_parent(out)
+    if weights is not None:
+        import torch
+
+        pth = out.with_suffix(".pth")
+        _atomic_write(pth, lambda f: torch.save(weights, f))
+    _atomic_write(out, lambda f: f.write(gen.source.encode()))
+    print(one_line(graph))
+    print(f"wrote {out}" + (f" and {pth}" if weights is not None else ""))
+    return 0
+
+
+def _remapped_weights(gen, path) -> dict:
+    from .api import load_source
+    from .weights import import_weights, load_file
+
+    state_dict = load_file(path)
+    module = getattr(load_source(gen.source, gen.name), gen.class_name)()
+    return import_weights(module, state_dict).state_dict()
+
+
+def _make_parent(out: Path) -> None:
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CnncError(f"cannot create directory '{parent}': a file of that name exists") from None
+    except OSError as e:
+        raise CnncError(f"cannot create directory '{parent}': {e.strerror or e}") from None
+    if not parent.is_dir():
+        raise CnncError(f"cannot create directory '{parent}': a file of that name exists")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write via a temporary file in the same directory and os.replace: all or nothing."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise CnncError(f"cannot write '{path}': {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise CnncError(f"cannot write '{path}': {e.strerror or e}") from None
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from .cli import main
+
+    sys.exit(main(["build"] + sys.argv[1:]))

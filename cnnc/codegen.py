@@ -1,0 +1,771 @@
+"""Stage 5: IR -> the Python source of a torch.nn.Module that reads like torchvision's resnet.py.
+
+`generate(graph)` lists the steps in order:
+
+  1. tree     split the node list into instances by dotted path: the network, and inside it the
+              block and group instances (`layer1`, `layer1.block0`, `...downsample`). Each instance
+              is a list of statements: a leaf node, or a call of a child instance.
+  2. classes  instances of the same block (or group label) with the same structure share one class.
+  3. params   constructor arguments that differ between a class's instances (channels, stride,
+              drop rates, ...) become parameters of its `__init__`; the rest are literals.
+  4. render   `__init__` registers submodules in node order, so `state_dict()` lists tensors in
+              IR order; `forward` names values like a person would (`x` flows through a chain,
+              `out = self.conv1(x)` when `x` is needed again, `branch1 = self.branch1(x)`).
+
+Per-op behaviour lives in the table `EMIT`, keyed by op: a rule returns either a `Layer` (a
+submodule: the torch class and its constructor arguments) or an `Inline` expression for the
+forward (functional ops: activations, add, concat, flatten, ...). An op without a rule is an
+error that names it. See docs/codegen.md for the design of the generated classes.
+"""
+from __future__ import annotations
+
+import keyword
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .diagnostics import CnncError
+from .ir import Graph, Node, Scope, fmt_value
+from .ops import conv_padding
+
+# ---- emission rules --------------------------------------------------------------------------
+
+ALWAYS = object()  # a Slot default meaning "always write this argument"
+CHANNELS = "channels"  # Slot.kind of channel counts (merged and named by the tensor they describe)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One constructor argument of a layer."""
+
+    name: str
+    value: object
+    default: object = ALWAYS  # omitted from the source when the value equals this
+    kind: str = ""  # CHANNELS, or "" (= the argument's own name)
+    ref: str | None = None  # for channel counts: the tensor described, "in" (first input) or "out"
+    positional: bool = False
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A submodule: `self.<name> = <cls>(<slots>)`, called as `self.<name>(x)`."""
+
+    cls: str
+    slots: tuple
+
+
+@dataclass(frozen=True)
+class Inline:
+    """A forward expression; {0}, {1} are the inputs and {all} all of them, comma separated."""
+
+    template: str
+
+
+def _pair(v):
+    """(3, 3) -> 3: square kernels, strides and paddings read as one number, as in torchvision."""
+    if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1]:
+        return v[0]
+    return v
+
+
+def _attr(n: Node, name):
+    return _pair(n.attr(name))
+
+
+def _conv(n: Node, ins) -> Layer:
+    groups = n.attr("groups")
+    return Layer("nn.Conv2d" if groups == 1 else "runtime.Conv2d", (
+        Slot("in_channels", ins[0][0], kind=CHANNELS, ref="in", positional=True),
+        Slot("out_channels", n.attr("out"), kind=CHANNELS, ref="out", positional=True),
+        Slot("kernel_size", _attr(n, "kernel")),
+        Slot("stride", _attr(n, "stride"), 1),
+        Slot("padding", _pair(conv_padding(n.attrs)), 0),
+        Slot("dilation", _attr(n, "dilation"), 1),
+        Slot("groups", groups, 1, kind=CHANNELS),
+        Slot("bias", n.attr("bias"), True),
+    ))
+
+
+def _fused_conv(n: Node, ins) -> Layer:
+    conv = _conv(n, ins)
+    return Layer("runtime.FusedConv2d", conv.slots + (
+        Slot("bn", n.attr("bn"), False),
+        Slot("eps", n.attr("eps"), 1e-5),
+        Slot("activation", n.attr("act"), None),
+    ))
+
+
+def _batchnorm(n: Node, ins) -> Layer:
+    return Layer("nn.BatchNorm2d" if len(ins[0]) == 3 else "nn.BatchNorm1d", (
+        Slot("num_features", ins[0][0], kind=CHANNELS, ref="in", positional=True),
+        Slot("eps", n.attr("eps"), 1e-5),
+        Slot("momentum", n.attr("momentum"), 0.1),
+    ))
+
+
+def _layernorm(n: Node, ins) -> Layer:
+    return Layer("runtime.LayerNorm2d" if len(ins[0]) == 3 else "nn.LayerNorm", (
+        Slot("normalized_shape", ins[0][0], kind=CHANNELS, ref="in", positional=True),
+        Slot("eps", n.attr("eps"), 1e-5),
+    ))
+
+
+def _lrn(n: Node, ins) -> Layer:
+    return Layer("nn.LocalResponseNorm", (
+        Slot("size", n.attr("size"), positional=True),
+        Slot("alpha", n.attr("alpha"), 1e-4),
+        Slot("beta", n.attr("beta"), 0.75),
+        Slot("k", n.attr("k"), 1.0),
+    ))
+
+
+def _pool(cls, extra=()):
+    def rule(n: Node, ins) -> Layer:
+        slots = [Slot("kernel_size", _attr(n, "kernel")), Slot("stride", _attr(n, "stride"), None),
+                 Slot("padding", _attr(n, "padding"), 0), Slot("ceil_mode", n.attr("ceil_mode"), False)]
+        slots += [Slot(name, n.attr(attr), default) for name, attr, default in extra]
+        return Layer(cls, tuple(slots))
+    return rule
+
+
+def _fixed(cls, *args):
+    """A layer whose constructor arguments are constants, e.g. nn.AdaptiveAvgPool2d(1)."""
+    return lambda n, ins: Layer(cls, tuple(Slot(f"_{i}", a, positional=True) for i, a in enumerate(args)))
+
+
+def _adaptive_avgpool(n: Node, ins) -> Layer:
+    return Layer("nn.AdaptiveAvgPool2d", (Slot("output_size", _attr(n, "size"), positional=True),))
+
+
+def _linear(n: Node, ins) -> Layer:
+    return Layer("nn.Linear" if len(ins[0]) == 1 else "runtime.ChannelLinear", (
+        Slot("in_features", ins[0][0], kind=CHANNELS, ref="in", positional=True),
+        Slot("out_features", n.attr("out"), kind=CHANNELS, ref="out", positional=True),
+        Slot("bias", n.attr("bias"), True),
+    ))
+
+
+def _dropout(cls):
+    return lambda n, ins: Layer(cls, (Slot("p", n.attr("p")),))
+
+
+def _layerscale(n: Node, ins) -> Layer:
+    slots = [Slot("channels", ins[0][0], kind=CHANNELS, ref="in", positional=True), Slot("init", n.attr("init"))]
+    if len(ins[0]) != 3:
+        slots.append(Slot("spatial", False))
+    return Layer("runtime.LayerScale", tuple(slots))
+
+
+def _inline(template):
+    return lambda n, ins: Inline(template)
+
+
+EMIT: dict = {
+    "input": None,  # a graph input is an argument of forward, not a statement
+    "conv": _conv,
+    "fused:conv": _fused_conv,  # conv + BatchNorm + residual + activation (the fusion passes' op)
+    "batchnorm": _batchnorm,
+    "layernorm": _layernorm,
+    "lrn": _lrn,
+    "relu": _inline("F.relu({0})"),
+    "relu6": _inline("F.relu6({0})"),
+    "silu": _inline("F.silu({0})"),
+    "gelu": _inline("F.gelu({0})"),
+    "sigmoid": _inline("torch.sigmoid({0})"),
+    "tanh": _inline("torch.tanh({0})"),
+    "hardswish": _inline("F.hardswish({0})"),
+    "hardsigmoid": _inline("F.hardsigmoid({0})"),
+    "softmax": _inline("F.softmax({0}, dim=1)"),
+    "identity": _inline("{0}"),
+    "maxpool": _pool("nn.MaxPool2d"),
+    "avgpool": _pool("nn.AvgPool2d", [("count_include_pad", "count_include_pad", True)]),
+    "global_avgpool": _fixed("nn.AdaptiveAvgPool2d", 1),
+    "global_maxpool": _fixed("nn.AdaptiveMaxPool2d", 1),
+    "adaptive_avgpool": _adaptive_avgpool,
+    "flatten": _inline("torch.flatten({0}, 1)"),
+    "linear": _linear,
+    "dropout": _dropout("nn.Dropout"),
+    "droppath": _dropout("runtime.DropPath"),
+    "layerscale": _layerscale,
+    "scale": lambda n, ins: Inline(f"{{0}} * {n.attr('factor')!r}"),
+    "channel_shuffle": lambda n, ins: Inline(f"runtime.channel_shuffle({{0}}, {n.attr('groups')})"),
+    "zeropad": lambda n, ins: Inline(f"F.pad({{0}}, {tuple(n.attr(k) for k in ('left', 'right', 'top', 'bottom'))})"),
+    "concat": _inline("torch.cat([{all}], 1)"),
+    "add": _inline("{0} + {1}"),
+    "sub": _inline("{0} - {1}"),
+    "mul": _inline("{0} * {1}"),
+}
+
+# Ops whose result continues the chain of their first input computed inside the block
+# (`out = x + out` continues `out`); concat continues no chain.
+_SYMMETRIC = {"add", "sub", "mul"}
+
+
+def emission_rule(n: Node):
+    rule = EMIT.get(n.op, EMIT)
+    if rule is EMIT:
+        raise CnncError(f"cannot generate PyTorch code for op '{n.op}': it has no emission rule "
+                        f"(add one to EMIT in cnnc/codegen.py)", n.loc)
+    return rule
+
+
+# ---- 1. tree: instances and statements --------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Stmt:
+    name: str  # attribute name: the leaf's or child instance's last path component
+    inputs: tuple  # values read (node ids), in argument order (leaf) or first-use order (child)
+    outputs: tuple  # values written that are read later (leaf: its own node)
+    node: Node | None = None  # a leaf
+    emit: Layer | Inline | None = None
+    child: "Instance | None" = None
+
+
+@dataclass(eq=False)
+class Instance:
+    path: str
+    scope: Scope | None  # None for the network
+    stmts: list
+    inputs: tuple  # values from outside, in first-use order
+    outputs: tuple  # values used outside (or network outputs), in definition order
+    cls: "ClassInfo | None" = None
+    args: tuple = ()  # values of cls.params for this instance
+
+
+def _build_tree(g: Graph) -> Instance:
+    users = g.users()
+    net_outputs = {o.node for o in g.outputs}
+    scopes = g.scope_map()
+    inputs = []
+    for n in g.nodes:
+        if n.op == "input":
+            if "." in n.path:
+                raise CnncError("cannot generate code for an input() inside a group", n.loc)
+            inputs.append(n.id)
+
+    def instance(path, ids) -> Instance:
+        inside = set(ids)
+        prefix = path + "." if path else ""
+        stmts, seen = [], set()
+        i = 0
+        while i < len(ids):
+            n = g.nodes[ids[i]]
+            head, dot, _ = n.path[len(prefix):].partition(".")
+            if head in seen:
+                raise AssertionError(f"instance {prefix + head} is not contiguous in the node order")
+            seen.add(head)
+            if not dot:
+                rule = emission_rule(n)
+                stmts.append(Stmt(head, n.inputs, (n.id,), node=n, emit=rule(n, g.in_shapes(n))))
+                i += 1
+                continue
+            j = i
+            while j < len(ids) and g.nodes[ids[j]].path.startswith(prefix + head + "."):
+                j += 1
+            child = instance(prefix + head, ids[i:j])
+            stmts.append(Stmt(head, child.inputs, child.outputs, child=child))
+            i = j
+        ins = []
+        for j in ids:
+            for v in g.nodes[j].inputs:
+                if v not in inside and v not in ins:
+                    ins.append(v)
+        outs = tuple(j for j in ids if j in net_outputs or any(u not in inside for u in users[j]))
+        return Instance(path, scopes.get(path), stmts, tuple(ins), outs)
+
+    body = [n.id for n in g.nodes if n.op != "input"]
+    root = instance("", body)
+    root.inputs = tuple(inputs)
+    root.outputs = tuple(dict.fromkeys(o.node for o in g.outputs))
+    return root
+
+
+def _walk(inst: Instance):
+    """Instances bottom-up (children before parents), in node order."""
+    for st in inst.stmts:
+        if st.child is not None:
+            yield from _walk(st.child)
+    yield inst
+
+
+# ---- 2. classes: one per block structure -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str
+    ref: tuple | None  # ("in", k) / ("out", k): the channel count of the k-th input / output
+
+
+@dataclass(eq=False)
+class ClassInfo:
+    name: str
+    instances: list
+    params: list = field(default_factory=list)
+    param_of: dict = field(default_factory=dict)  # slot key (stmt index, arg name) -> Param
+
+
+def _signature(inst: Instance) -> tuple:
+    """What the code of an instance's class depends on: everything but constructor values."""
+    ref = {v: ("in", k) for k, v in enumerate(inst.inputs)}
+    sig = [inst.scope.kind, inst.scope.name, len(inst.inputs)]
+    for i, st in enumerate(inst.stmts):
+        ins = tuple(ref[v] for v in st.inputs)
+        if st.child is not None:
+            sig.append(("child", st.name, id(st.child.cls), ins, len(st.outputs)))
+        elif isinstance(st.emit, Layer):
+            sig.append(("layer", st.name, st.emit.cls, tuple(s.name for s in st.emit.slots), ins))
+        else:
+            sig.append(("inline", st.name, st.node.op, st.emit.template, ins))
+        for k, v in enumerate(st.outputs):
+            ref[v] = ("v", i, k)
+    sig.append(tuple(ref[v] for v in inst.outputs))
+    return tuple(sig)
+
+
+def _camel(name: str) -> str:
+    text = "".join(p[:1].upper() + p[1:] for p in re.split(r"_+", name) if p)
+    return text if text[:1].isalpha() else "Block" + text
+
+
+def _assign_classes(root: Instance, net_class: str) -> list[ClassInfo]:
+    by_sig: dict = {}
+    classes: list[ClassInfo] = []
+    taken = {net_class, net_class + "Outputs", "Tensor", "NamedTuple", "F"}
+    for inst in _walk(root):
+        if inst is root:
+            info = ClassInfo(net_class, [root])
+        else:
+            sig = _signature(inst)
+            info = by_sig.get(sig)
+            if info is None:
+                base = _camel(inst.scope.name)
+                name, k = base, 2
+                while name in taken:
+                    name, k = f"{base}{'_' if base[-1].isdigit() else ''}{k}", k + 1
+                taken.add(name)
+                info = by_sig[sig] = ClassInfo(name, [])
+            info.instances.append(inst)
+        inst.cls = info
+        if info.instances[0] is inst:
+            classes.append(info)
+    return classes
+
+
+# ---- 3. params: constructor values that differ between instances ------------------------------
+
+
+def _key(v):
+    """Values compare by type too (True is not 1)."""
+    return (type(v).__name__, v)
+
+
+def _slots(inst: Instance):
+    """(key, kind, described tensor or None, value, suggested name, stmt name) per constructor value."""
+    out = []
+    for i, st in enumerate(inst.stmts):
+        if st.child is not None:
+            c = st.child
+            for p, a in zip(c.cls.params, c.args):
+                tensor = None
+                if p.ref is not None:
+                    tensor = (c.inputs if p.ref[0] == "in" else c.outputs)[p.ref[1]]
+                out.append(((i, p.name), p.kind, tensor, a, p.name, st.name))
+        elif isinstance(st.emit, Layer):
+            for s in st.emit.slots:
+                tensor = {"in": st.inputs[0] if st.inputs else None, "out": st.node.id}.get(s.ref)
+                out.append(((i, s.name), s.kind or s.name, tensor, s.value, s.name, st.name))
+    return out
+
+
+def _assign_params(info: ClassInfo, g: Graph) -> None:
+    per_inst = [_slots(inst) for inst in info.instances]
+    first = per_inst[0]
+    groups: dict = {}  # (kind, values across instances) -> slot indices
+    for j, (key, kind, *_rest) in enumerate(first):
+        values = tuple(_key(slots[j][3]) for slots in per_inst)
+        if len(set(values)) > 1:
+            groups.setdefault((kind, values), []).append(j)
+    rep = info.instances[0]
+
+    def channels_of(side, k):  # the channel count of the k-th input/output, per instance
+        return tuple(_key(g.nodes[getattr(inst, side)[k]].shape[0]) for inst in info.instances)
+
+    ins = [channels_of("inputs", k) for k in range(len(rep.inputs))]
+    outs = [channels_of("outputs", k) for k in range(len(rep.outputs))]
+    made = {v: st for st in rep.stmts for v in st.outputs}
+    named = []  # (members, kind, ref, preferred name, name if the preferred one is ambiguous)
+    for (kind, values), members in groups.items():
+        slot_name, stmt = first[members[0]][4], first[members[0]][5]
+        name, fallback, ref = slot_name, f"{stmt}_{slot_name}", None
+        if kind == CHANNELS:
+            # a channel count is named after the tensor it equals in every instance
+            is_in = next((k for k, v in enumerate(ins) if v == values), None)
+            is_out = next((k for k, v in enumerate(outs) if v == values), None)
+            tensors = [first[j][2] for j in members if first[j][2] is not None]
+            if is_in is not None:
+                name, ref = ("channels" if is_out is not None else "in_channels"), ("in", is_in)
+            elif is_out is not None:
+                name, ref = "out_channels", ("out", is_out)
+            elif tensors:
+                producer = made[tensors[0]]
+                if producer.child is not None and not producer.name.isdigit():
+                    name = fallback = f"{producer.name}_channels"
+                else:
+                    name, fallback = "mid_channels", f"{producer.name}_channels"
+        named.append((members, kind, ref, name, fallback))
+    counts = Counter(n[3] for n in named)
+    used: set = set()
+    for members, kind, ref, name, fallback in named:
+        name = _identifier(name if counts[name] == 1 else fallback)
+        base, k = name, 2
+        while name in used:
+            name, k = f"{base}{k}", k + 1
+        used.add(name)
+        p = Param(name, kind, ref)
+        info.params.append(p)
+        for j in members:
+            info.param_of[first[j][0]] = p
+    position = {s[0]: j for j, s in enumerate(first)}
+    first_slot = {}
+    for key, p in info.param_of.items():
+        first_slot[p] = min(first_slot.get(p, len(first)), position[key])
+    info.params.sort(key=first_slot.get)
+    for inst, slots in zip(info.instances, per_inst):
+        inst.args = tuple(slots[first_slot[p]][3] for p in info.params)
+
+
+# ---- 4. render -------------------------------------------------------------------------------
+
+_RESERVED = set(keyword.kwlist) | {"self", "torch", "nn", "F", "runtime", "Tensor", "NamedTuple", "super"}
+# attributes of nn.Module (and nn.Sequential) that a submodule name must not shadow
+_MODULE_ATTRS = {"training", "forward", "train", "eval", "to", "cuda", "cpu", "float", "double", "half",
+                 "type", "apply", "modules", "children", "parameters", "buffers", "state_dict",
+                 "load_state_dict", "named_modules", "named_children", "named_parameters",
+                 "named_buffers", "zero_grad", "register_buffer", "register_parameter", "add_module",
+                 "register_module", "get_submodule", "get_parameter", "get_buffer", "requires_grad_",
+                 "extra_repr", "compile", "bfloat16", "share_memory", "dump_patches", "call_super_init",
+                 "to_empty", "ipu", "xpu", "mtia", "get_extra_state", "set_extra_state", "append", "extend",
+                 "insert", "pop", "set_submodule"}
+
+
+def _identifier(name: str) -> str:
+    name = re.sub(r"\W", "_", name)
+    if not name or name[0].isdigit():
+        name = "m" + name
+    return name + "_" if name in _RESERVED else name
+
+
+def _attr_name(name: str) -> str:
+    """The submodule's attribute: its instance name, unless that would shadow an nn.Module
+    attribute (`train` -> `train_`)."""
+    return name + "_" if name in _MODULE_ATTRS else name
+
+
+def _get(name: str) -> str:
+    """Reading a submodule: `self.conv1`, or `getattr(self, "0")` for names Python cannot spell."""
+    name = _attr_name(name)
+    if name.isidentifier() and not keyword.iskeyword(name):
+        return f"self.{name}"
+    return f"getattr(self, {name!r})"
+
+
+def _set(name: str, value: str) -> str:
+    name = _attr_name(name)
+    if name.isidentifier() and not keyword.iskeyword(name):
+        return f"self.{name} = {value}"
+    return f"setattr(self, {name!r}, {value})"
+
+
+def _is_sequential(inst: Instance) -> bool:
+    """Submodules named 0, 1, 2, ... each feeding the next: emitted as an nn.Sequential (the
+    layout torchvision uses, so the state_dict keys `branch2.0.conv.weight` stay as they are)."""
+    prev = inst.inputs
+    for k, st in enumerate(inst.stmts):
+        if st.name != str(k) or (st.child is None and not isinstance(st.emit, Layer)):
+            return False
+        if tuple(st.inputs) != tuple(prev) or len(st.inputs) != 1 or len(st.outputs) != 1:
+            return False
+        prev = st.outputs
+    return len(inst.inputs) == 1 and tuple(inst.outputs) == tuple(prev)
+
+
+def _literal(v) -> str:
+    return repr(v)
+
+
+def _layer_source(info: ClassInfo, i: int, st: Stmt) -> str:
+    parts = []
+    for s in st.emit.slots:
+        p = info.param_of.get((i, s.name))
+        if p is not None:
+            text = p.name
+        elif s.default is not ALWAYS and _key(s.value) == _key(s.default):
+            continue
+        else:
+            text = _literal(s.value)
+        parts.append(text if s.positional else f"{s.name}={text}")
+    return f"{st.emit.cls}({', '.join(parts)})"
+
+
+def _child_source(info: ClassInfo, i: int, st: Stmt) -> str:
+    c = st.child
+    texts = []
+    for p, a in zip(c.cls.params, c.args):
+        q = info.param_of.get((i, p.name))
+        texts.append(q.name if q is not None else _literal(a))
+    if len(texts) > 2:
+        texts = [f"{p.name}={t}" for p, t in zip(c.cls.params, texts)]
+    return f"{c.cls.name}({', '.join(texts)})"
+
+
+def _spine(inst: Instance, main) -> set:
+    """Statements on the path from the main result back through primary inputs: the chain
+    that keeps one variable (`x = self.layer1(x)`, or `out` when `x` is still needed)."""
+    made = {v: i for i, st in enumerate(inst.stmts) for v in st.outputs}
+    spine, i = set(), made.get(main)
+    while i is not None and i not in spine:
+        spine.add(i)
+        p = _primary(inst, inst.stmts[i])
+        i = made.get(p) if p is not None else None
+    return spine
+
+
+def _primary(inst: Instance, st: Stmt):
+    """The input whose variable a statement's result may take over."""
+    if not st.inputs:
+        return None
+    if st.node is not None and st.node.op == "concat":
+        return None
+    if st.node is not None and st.node.op in _SYMMETRIC:
+        inner = [v for v in st.inputs if v not in inst.inputs]
+        return inner[0] if inner else st.inputs[0]
+    return st.inputs[0]
+
+
+def _input_names(n: int) -> list[str]:
+    if n <= 3:
+        return ["x", "y", "z"][:n]
+    return [f"x{k}" for k in range(1, n + 1)]
+
+
+def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dict]:
+    """Lines of forward and the variable holding each value. `main`: the value the spine ends
+    at; `train_only`: statement indices that only feed training outputs (under `if self.training:`).
+
+    Naming, in order of preference: a value the spine continues from but that is also read
+    later is kept under a descriptive name (`inception4a = self.inception4a(x)`); a result
+    takes over the variable of its primary input when that input is read for the last time
+    (`x = self.layer1(x)`), unless that variable is a descriptive one; the spine keeps its variable; a child instance's result is named
+    after it (`branch1 = self.branch1(x)`), and so is a layer's result off the spine that is read
+    twice or joined with others (`maxpool1 = self.maxpool1(x)`); anything else is `out`, `out2`, ...
+    """
+    stmts = inst.stmts
+    last, uses = {}, Counter()
+    for i, st in enumerate(stmts):
+        for v in set(st.inputs):
+            last[v] = i
+            uses[v] += 1
+    for v in inst.outputs:
+        last[v] = len(stmts)
+    spine = _spine(inst, main)
+    successor = {}
+    for i in sorted(spine):
+        successor.setdefault(_primary(inst, stmts[i]), i)
+    kept = {v for v, j in successor.items() if last.get(v, -1) > j}
+    # values read more than once or by a statement that joins several: worth a name of their own
+    joins = {v: uses[v] > 1 or any(len(st.inputs) > 1 and v in st.inputs for st in stmts) for v in last}
+    var = dict(zip(inst.inputs, _input_names(len(inst.inputs))))
+    live = {name: v for v, name in var.items()}
+    spine_var = None
+    descriptive = set()  # variables named after what computed them: never taken over by a chain
+    lines: list[str] = []
+    guarded = False
+
+    def free(name):
+        return name not in live and name not in _RESERVED
+
+    for i, st in enumerate(stmts):
+        for v in set(st.inputs):
+            if last[v] == i and live.get(var[v]) == v:
+                del live[var[v]]
+        p = _primary(inst, st)
+        names = []
+        for k, v in enumerate(st.outputs):
+            name = None
+            if k == 0 and v in kept:
+                name = _identifier(st.name)
+                descriptive.add(name)
+            elif (k == 0 and p is not None and last[p] == i and (uses[p] == 1 or i in spine) and free(var[p])
+                  and var[p] not in descriptive):
+                name = var[p]
+            elif k == 0 and i in spine and spine_var is not None:
+                name = spine_var
+            elif (st.child is not None and (i not in spine or (p in inst.inputs and joins.get(v)))) or (
+                    st.child is None and isinstance(st.emit, Layer) and i not in spine and joins.get(v)):
+                name = _identifier(st.name if k == 0 else f"{st.name}_{k}")
+                descriptive.add(name)
+            if name is None or not free(name):
+                name, n = "out", 2
+                while not free(name):
+                    name, n = f"out{n}", n + 1
+            if k == 0 and i in spine and name not in descriptive:
+                spine_var = name
+            var[v] = name
+            live[name] = v
+            names.append(name)
+        for v in st.outputs:  # a result nobody reads frees its variable at once
+            if v not in last:
+                del live[var[v]]
+        args = [var[v] for v in st.inputs]
+        if st.child is not None or isinstance(st.emit, Layer):
+            expr = f"{_get(st.name)}({', '.join(args)})"
+        else:
+            expr = st.emit.template.format(*args, all=", ".join(args))
+        if expr == names[0] and len(names) == 1:
+            continue  # identity onto the same variable
+        indent = "        "
+        if i in train_only:
+            if not guarded:
+                lines.append("        if self.training:")
+                guarded = True
+            indent += "    "
+        else:
+            guarded = False
+        lines.append(f"{indent}{', '.join(names)} = {expr}")
+    return lines, var
+
+
+def _docstring(info: ClassInfo) -> str:
+    s = info.instances[0].scope
+    paths = [inst.path for inst in info.instances]
+    shown = ", ".join(paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
+    what = f"Block `{s.name}`" if s.kind == "block" else f"Group `{s.name}`"
+    return f"{what} at {shown}."
+
+
+def _class_source(info: ClassInfo, g: Graph | None = None, outputs_class: str | None = None) -> str:
+    inst = info.instances[0]
+    is_net = g is not None
+    init_args = "".join(f", {p.name}" for p in info.params)
+    doc = _net_docstring(g) if is_net else _docstring(info)
+    if not is_net and _is_sequential(inst):
+        out = [f"class {info.name}(nn.Sequential):", f'    """{doc}"""', "",
+               f"    def __init__(self{init_args}):", "        super().__init__("]
+        for i, st in enumerate(inst.stmts):
+            made = _child_source(info, i, st) if st.child is not None else _layer_source(info, i, st)
+            out.append(f"            {made},")
+        return "\n".join(out + ["        )"]) + "\n"
+    out = [f"class {info.name}(nn.Module):", f'    """{doc}"""', "",
+           f"    def __init__(self{init_args}):", "        super().__init__()"]
+    for i, st in enumerate(inst.stmts):
+        if st.child is not None:
+            out.append(f"        {_set(st.name, _child_source(info, i, st))}")
+        elif isinstance(st.emit, Layer):
+            out.append(f"        {_set(st.name, _layer_source(info, i, st))}")
+    train_only = _train_only_stmts(g, inst) if is_net else set()
+    if is_net:
+        main = next(o.node for o in g.outputs if not o.train_only)
+    else:
+        main = inst.outputs[0]
+    body, var = _forward_body(inst, main, train_only)
+    names = _input_names(len(inst.inputs))
+    sig = ", ".join(f"{n}: Tensor" for n in names)
+    if is_net:
+        ret = _net_return(g, var, outputs_class)
+        annotation = " -> Tensor" if outputs_class is None else ""
+    else:
+        results = [var[v] for v in inst.outputs]
+        ret = [f"        return {', '.join(results)}"]
+        annotation = " -> Tensor" if len(results) == 1 else f" -> tuple[{', '.join(['Tensor'] * len(results))}]"
+    out += ["", f"    def forward(self, {sig}){annotation}:"] + body + ret
+    return "\n".join(out) + "\n"
+
+
+def _train_only_stmts(g: Graph, inst: Instance) -> set:
+    need = set()
+    todo = [o.node for o in g.outputs if not o.train_only]
+    while todo:
+        i = todo.pop()
+        if i not in need:
+            need.add(i)
+            todo.extend(g.nodes[i].inputs)
+    return {i for i, st in enumerate(inst.stmts) if not any(v in need for v in st.outputs)}
+
+
+def _net_return(g: Graph, var: dict, outputs_class: str | None) -> list[str]:
+    main = [o for o in g.outputs if not o.train_only]
+    if outputs_class is None:
+        return [f"        return {var[main[0].node]}"]
+    every = ", ".join(f"{o.name}={var[o.node]}" for o in g.outputs)
+    if len(main) == 1:
+        return ["        if self.training:", f"            return {outputs_class}({every})",
+                f"        return {var[main[0].node]}"]
+    if len(main) == len(g.outputs):
+        return [f"        return {outputs_class}({every})"]
+    evaluation = ", ".join(f"{o.name}={var[o.node] if not o.train_only else None}" for o in g.outputs)
+    return ["        if self.training:", f"            return {outputs_class}({every})",
+            f"        return {outputs_class}({evaluation})"]
+
+
+def _net_docstring(g: Graph) -> str:
+    ps = ", ".join(f"{k}={fmt_value(v)}" for k, v in g.params)
+    return f"Network `{g.name}` ({ps})." if ps else f"Network `{g.name}`."
+
+
+# ---- entry ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Generated:
+    source: str
+    name: str  # the network's name in the spec
+    class_name: str  # the network's nn.Module class
+    outputs_class: str | None  # the NamedTuple of outputs, when forward may return several
+
+
+def generate(g: Graph) -> Generated:
+    """The Python source of an nn.Module for the graph."""
+    if not any(not o.train_only for o in g.outputs):
+        raise CnncError(f"network '{g.name}' has no output outside training; nothing for forward to return")
+    net_class = _camel(g.name)
+    root = _build_tree(g)  # 1. tree
+    classes = _assign_classes(root, net_class)  # 2. classes
+    for info in classes:  # 3. params (children first)
+        if info.instances[0] is not root:
+            _assign_params(info, g)
+    main = [o for o in g.outputs if not o.train_only]
+    outputs_class = None if len(g.outputs) == 1 else net_class + "Outputs"
+    parts = [_class_source(info) for info in classes if info.instances[0] is not root]  # 4. render
+    if outputs_class is not None:
+        fields = "".join(f"    {o.name}: Tensor{' | None' if o.train_only else ''}\n" for o in g.outputs)
+        if len(main) == len(g.outputs):
+            doc = "Outputs of forward"
+        elif len(main) == 1:
+            doc = "Outputs of forward in training mode (in eval mode it returns the main output alone)"
+        else:
+            doc = "Outputs of forward (training-only ones are None in eval mode)"
+        parts.append(f'class {outputs_class}(NamedTuple):\n    """{doc}."""\n\n{fields}')
+    parts.append(_class_source(root.cls, g, outputs_class))
+    body = "\n\n".join(parts)
+    return Generated(_header(g, body) + body, g.name, net_class, outputs_class)
+
+
+def _header(g: Graph, body: str) -> str:
+    spec = Path(g.file).name
+    lines = [f'"""{g.name}: generated by cnnc {__version__} from {spec}; rebuild it with `cnnc build` '
+             f'rather than editing it."""']
+    if "NamedTuple" in body:
+        lines += ["from typing import NamedTuple", ""]
+    lines.append("import torch" if re.search(r"\btorch\.", body) else None)
+    torch_names = ", ".join(n for n in ("Tensor", "nn") if re.search(rf"\b{n}\b", body))
+    lines.append(f"from torch import {torch_names}")
+    if re.search(r"\bF\.", body):
+        lines.append("from torch.nn import functional as F")
+    if re.search(r"\bruntime\.", body):
+        lines += ["", "from cnnc import runtime"]
+    return "\n".join(line for line in lines if line is not None) + "\n\n\n"

@@ -1,0 +1,138 @@
+"""Layers that generated modules need and torch lacks. Imports only torch (and `kernels`, optionally).
+
+Every class keeps the state_dict names and shapes of the torch layer it mirrors, so weights from
+torchvision and timm import by structural order:
+
+  Conv2d         nn.Conv2d whose forward runs `kernels.conv2d` (Triton depthwise/grouped kernels)
+  FusedConv2d    conv + BatchNorm + residual add + activation in one `kernels.conv2d` call
+  LayerNorm2d    LayerNorm over the channels of an NCHW map (torchvision's LayerNorm2d)
+  ChannelLinear  nn.Linear applied to the channels at every position of an NCHW map
+  LayerScale     learnable per-channel scale, weight (C, 1, 1) like torchvision's ConvNeXt
+  DropPath       stochastic depth: zeroes whole samples of a residual branch in training
+  channel_shuffle  ShuffleNet's channel permutation
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+try:  # the Triton kernels are optional: without them grouped convolutions run F.conv2d
+    import kernels
+except ImportError:  # pragma: no cover - kernels ships with cnnc
+    kernels = None
+
+
+class Conv2d(nn.Conv2d):
+    """A depthwise or grouped nn.Conv2d that calls `kernels.conv2d` (bias as its per-channel shift).
+
+    `kernels.conv2d` is one custom op to torch.compile and torch.export; it runs a Triton kernel
+    on CUDA and eager torch elsewhere. ONNX has no translation for that op, so ONNX export (and a
+    missing `kernels` package) takes plain F.conv2d, which computes the same thing.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if kernels is None or self.padding_mode != "zeros" or torch.onnx.is_in_onnx_export():
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                              groups=self.groups, shift=self.bias)
+
+
+_ACTIVATIONS = {"relu": F.relu, "relu6": F.relu6, "silu": F.silu, "gelu": F.gelu, "hardswish": F.hardswish,
+                "sigmoid": torch.sigmoid}
+
+
+class FusedConv2d(nn.Conv2d):
+    """What the fusion passes make of conv -> BatchNorm -> (+ residual) -> activation.
+
+    Its state_dict is the conv's followed by the BatchNorm's (`bn.*`), in the order and shapes of
+    the unfused layers, so the same weights load. In eval mode the BatchNorm is folded into
+    `kernels.conv2d`'s per-channel scale and shift at every call (so loading new weights needs no
+    re-folding); in training mode the layers run one after another, with batch statistics.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, bn=False, eps=1e-5, activation=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, bias=bias)
+        self.bn = nn.BatchNorm2d(out_channels, eps=eps) if bn else None
+        self.activation = activation
+
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        if self.training or kernels is None or torch.onnx.is_in_onnx_export():
+            y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+            if self.bn is not None:
+                y = self.bn(y)
+            if residual is not None:
+                y = y + residual
+            return y if self.activation is None else _ACTIVATIONS[self.activation](y)
+        scale, shift = None, self.bias
+        if self.bn is not None:
+            scale = self.bn.weight * torch.rsqrt(self.bn.running_var + self.bn.eps)
+            shift = self.bn.bias - self.bn.running_mean * scale
+            if self.bias is not None:
+                shift = shift + self.bias * scale
+        return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                              groups=self.groups, scale=scale, shift=shift, activation=self.activation,
+                              residual=residual)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", activation={self.activation!r}" if self.activation else "")
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channel dimension of an (N, C, H, W) map; weight and bias are (C,)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class ChannelLinear(nn.Linear):
+    """nn.Linear over the channels of an (N, C, H, W) map (a 1x1 convolution with a Linear's
+    (out, in) weight, as in torchvision's ConvNeXt block)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x.movedim(1, -1), self.weight, self.bias).movedim(-1, 1)
+
+
+class LayerScale(nn.Module):
+    """Multiplies each channel by a learnable factor that starts at `init`."""
+
+    def __init__(self, channels: int, init: float = 1e-6, spatial: bool = True):
+        super().__init__()
+        shape = (channels, 1, 1) if spatial else (channels,)
+        self.weight = nn.Parameter(torch.full(shape, float(init)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.weight
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}"
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016): in training, zero each sample's branch with
+    probability p and scale survivors by 1 / (1 - p); the identity in eval mode."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def channel_shuffle(x: Tensor, groups: int) -> Tensor:
+    """Interleave the channels of `groups` groups (ShuffleNet)."""
+    n, c, h, w = x.shape
+    x = x.reshape(n, groups, c // groups, h, w).transpose(1, 2)
+    return x.reshape(n, c, h, w)

@@ -1,0 +1,88 @@
+"""One SGD step of every spec in specs/ reduces the loss on a fixed batch (CPU, small input).
+
+How: the module is built at the smallest input size the architecture accepts (trying 64, 96, 112,
+... up to its default) with 10 classes, in training mode (BatchNorm on batch statistics, dropout and droppath
+active). The loss is cross-entropy on the main output plus 0.3 x that of each training-only
+output (GoogLeNet's auxiliary heads). Before computing the loss the RNG is reseeded, so dropout
+and droppath draw the same masks before and after the step; the loss after the step, on the same
+batch with the same masks, must be lower. Every module is also checked for its parameter count
+(= the IR's) and its state_dict order (= the IR order of the parametrised layers).
+"""
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import cnnc  # noqa: E402
+from cnnc.diagnostics import CnncError  # noqa: E402
+from cnnc.pipeline import front_end  # noqa: E402
+from cnnc_testlib import SPECS  # noqa: E402
+
+torch.set_num_threads(2)
+SIZES = (64, 96, 112, 128, 160, 192, 224, 256, 299)
+SPEC_NAMES = sorted(p.stem for p in SPECS.glob("*.cnn"))
+SLOW = {"vgg16", "vgg19", "alexnet", "zfnet", "convnext_base", "resnet152", "resnet101", "densenet201",
+        "inception_v4", "inception_resnet_v2", "xception", "wide_resnet50_2", "nasnet_a_mobile"}
+BATCH = 4
+LR = 0.01
+
+
+def _small(spec):
+    """The graph and overrides for the smallest size the spec accepts."""
+    params = dict(front_end(spec).graph.params)
+    overrides = {"classes": 10} if "classes" in params else {}
+    if "size" not in params:
+        return front_end(spec, overrides).graph, overrides
+    for size in sorted({s for s in SIZES if s < params["size"]} | {params["size"]}):
+        try:
+            return front_end(spec, {**overrides, "size": size}).graph, {**overrides, "size": size}
+        except CnncError:
+            continue
+    pytest.fail(f"{spec.name} accepts none of the sizes {SIZES}")
+
+
+def _loss(model, graph, x, y):
+    torch.manual_seed(1234)  # the same dropout / droppath masks at every evaluation
+    out = model(x)
+    if isinstance(out, torch.Tensor):
+        return torch.nn.functional.cross_entropy(out, y)
+    total = 0.0
+    for o in graph.outputs:
+        weight = 0.3 if o.train_only else 1.0
+        total = total + weight * torch.nn.functional.cross_entropy(getattr(out, o.name), y)
+    return total
+
+
+def _param_layers_in_ir_order(graph):
+    return [n.path for n in graph.nodes if graph.params_of(n) or n.op == "batchnorm"]
+
+
+def _module_prefixes(module):
+    seen = []
+    for key in module.state_dict():
+        prefix = key.rsplit(".", 1)[0]
+        if not seen or seen[-1] != prefix:
+            seen.append(prefix)
+    return seen
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in SPEC_NAMES])
+def test_one_sgd_step_reduces_the_loss(name):
+    spec = SPECS / f"{name}.cnn"
+    graph, overrides = _small(spec)
+    torch.manual_seed(0)
+    model = cnnc.compile(spec, **overrides)
+    assert sum(p.numel() for p in model.parameters()) == sum(graph.params_of(n) for n in graph.nodes)
+    assert _module_prefixes(model) == _param_layers_in_ir_order(graph)
+
+    (source,) = [n for n in graph.nodes if n.op == "input"]
+    classes = graph.nodes[next(o.node for o in graph.outputs if not o.train_only)].shape[0]
+    x = torch.randn(BATCH, *source.shape, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(BATCH) % classes
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    before = _loss(model, graph, x, y)
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = _loss(model, graph, x, y)
+    assert torch.isfinite(before) and after < before, f"{name}: loss {before.item():.4f} -> {after.item():.4f}"
