@@ -3,7 +3,8 @@
 The Triton kernels run natively on CUDA tensors, and on CPU tensors under Triton's
 interpreter when TRITON_INTERPRET=1 was set *before* `kernels` was imported (`triton.jit`
 decides at decoration time whether it builds a compiled or an interpreted function, so
-flipping the variable later has no effect).
+flipping the variable later has no effect). CNNC_KERNELS_CPU=torch, read at every call,
+sends CPU tensors to the torch path all the same.
 """
 
 import contextlib
@@ -34,7 +35,9 @@ def triton_can_run_on(device: torch.device) -> bool:
     if device.type == "cuda":
         return not INTERPRET
     if device.type == "cpu":
-        return INTERPRET
+        # CNNC_KERNELS_CPU=torch keeps CPU calls on the torch path even under the interpreter
+        # (the interpreter is for testing the kernels, far too slow for whole models).
+        return INTERPRET and os.environ.get("CNNC_KERNELS_CPU", "triton") != "torch"
     return False
 
 

@@ -20,3 +20,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("cuda"):
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _kernels_cpu_backend(request, monkeypatch):
+    """Whole-model tests run the kernels' torch path on CPU; only tests/kernels use the interpreter.
+
+    (If tests/kernels set TRITON_INTERPRET=1 before `kernels` was imported, every CPU depthwise
+    conv of a later model test would otherwise crawl through Triton's interpreter.)
+    """
+    if "kernels" not in Path(str(request.node.fspath)).parts:
+        monkeypatch.setenv("CNNC_KERNELS_CPU", "torch")
