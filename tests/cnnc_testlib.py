@@ -17,3 +17,18 @@ def check_golden(path: Path, text: str) -> None:
         return
     expected = path.read_text()
     assert text == expected, f"{path.name} differs from its golden file (CNNC_UPDATE_GOLDEN=1 to accept)"
+
+
+def param_layers_in_ir_order(graph):
+    """Instance paths of the nodes that own state_dict entries, in IR order."""
+    return [n.path for n in graph.nodes if graph.params_of(n) or n.op == "batchnorm"]
+
+
+def module_prefixes(module):
+    """The module paths of a state_dict's keys, in order, each run listed once."""
+    seen = []
+    for key in module.state_dict():
+        prefix = key.rsplit(".", 1)[0]
+        if not seen or seen[-1] != prefix:
+            seen.append(prefix)
+    return seen

@@ -20,6 +20,7 @@ from cnnc.diagnostics import CnncError  # noqa: E402
 from cnnc.ops import OPS  # noqa: E402
 from cnnc.pipeline import front_end, fuse  # noqa: E402
 from cnnc_testlib import GOLDEN, ROOT, SPECS, TEST_SPECS, check_golden  # noqa: E402
+from cnnc_testlib import module_prefixes, param_layers_in_ir_order
 
 torch.set_num_threads(2)
 TINY = TEST_SPECS / "codegen_tiny.cnn"
@@ -81,24 +82,12 @@ def test_instances_with_one_structure_share_a_parameterized_class():
 # ---- the module: structure, state_dict order, train/eval ----------------------------------------
 
 
-def _param_layers_in_ir_order(graph):
-    return [n.path for n in graph.nodes if graph.params_of(n) or n.op == "batchnorm"]
-
-
-def _module_prefixes(module):
-    seen = []
-    for key in module.state_dict():
-        prefix = key.rsplit(".", 1)[0]
-        if not seen or seen[-1] != prefix:
-            seen.append(prefix)
-    return seen
-
 
 @pytest.mark.parametrize("spec", [TINY, OPS_SPEC, SPECS / "resnet18.cnn"], ids=lambda p: p.stem)
 def test_state_dict_order_is_ir_order(spec):
     graph = front_end(spec).graph
     model = cnnc.compile(spec)
-    assert _module_prefixes(model) == _param_layers_in_ir_order(graph)
+    assert module_prefixes(model) == param_layers_in_ir_order(graph)
     assert sum(p.numel() for p in model.parameters()) == sum(graph.params_of(n) for n in graph.nodes)
 
 

@@ -16,6 +16,7 @@ import cnnc  # noqa: E402
 from cnnc.diagnostics import CnncError  # noqa: E402
 from cnnc.pipeline import front_end  # noqa: E402
 from cnnc_testlib import SPECS  # noqa: E402
+from cnnc_testlib import module_prefixes, param_layers_in_ir_order
 
 torch.set_num_threads(2)
 SIZES = (64, 96, 112, 128, 160, 192, 224, 256, 299)
@@ -52,18 +53,6 @@ def _loss(model, graph, x, y):
     return total
 
 
-def _param_layers_in_ir_order(graph):
-    return [n.path for n in graph.nodes if graph.params_of(n) or n.op == "batchnorm"]
-
-
-def _module_prefixes(module):
-    seen = []
-    for key in module.state_dict():
-        prefix = key.rsplit(".", 1)[0]
-        if not seen or seen[-1] != prefix:
-            seen.append(prefix)
-    return seen
-
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in SPEC_NAMES])
 def test_one_sgd_step_reduces_the_loss(name):
@@ -72,7 +61,7 @@ def test_one_sgd_step_reduces_the_loss(name):
     torch.manual_seed(0)
     model = cnnc.compile(spec, **overrides)
     assert sum(p.numel() for p in model.parameters()) == sum(graph.params_of(n) for n in graph.nodes)
-    assert _module_prefixes(model) == _param_layers_in_ir_order(graph)
+    assert module_prefixes(model) == param_layers_in_ir_order(graph)
 
     (source,) = [n for n in graph.nodes if n.op == "input"]
     classes = graph.nodes[next(o.node for o in graph.outputs if not o.train_only)].shape[0]

@@ -23,4 +23,6 @@ fi
 # shellcheck disable=SC2086
 "$PY" -m pip install -q --disable-pip-version-check $TORCH_SPEC
 "$PY" -m pip install -q --disable-pip-version-check -e ".[torch,test]"
+# pyenv only sees new console scripts (cnnc) after a rehash
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
 echo "setup: cnnc $("$PY" -c 'import cnnc; print(cnnc.__version__)') installed; dot: $(command -v dot || echo missing)"
