@@ -83,6 +83,7 @@ class _Expander:
         self.globals: dict = {}
         self.steps = 0
         self.in_network = False
+        self.last_call = None  # the call being expanded most recently, for "nested too deeply"
 
     # ---- entry ---------------------------------------------------------------
 
@@ -117,7 +118,9 @@ class _Expander:
         except _Return as r:  # pragma: no cover - rejected in exec
             raise AssertionError(r)
         except RecursionError:
-            raise CnncError("spec is nested too deeply (expressions or block calls)", net.loc) from None
+            # the innermost call being expanded is where the nesting went too deep
+            where = self.last_call.loc if self.last_call is not None else net.loc
+            raise CnncError("spec is nested too deeply (expressions or block calls)", where) from None
         if not any(n.op == "input" for n in self.nodes):
             raise CnncError(f"network '{net.name}' has no input; add e.g. `x = input(3, 224, 224)`", net.loc)
         if not self.outputs:
@@ -353,6 +356,7 @@ class _Expander:
 
     def call(self, c: ast.Call, env, piped=None):
         self.tick(c.loc)
+        self.last_call = c
         pos = [(piped, c.loc)] if piped is not None else []
         pos += [(self.eval(a, env), _loc(a)) for a in c.args]
         kw = {k.name: (self.eval(k.value, env), k.loc) for k in c.kwargs}

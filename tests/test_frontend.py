@@ -191,3 +191,16 @@ def test_block_returning_its_input_and_label_expressions():
     assert [n.path for n in g.nodes][-1] == "r2"
     fused = fuse(g)  # the bn-only blocks fold away: their scopes go with them
     assert fused.scopes == () and len(fused.nodes) == 3
+
+
+def test_block_nesting_past_the_recursion_limit_is_a_located_error():
+    from cnnc.diagnostics import CnncError
+
+    blocks = "block b0(x) { return x -> relu }\n" + "".join(
+        f"block b{i}(x) {{ return x -> b{i - 1} }}\n" for i in range(1, 3000))
+    spec = blocks + "network n() {\n x = input(3, 8, 8)\n output o = x -> b2999\n}\n"
+    with pytest.raises(CnncError) as info:
+        front_end(spec)
+    err = info.value
+    assert err.message == "spec is nested too deeply (expressions or block calls)"
+    assert 1 < err.loc.line <= 3000  # at a block call inside the chain, not at the top of the file
