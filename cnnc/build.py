@@ -9,12 +9,10 @@ destination directory, then os.replace), so a failed build leaves no half-writte
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-from .diagnostics import CnncError
+from .outfile import atomic_output, prepare_output, write_atomically
 
 HELP = "generate a PyTorch nn.Module (.py) from a spec; --weights also writes remapped weights (.pth)"
 
@@ -40,17 +38,16 @@ def run(args) -> int:
 
         graph = fuse(graph)
     gen = generate(graph)
-    out = Path(args.output) if args.output else Path("build") / (Path(args.file).stem + ".py")
-    if out.is_dir() or str(args.output or "").endswith(os.sep):
-        raise CnncError(f"output path '{out}' is a directory; give a file name such as {out / 'model.py'}")
+    out = args.output or Path("build") / (Path(args.file).stem + ".py")
     weights = _remapped_weights(gen, args.weights) if args.weights else None
-    _make_parent(out)
+    out = prepare_output(out, "model.py")
     if weights is not None:
         import torch
 
         pth = out.with_suffix(".pth")
-        _atomic_write(pth, lambda f: torch.save(weights, f))
-    _atomic_write(out, lambda f: f.write(gen.source.encode()))
+        with atomic_output(pth) as tmp:
+            torch.save(weights, tmp)
+    write_atomically(out, gen.source.encode())
     print(one_line(graph))
     print(f"wrote {out}" + (f" and {pth}" if weights is not None else ""))
     return 0
@@ -63,41 +60,6 @@ def _remapped_weights(gen, path) -> dict:
     state_dict = load_file(path)
     module = getattr(load_source(gen.source, gen.name), gen.class_name)()
     return import_weights(module, state_dict).state_dict()
-
-
-def _make_parent(out: Path) -> None:
-    parent = out.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise CnncError(f"cannot create directory '{parent}': a file of that name exists") from None
-    except OSError as e:
-        raise CnncError(f"cannot create directory '{parent}': {e.strerror or e}") from None
-    if not parent.is_dir():
-        raise CnncError(f"cannot create directory '{parent}': a file of that name exists")
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temporary file in the same directory and os.replace: all or nothing."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise CnncError(f"cannot write '{path}': {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise CnncError(f"cannot write '{path}': {e.strerror or e}") from None
-        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

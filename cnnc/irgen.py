@@ -379,7 +379,7 @@ class _Expander:
             if self.active:
                 raise self.error("input() belongs in the network, not inside a block", c.loc)
             if kw:
-                raise self.error(f"input takes only its dimensions, e.g. input(3, 224, 224)",
+                raise self.error("input takes only its dimensions, e.g. input(3, 224, 224)",
                                  next(iter(kw.values()))[1])
             if not pos:
                 raise self.error("input needs its dimensions, e.g. input(3, 224, 224)", c.loc)

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 
 from . import dot_style as S
+from .cli import _positive
 from .diagnostics import CnncError
+from .outfile import atomic_output, prepare_output, write_atomically
 from .ir import Graph
 from .ops import fmt_shape
 
@@ -389,51 +390,17 @@ def find_dot() -> str:
     return exe
 
 
-def _prepare_dir(out: str) -> str:
-    directory = os.path.dirname(os.path.abspath(out))
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as e:
-        raise CnncError(f"cannot create the output directory '{os.path.dirname(out) or '.'}': "
-                        f"{e.strerror or e}")
-    if os.path.isdir(out):
-        raise CnncError(f"output '{out}' is a directory; give a file name such as {out.rstrip('/')}/net.svg")
-    return directory
-
-
-def _temp_in(directory: str, out: str) -> str:
-    """A new empty file next to `out`, created with the usual permissions (umask applies)."""
-    for _ in range(100):
-        tmp = os.path.join(directory, f".{os.path.basename(out)}.{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise CnncError(f"cannot write to '{directory}': {e.strerror or e}")
-    raise CnncError(f"cannot create a temporary file in '{directory}'")
-
-
 def write_dot(text: str, out: str) -> None:
     """Write DOT text to `out` atomically (a temporary file in the same directory, then a rename)."""
-    tmp = _temp_in(_prepare_dir(out), out)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(prepare_output(out, "net.dot"), text.encode("utf-8"))
 
 
 def render_file(text: str, fmt: str, out: str) -> None:
     """Run `dot -T<fmt>` on DOT text, writing `out` atomically; errors are CnncErrors."""
     exe = find_dot()
-    tmp = _temp_in(_prepare_dir(out), out)
-    try:
+    with atomic_output(prepare_output(out, f"net.{fmt}")) as tmp:
         try:
-            r = subprocess.run([exe, f"-T{fmt}", "-o", tmp], input=text.encode("utf-8"),
+            r = subprocess.run([exe, f"-T{fmt}", "-o", str(tmp)], input=text.encode("utf-8"),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as e:
             raise CnncError(f"cannot run Graphviz's `dot` ({exe}): {e.strerror or e}; {INSTALL_HINT}")
@@ -442,23 +409,9 @@ def render_file(text: str, fmt: str, out: str) -> None:
             raise CnncError(f"Graphviz's `dot` failed (exit {r.returncode}) rendering {fmt}: {err or 'no message'}")
         if err:
             print(f"cnnc render: dot says: {err}", file=sys.stderr)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ---- command line ----------------------------------------------------------------
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
-    return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -68,10 +68,9 @@ class FusedConv2d(nn.Conv2d):
             return y if self.activation is None else _ACTIVATIONS[self.activation](y)
         scale, shift = None, self.bias
         if self.bn is not None:
-            scale = self.bn.weight * torch.rsqrt(self.bn.running_var + self.bn.eps)
-            shift = self.bn.bias - self.bn.running_mean * scale
-            if self.bias is not None:
-                shift = shift + self.bias * scale
+            bn = self.bn
+            scale, shift = kernels.fold_batchnorm(bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps,
+                                                  conv_bias=self.bias)
         return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
                               groups=self.groups, scale=scale, shift=shift, activation=self.activation,
                               residual=residual)

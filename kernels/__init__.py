@@ -12,7 +12,7 @@ tensors under Triton's interpreter.
 """
 
 from ._runtime import ACTIVATIONS, INTERPRET, poisoned_outputs
-from .conv2d import backend_for, conv2d, kernel_for, torch_conv2d
+from .conv2d import backend_for, conv2d, fold_batchnorm, kernel_for, torch_conv2d
 
-__all__ = ["conv2d", "backend_for", "kernel_for", "torch_conv2d", "poisoned_outputs",
+__all__ = ["conv2d", "fold_batchnorm", "backend_for", "kernel_for", "torch_conv2d", "poisoned_outputs",
            "ACTIVATIONS", "INTERPRET"]

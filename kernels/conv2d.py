@@ -192,6 +192,16 @@ def _conv2d_op(x: torch.Tensor, weight: torch.Tensor, stride: List[int], padding
     return torch_conv2d(x, weight, stride, padding, dilation, groups, scale, shift, residual, act)
 
 
+def fold_batchnorm(weight, bias, running_mean, running_var, eps, conv_bias=None):
+    """Eval-mode BatchNorm after a conv as the (scale, shift) that `conv2d` takes:
+    scale = gamma / sqrt(var + eps), shift = beta - mean * scale (+ conv_bias * scale)."""
+    scale = weight * torch.rsqrt(running_var + eps)
+    shift = bias - running_mean * scale
+    if conv_bias is not None:
+        shift = shift + conv_bias * scale
+    return scale, shift
+
+
 def torch_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shift=None,
                  residual=None, activation=None):
     """The fallback: F.conv2d in x's dtype, then the epilogue in fp32, in x's memory format."""

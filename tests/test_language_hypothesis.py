@@ -6,7 +6,6 @@
    CnncError; never another exception, a hang or a traceback.
 """
 import string
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

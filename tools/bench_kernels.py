@@ -134,9 +134,9 @@ def build(layer, batch, dtype, channels_last, device):
     block = torch.nn.Sequential(conv, bn, torch.nn.ReLU()).to(device=device, dtype=dtype, memory_format=fmt)
     x = torch.randn(batch, C, layer.hw, layer.hw, device=device, dtype=dtype).contiguous(memory_format=fmt)
     w = block[0].weight.detach()
-    inv_std = torch.rsqrt(bn.running_var.float() + bn.eps)
-    scale = (bn.weight.float() * inv_std).to(device)
-    shift = (bn.bias.float() - bn.running_mean.float() * bn.weight.float() * inv_std).to(device)
+    scale, shift = kernels.fold_batchnorm(bn.weight.float(), bn.bias.float(), bn.running_mean.float(),
+                                          bn.running_var.float(), bn.eps)
+    scale, shift = scale.to(device), shift.to(device)
     conv_args = dict(stride=layer.stride, padding=k // 2, groups=layer.groups)
 
     def fused(x, w, scale, shift):
