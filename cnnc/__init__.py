@@ -19,11 +19,11 @@ def summary(spec, depth: int | None = None, **params) -> dict:
 
 def __getattr__(name):
     # compile / import_weights live in codegen, which needs torch: load on first use.
-    if name in ("compile", "import_weights"):
+    if name in ("compile", "import_weights", "ReorderedWeights"):
         from . import api
 
         return getattr(api, name)
     raise AttributeError(name)
 
 
-__all__ = ["CnncError", "summary", "compile", "import_weights"]
+__all__ = ["CnncError", "summary", "compile", "import_weights", "ReorderedWeights"]

@@ -18,9 +18,9 @@ import torch
 from .codegen import Generated, generate
 from .diagnostics import CnncError
 from .pipeline import front_end
-from .weights import import_weights
+from .weights import ReorderedWeights, import_weights
 
-__all__ = ["compile", "import_weights", "generate_source", "load_source", "CnncError"]
+__all__ = ["compile", "import_weights", "ReorderedWeights", "generate_source", "load_source", "CnncError"]
 
 
 def generate_source(spec, /, **params) -> Generated:

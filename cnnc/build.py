@@ -1,7 +1,8 @@
 """`cnnc build FILE [-o OUT.py] [--weights W.pth]`: write the generated nn.Module source.
 
 Writes `build/<spec stem>.py` by default. With `--weights`, the foreign state_dict is mapped onto
-the module by structural order (weights.py) and saved, under the module's own names, as
+the module by structural order (weights.py; entries it had to reorder are listed in a note on
+stderr) and saved, under the module's own names, as
 `OUT.pth` next to `OUT.py`; `Net().load_state_dict(torch.load("OUT.pth"))` then loads it.
 Everything that can fail (front end, code generation, reading and fitting the weights) runs
 before anything is written, and each file is written atomically (a temporary file in the
@@ -39,7 +40,7 @@ def run(args) -> int:
         graph = fuse(graph)
     gen = generate(graph)
     out = args.output or Path("build") / (Path(args.file).stem + ".py")
-    weights = _remapped_weights(gen, args.weights) if args.weights else None
+    weights, moves = _remapped_weights(gen, args.weights) if args.weights else (None, [])
     out = prepare_output(out, "model.py")
     if weights is not None:
         import torch
@@ -48,18 +49,26 @@ def run(args) -> int:
         with atomic_output(pth) as tmp:
             torch.save(weights, tmp)
     write_atomically(out, gen.source.encode())
+    if moves:
+        from .weights import describe_moves
+
+        print(f"cnnc: note: {describe_moves(moves)}", file=sys.stderr)
     print(one_line(graph))
     print(f"wrote {out}" + (f" and {pth}" if weights is not None else ""))
     return 0
 
 
-def _remapped_weights(gen, path) -> dict:
+def _remapped_weights(gen, path) -> tuple[dict, list[str]]:
+    """The weights under the module's names, and the entries that had to be reordered to fit."""
     from .api import load_source
-    from .weights import import_weights, load_file
+    from .weights import load_file, remap
 
     state_dict = load_file(path)
     module = getattr(load_source(gen.source, gen.name), gen.class_name)()
-    return import_weights(module, state_dict).state_dict()
+    moves: list[str] = []
+    full = dict(module.state_dict())
+    full.update(remap(module, state_dict, moves))
+    return full, moves
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -235,6 +235,55 @@ def test_import_weights_linear_conv1x1_reshape_and_missing_counters():
         cnnc.import_weights(model, [1, 2])
 
 
+class _Scaled(torch.nn.Module):
+    """A block with a per-channel scale after its body. With `scale_first` the scale is a parameter
+    of the block itself, so (like torchvision's CNBlock) its state_dict lists it before the body;
+    otherwise it is a module of its own registered after the body (like cnnc's LayerScale)."""
+
+    def __init__(self, scale_first=True):
+        super().__init__()
+        gamma = torch.nn.Parameter(torch.randn(8, 1, 1))
+        if scale_first:
+            self.gamma = gamma
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3), torch.nn.BatchNorm2d(8))
+        if not scale_first:
+            self.scale = torch.nn.ParameterDict({"gamma": gamma})
+        self.head = torch.nn.Linear(8, 2)
+
+
+def test_import_weights_reorders_entries_within_a_module_and_warns():
+    theirs, ours = torch.nn.Sequential(_Scaled(True), _Scaled(True)), torch.nn.Sequential(_Scaled(False),
+                                                                                           _Scaled(False))
+    assert [tuple(t.shape) for t in theirs.state_dict().values()] != [
+        tuple(t.shape) for t in ours.state_dict().values()]
+    with pytest.warns(cnnc.ReorderedWeights) as record:
+        cnnc.import_weights(ours, theirs.state_dict())
+    message = str(record[0].message)
+    assert message.startswith("2 foreign entries matched out of state_dict order")
+    assert "'0.gamma' after '0.body'; '1.gamma' after '1.body'" in message
+    mine, reference = ours.state_dict(), theirs.state_dict()
+    for i in range(2):
+        assert torch.equal(mine[f"{i}.scale.gamma"], reference[f"{i}.gamma"])
+        for k in ("body.0.weight", "body.1.running_var", "head.weight"):
+            assert torch.equal(mine[f"{i}.{k}"], reference[f"{i}.{k}"])
+
+
+def test_import_weights_never_moves_a_tensor_out_of_its_module():
+    ours = torch.nn.Sequential(_Scaled(False), _Scaled(False))
+    theirs = torch.nn.Sequential(_Scaled(True), _Scaled(True)).state_dict()
+    # block 0's scale filed under block 1: it may not travel back to block 0
+    moved = {("1.gamma0" if k == "0.gamma" else k): v for k, v in theirs.items()}
+    with pytest.raises(CnncError, match=r"tensor #0 '1.gamma0' \[8, 1, 1\] in the weights, '0.body.0.weight' "
+                                        r"\[8, 4, 3, 3\] in the module \(nor does any reordering within modules\)"):
+        cnnc.import_weights(ours, moved)
+
+
+def test_import_weights_in_plain_order_does_not_warn(recwarn):
+    theirs, ours = _Scaled(True), _Scaled(True)
+    cnnc.import_weights(ours, theirs.state_dict())
+    assert not [w for w in recwarn if issubclass(w.category, cnnc.ReorderedWeights)]
+
+
 # ---- fused modules ----------------------------------------------------------------------------------
 
 
@@ -358,6 +407,22 @@ def test_build_with_weights_writes_a_loadable_pth(tmp_path, capsys):
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model(x), source(x))
+
+
+def test_build_with_weights_registered_out_of_order_notes_the_moves(tmp_path, capsys):
+    torch.manual_seed(0)
+    source = cnnc.compile(TINY)
+    foreign = _renamed(source.state_dict(), prefix="mixer")  # one module: its entries may be permuted
+    keys = list(foreign)
+    scale = next(k for k, (name, t) in zip(keys, source.state_dict().items()) if "layerscale" in name)
+    foreign = {scale: foreign.pop(scale), **foreign}  # registered first, like torchvision's layer_scale
+    torch.save(foreign, tmp_path / "w.pth")
+    code, out, err = _build(capsys, TINY, "-o", tmp_path / "net.py", "--weights", tmp_path / "w.pth")
+    assert code == 0, err
+    assert err == (f"cnnc: note: 1 foreign entry matched out of state_dict order (registered in another order "
+                   f"than used): '{scale}' after '{keys[keys.index(scale) - 1]}'\n")
+    loaded = torch.load(tmp_path / "net.pth", weights_only=True)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.values(), source.state_dict().values()))
 
 
 def test_failed_write_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):

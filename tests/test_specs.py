@@ -209,9 +209,10 @@ def _move_after(keys: list, pattern: str, anchor: str) -> list:
 
 
 # Where a reference registers a tensor before the layers that run first, its state_dict order
-# differs from the order of computation; these are the only two, and a weight importer must
-# apply the same moves. torchvision's CNBlock registers `layer_scale` before `block` (applied
-# after it); timm's PreActBottleneck registers `downsample` before `norm1` (which feeds it).
+# differs from the order of computation. These are the only two: torchvision's CNBlock registers
+# `layer_scale` before `block` (applied after it); timm's PreActBottleneck registers `downsample`
+# before `norm1` (which feeds it). cnnc.import_weights finds the same moves by itself
+# (test_torchvision_equiv); here they document the expected layout.
 STATE_ORDER_FIXES = {
     "convnext_tiny": [(r"(.*\.)layer_scale", "block.")],
     "convnext_base": [(r"(.*\.)layer_scale", "block.")],
