@@ -3,6 +3,11 @@
 `compile` runs the front end, generates the module source (codegen.py) and executes it in a
 fresh module registered in `sys.modules` and `linecache` under a file name like
 `<cnnc:resnet18-1a2b3c4d.py>`, so tracebacks show the generated lines and `inspect.getsource` works.
+
+Modules from `compile` pickle whole (`torch.save(model, f)`, multiprocessing): each generated
+class reduces to "load this source, take this class", so a fresh process that can import cnnc
+and torch rebuilds the classes from the source carried in the pickle (once per pickle: pickle
+stores the shared source string once) and then restores the state as usual.
 """
 from __future__ import annotations
 
@@ -42,8 +47,24 @@ def load_source(source: str, name: str) -> types.ModuleType:
     module.__file__ = filename
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(builtins.compile(source, filename, "exec"), module.__dict__)
+    module.__cnnc_source__, module.__cnnc_name__ = source, name
+    for value in list(vars(module).values()):
+        if isinstance(value, type) and issubclass(value, torch.nn.Module) and value.__module__ == modname:
+            value.__reduce_ex__ = _reduce_generated
     sys.modules[modname] = module
     return module
+
+
+def _reduce_generated(self, protocol):
+    """Pickle an instance of a generated class: rebuild the class from its source, then the state."""
+    module = sys.modules[type(self).__module__]
+    return (_new_generated, (module.__cnnc_source__, module.__cnnc_name__, type(self).__qualname__),
+            self.__getstate__())
+
+
+def _new_generated(source: str, name: str, qualname: str):
+    cls = getattr(load_source(source, name), qualname)
+    return cls.__new__(cls)
 
 
 def compile(spec, /, **params) -> torch.nn.Module:  # noqa: A001 - the public name is cnnc.compile

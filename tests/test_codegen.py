@@ -176,6 +176,37 @@ def test_state_dict_round_trips_into_a_fresh_compile():
         assert torch.equal(a(x), b(x))
 
 
+def test_compiled_module_pickles_whole_into_a_fresh_process(tmp_path):
+    """torch.save(model) of a cnnc.compile module loads in a process that never compiled the spec."""
+    import copy
+    import pickle
+
+    torch.manual_seed(0)
+    model = cnnc.compile(TINY).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want = model(x)
+        for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+            assert torch.equal(clone(x), want) and clone is not model
+    data = pickle.dumps(model)
+    source = sys.modules[type(model).__module__].__cnnc_source__
+    assert data.count(source.encode()) == 1  # the source travels once, however many generated modules
+    torch.save(model, tmp_path / "model.pt")
+    torch.save({"x": x, "want": want}, tmp_path / "io.pt")
+    script = textwrap.dedent(f"""
+        import sys, torch
+        model = torch.load({str(tmp_path / "model.pt")!r}, weights_only=False)
+        io = torch.load({str(tmp_path / "io.pt")!r})
+        assert "cnnc_generated" in type(model).__module__ and not model.training
+        with torch.no_grad():
+            assert torch.equal(model(io["x"]), io["want"])
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
+
+
 # ---- weights ------------------------------------------------------------------------------------
 
 
