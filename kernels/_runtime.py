@@ -22,6 +22,17 @@ except ImportError:  # pragma: no cover - triton is installed in CI
 # Read once, at import, for the reason in the module docstring.
 INTERPRET = HAS_TRITON and os.environ.get("TRITON_INTERPRET", "0") == "1"
 
+# CNNC_KERNELS_AUTOTUNE=0 (read at import, like the configs it shapes) keeps only the first config
+# of each autotune space: one compile per specialization instead of one per config. For test runs
+# that compile hundreds of specializations (the native property tests); timings want it on.
+AUTOTUNE = os.environ.get("CNNC_KERNELS_AUTOTUNE", "1") != "0"
+
+
+def tuning_space(configs: list) -> list:
+    """An autotune space, or its first config alone when autotuning is off (see AUTOTUNE)."""
+    return list(configs) if AUTOTUNE else list(configs[:1])
+
+
 # dtypes the Triton kernels accept; accumulation is fp32 (fp64 for fp64 inputs).
 TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 

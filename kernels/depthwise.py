@@ -28,7 +28,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from ._runtime import INTERPRET, empty_output, output_memory_format
+from ._runtime import INTERPRET, empty_output, output_memory_format, tuning_space
 from .epilogue import apply_activation, torch_epilogue
 
 
@@ -49,10 +49,10 @@ def depthwise_configs():
         (4, 32, 16, 4),  # NCHW-friendly: long contiguous runs along W
         (8, 8, 128, 8),
     ]
-    return [
+    return tuning_space([
         triton.Config({"BLOCK_H": bh, "BLOCK_W": bw, "BLOCK_C": bc}, num_warps=w, num_stages=1)
         for bh, bw, bc, w in shapes
-    ]
+    ])
 
 
 @triton.autotune(
@@ -132,10 +132,10 @@ def depthwise_conv2d_kernel(
 def weight_grad_configs():
     if INTERPRET:
         return [triton.Config({"BLOCK_M": 64, "BLOCK_C": 16}, num_warps=4)]
-    return [
+    return tuning_space([
         triton.Config({"BLOCK_M": bm, "BLOCK_C": bc}, num_warps=w, num_stages=2)
         for bm, bc, w in [(64, 64, 4), (128, 32, 4), (32, 128, 4)]
-    ]
+    ])
 
 
 @triton.autotune(configs=weight_grad_configs(), key=["C_out", "M", "KH", "KW", "SPLIT_M"])

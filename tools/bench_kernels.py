@@ -28,9 +28,12 @@ bandwidth measured once at start-up.
 
     python tools/bench_kernels.py [--batch 64 1] [--layers mobilenet resnext] [--out DIR]
     python tools/bench_kernels.py --smoke --out DIR   # CPU, interpreter, tiny shapes
+    python tools/bench_kernels.py --shard 2/3 --out DIR  # every 3rd (batch, layer) pair, from the 2nd
+    python tools/bench_kernels.py --merge DIR/*.json     # shards -> one table
 
-Writes full JSON to --out and a markdown table to benchmarks/ (and --out); --smoke writes
-only to --out.
+Writes full JSON to --out (rewritten after every layer, so a run cut off keeps its rows) and
+a markdown table, ending with the issue's targets evaluated on the batch-64 rows, to
+benchmarks/ (and --out); --smoke and single shards write only to --out.
 """
 
 import argparse
@@ -106,6 +109,12 @@ def make_timer(device):
         return statistics.median(times)
 
     return cpu_median_ms
+
+
+def warm_timer(fn):
+    """--warm-only: run once (compiling what it needs), measure nothing."""
+    fn()
+    return 1.0
 
 
 def copy_bandwidth_gbs(device, timer, nbytes):
@@ -279,7 +288,66 @@ def markdown(env, rows, copy_gbs, args):
             lines.append(f"| {r['layer']} | {r['batch']} | {r['backend']} | {s['floor_mb']:.1f} | "
                          + " | ".join(ms) + f" | {s['kernels_gbs']:.0f} | {100 * s['kernels_frac_copy_bw']:.0f}% | {speedup} |")
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + targets_markdown(rows))
+
+
+def _median(values):
+    return statistics.median(values) if values else None
+
+
+def targets(rows):
+    """The issue's targets, each as (name, measured figure, goal, met) from batch-64 rows.
+    Ratios are baseline ms / kernels ms (above 1: kernels faster)."""
+    b64 = [r for r in rows if r["batch"] == 64]
+    dw = [r for r in b64 if " dw " in r["layer"]]
+    grouped = [r for r in b64 if " dw " not in r["layer"]]
+
+    def ratio(r, mode, base):
+        ms = r.get(mode, {}).get("ms", {})
+        return ms[base] / ms["kernels"] if base in ms and "kernels" in ms else None
+
+    def collect(rs, mode, base):
+        return [(r["layer"], x) for r in rs if (x := ratio(r, mode, base)) is not None]
+
+    out = []
+    dw_compile = collect(dw, "forward", "compile")
+    if dw_compile:
+        med = _median([x for _, x in dw_compile])
+        out.append(("depthwise fwd: torch.compile / kernels, median layer", f"{med:.2f}x", ">= 1.5x", med >= 1.5))
+    dw_cudnn = collect(dw, "forward", "cudnn")
+    if dw_cudnn:
+        name, worst = min(dw_cudnn, key=lambda t: t[1])
+        out.append(("depthwise fwd: cuDNN conv alone / kernels, worst layer", f"{worst:.2f}x ({name})", ">= 1.0x",
+                    worst >= 1.0))
+    big = [(r["layer"], r["forward"]["kernels_frac_copy_bw"]) for r in dw if r["forward"]["floor_mb"] > 50]
+    if big:
+        name, worst = min(big, key=lambda t: t[1])
+        out.append(("depthwise fwd, layers over 50 MB: fraction of copy bandwidth, worst", f"{100 * worst:.0f}% ({name})",
+                    ">= 70%", worst >= 0.7))
+    convnext = [(n, x) for n, x in dw_cudnn if n.startswith("ConvNeXt")]
+    if convnext:
+        name, worst = min(convnext, key=lambda t: t[1])
+        out.append(("ConvNeXt 7x7 dw fwd: cuDNN / kernels, worst layer", f"{worst:.2f}x ({name})", ">= 2x", worst >= 2))
+    g_compile = collect(grouped, "forward", "compile")
+    if g_compile:
+        med = _median([x for _, x in g_compile])
+        out.append(("grouped fwd: torch.compile / kernels, median layer", f"{med:.2f}x", ">= 1.2x", med >= 1.2))
+    dw_train = collect(dw, "forward_backward", "eager")
+    if dw_train:
+        med = _median([x for _, x in dw_train])
+        name, worst = min(dw_train, key=lambda t: t[1])
+        out.append(("depthwise fwd+bwd: eager (cuDNN) / kernels, median layer (worst)",
+                    f"{med:.2f}x ({worst:.2f}x, {name})", ">= 2x", med >= 2))
+    return out
+
+
+def targets_markdown(rows):
+    found = targets(rows)
+    if not found:
+        return []
+    lines = ["## targets (batch 64)", "", "| target | measured | goal | met |", "|---|---|---|---|"]
+    lines += [f"| {name} | {value} | {goal} | {'yes' if met else '**no**'} |" for name, value, goal, met in found]
+    return lines + [""]
 
 
 def parse_args(argv):
@@ -293,13 +361,54 @@ def parse_args(argv):
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--out", default=os.path.join(REPO_ROOT, "benchmarks", "raw"))
     p.add_argument("--smoke", action="store_true", help="CPU + Triton interpreter, tiny shapes")
+    p.add_argument("--shard", default="1/1", metavar="I/N",
+                   help="run only the I-th of N interleaved slices of the (batch, layer) list, so a run that "
+                        "would outlast one device call can be split; --merge joins the JSON files")
+    p.add_argument("--warm-only", action="store_true",
+                   help="compile and check every variant, time nothing, write nothing: run several shards "
+                        "of this in parallel first, so the timed run finds Triton's and Inductor's on-disk "
+                        "caches full (tools/gpu_session.sh does)")
+    p.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="no measuring: join the JSON files of shards of one run into one table")
     args = p.parse_args(argv)
+    try:
+        args.shard_index, args.shard_count = (int(v) for v in args.shard.split("/"))
+        assert 1 <= args.shard_index <= args.shard_count
+    except (ValueError, AssertionError):
+        p.error(f"--shard: expected I/N with 1 <= I <= N, got {args.shard!r}")
     args.dtype = getattr(torch, args.dtype)
     return args
 
 
+def write_reports(env, copy_gbs, rows, args, md_dirs):
+    table = markdown(env, rows, copy_gbs, args)
+    slug = "".join(ch if ch.isalnum() else "-" for ch in env["device"]).strip("-").lower()
+    for d in md_dirs:
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, f"kernels_{env['date'][:10]}_{slug}.md"), "w") as f:
+            f.write(table + "\n")
+    return table
+
+
+def merge(args):
+    reports = [json.load(open(path)) for path in args.merge]
+    first = reports[0]
+    rows = [row for rep in reports for row in rep["results"]]
+    order = {(l.name, b): i for i, (b, l) in enumerate((b, l) for b in (64, 1) for l in LAYERS)}
+    rows.sort(key=lambda r: order.get((r["layer"], r["batch"]), len(order)))
+    args.dtype = getattr(torch, first["dtype"].replace("torch.", ""))
+    args.nchw, args.smoke = not first["channels_last"], first["smoke"]
+    copy_gbs = statistics.median(rep["copy_gbs"] for rep in reports)
+    env = first["environment"]
+    table = write_reports(env, copy_gbs, rows, args, [args.out] + ([] if args.smoke else [os.path.join(REPO_ROOT, "benchmarks")]))
+    print(table)
+    return rows
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.merge:
+        return merge(args)
     if args.smoke:
         # The interpreter must be chosen before kernels (and its triton.jit) is imported.
         os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -310,35 +419,39 @@ def main(argv=None):
         args.device, batches = "cuda", args.batch
         layers = [l for l in LAYERS if args.layers is None or any(s.lower() in l.name.lower() for s in args.layers)]
     sys.path.insert(0, REPO_ROOT)
+    work = [(b, l) for b in batches for l in layers][args.shard_index - 1::args.shard_count]
 
+    if args.warm_only:
+        for batch, layer in work:
+            bench_layer(layer, batch, args, warm_timer, 1.0)
+            print(f"warmed {layer.name} N={batch}", flush=True)
+        return []
     timer = make_timer(args.device)
     copy_gbs = copy_bandwidth_gbs(args.device, timer, 2**20 if args.smoke else 2**30)
-    print(f"copy bandwidth: {copy_gbs:.0f} GB/s")
-    rows = []
-    for batch in batches:
-        for layer in layers:
-            row = bench_layer(layer, batch, args, timer, copy_gbs)
-            rows.append(row)
-            for mode in ("forward", "forward_backward"):
-                if mode in row:
-                    s = row[mode]
-                    print(f"{layer.name:<34} N={batch:<3} {mode:<16} "
-                          + " ".join(f"{k}={v:.3f}" for k, v in s["ms"].items())
-                          + f" ms | kernels {s['kernels_gbs']:.0f} GB/s ({100 * s['kernels_frac_copy_bw']:.0f}% copy)")
-
+    print(f"copy bandwidth: {copy_gbs:.0f} GB/s", flush=True)
     env = environment(args.device)
     os.makedirs(args.out, exist_ok=True)
     stamp = env["date"].replace(":", "").replace("-", "")
-    with open(os.path.join(args.out, f"bench_kernels_{stamp}.json"), "w") as f:
-        json.dump(dict(environment=env, copy_gbs=copy_gbs, smoke=args.smoke,
-                       dtype=str(args.dtype), channels_last=not args.nchw, results=rows), f, indent=1)
-    table = markdown(env, rows, copy_gbs, args)
-    md_dirs = [args.out] if args.smoke else [args.out, os.path.join(REPO_ROOT, "benchmarks")]
-    for d in md_dirs:
-        slug = "".join(ch if ch.isalnum() else "-" for ch in env["device"]).strip("-").lower()
-        with open(os.path.join(d, f"kernels_{env['date'][:10]}_{slug}.md"), "w") as f:
-            f.write(table + "\n")
-    print(table)
+    suffix = "" if args.shard_count == 1 else f"_shard{args.shard_index}of{args.shard_count}"
+    json_path = os.path.join(args.out, f"bench_kernels_{stamp}{suffix}.json")
+    rows = []
+    for batch, layer in work:
+        row = bench_layer(layer, batch, args, timer, copy_gbs)
+        rows.append(row)
+        for mode in ("forward", "forward_backward"):
+            if mode in row:
+                s = row[mode]
+                print(f"{layer.name:<34} N={batch:<3} {mode:<16} "
+                      + " ".join(f"{k}={v:.3f}" for k, v in s["ms"].items())
+                      + f" ms | kernels {s['kernels_gbs']:.0f} GB/s ({100 * s['kernels_frac_copy_bw']:.0f}% copy)",
+                      flush=True)
+        # rewritten after every layer: a run cut off by a time limit keeps what it measured
+        with open(json_path, "w") as f:
+            json.dump(dict(environment=env, copy_gbs=copy_gbs, smoke=args.smoke, shard=args.shard,
+                           dtype=str(args.dtype), channels_last=not args.nchw, results=rows), f, indent=1)
+
+    md_dirs = [args.out] if args.smoke or args.shard_count > 1 else [args.out, os.path.join(REPO_ROOT, "benchmarks")]
+    print(write_reports(env, copy_gbs, rows, args, md_dirs))
     return rows
 
 

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# What a session with a lent GPU runs, one phase per device call (each well inside 10 minutes).
+# Every phase writes its logs and results under $OUT (the device tool brings them back).
+#
+#   bash tools/gpu_session.sh check        # versions; all of tests/kernels natively (incl. -m cuda)
+#   bash tools/gpu_session.sh bench [I/N] [bench_kernels options...]
+#       compiles every variant first in 8 parallel processes (--warm-only: fills Triton's and
+#       Inductor's on-disk caches, times nothing), then times the (I-th of N slices of the)
+#       layer list in one process. If a call is cut off, its JSON keeps the rows measured; run
+#       the other slices with `bench 2/2` etc. and join them, on any machine, with
+#   python3 tools/bench_kernels.py --merge <JSON files> --out benchmarks/raw
+#
+# The device image has torch, triton, pytest, pytest-xdist and hypothesis; the kernel tests and
+# the benchmark need nothing else from this repository's dependencies (no lark, no graphviz).
+set -uo pipefail
+OUT=${OUT:-/tmp/cnnc_gpu_out}
+mkdir -p "$OUT"
+cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1
+
+versions() {
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>&1
+    python3 -c "import sys, torch, triton; print('python', sys.version.split()[0], 'torch', torch.__version__,
+'triton', triton.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(),
+'device', torch.cuda.get_device_name())"
+}
+
+case "${1:-}" in
+check)
+    versions | tee "$OUT/versions.txt"
+    # One autotune config per kernel (CNNC_KERNELS_AUTOTUNE=0): the property tests compile hundreds
+    # of specializations, and the benchmark checks every layer with the tuned configs anyway.
+    CNNC_KERNELS_AUTOTUNE=0 timeout 480 python3 -m pytest tests/kernels -q -n 8 -p no:cacheprovider \
+        --junitxml="$OUT/pytest_kernels.xml" 2>&1 | tee "$OUT/pytest_kernels.log"
+    status=$?
+    tail -n 3 "$OUT/pytest_kernels.log"
+    exit $status
+    ;;
+bench)
+    shard=${2:-1/1}
+    shift $(( $# >= 2 ? 2 : 1 ))
+    versions > "$OUT/versions.txt"
+    start=$SECONDS
+    # the warm-up covers exactly the (batch, layer) pairs the timed run will take
+    i=${shard%/*}; n=${shard#*/}
+    for w in 1 2 3 4 5 6 7 8; do
+        # slice w of 8 of this run's slice i of n is slice (i + n*(w-1)) of 8n
+        timeout 300 python3 tools/bench_kernels.py --warm-only --shard "$(( i + n * (w - 1) ))/$(( 8 * n ))" "$@" \
+            > "/tmp/cnnc_warm_$w.log" 2>&1 &
+    done
+    wait
+    # the device tool brings back at most 8 files: one log for the 8 warm-up processes
+    for w in 1 2 3 4 5 6 7 8; do echo "== warm-up process $w"; cat "/tmp/cnnc_warm_$w.log"; done > "$OUT/warm.log"
+    echo "warm-up (8 processes): $(( SECONDS - start )) s; $(grep -c '^warmed' "$OUT/warm.log") pairs warmed"
+    grep -B 2 -A 20 Traceback "$OUT/warm.log" | head -n 40
+    timeout $(( 560 - (SECONDS - start) )) python3 tools/bench_kernels.py --shard "$shard" --out "$OUT" "$@" 2>&1 \
+        | tee "$OUT/bench.log"
+    ;;
+*)
+    echo "usage: bash tools/gpu_session.sh check | bench I/N" >&2
+    exit 2
+    ;;
+esac
