@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kernels
+from kernels.grouped import grouped_conv2d
 from kernels_testlib import (DEVICE, assert_close_to_reference, make_inputs, reference_conv2d,
                              require_triton_path, same_memory_format)
 
@@ -138,6 +139,57 @@ def test_named_configuration(name):
     require_triton_path(x, w, case["groups"])
 
 
+# Small groups packed into one block-diagonal tl.dot tile (kernels/grouped.py, `group_pack`):
+# fp16/bf16 take the packed tl.dot path, fp32 keeps the direct loop. Full and partial last
+# packs (groups % PACK != 0), uneven in/out channels, stride, dilation, both layouts, with
+# residual and activation.
+def _packed(C_in, C_out, groups, K=3, **kw):
+    return dict(_case(C_in, C_out, groups, K, H=5, W=5, **kw), with_residual=True, N=2)
+
+
+PACKED = {  # name: (case, expected kernel_for)
+    "g8x4_fp16": (_packed(32, 32, 8, activation="relu"), "grouped-dot"),            # PACK 4
+    "g8x4_fp32_direct": (_packed(32, 32, 8, dtype=torch.float32), "grouped-direct"),
+    "g4x8_s2_nchw_bf16": (_packed(32, 32, 4, stride=2, channels_last=False, dtype=torch.bfloat16,
+                                  activation="silu"), "grouped-dot"),              # PACK 2
+    "g4_4to8_dil2_fp16": (_packed(16, 32, 4, dilation=2, activation="gelu"), "grouped-dot"),
+    "g4_8to4_s2_nchw_fp16": (_packed(32, 16, 4, stride=2, channels_last=False,
+                                     activation="sigmoid"), "grouped-dot"),         # PACK 4
+    "g6x4_partial_bf16": (_packed(24, 24, 6, dtype=torch.bfloat16, activation="hardswish"),
+                          "grouped-dot"),                                            # 4 + 2
+    "g5_3to5_odd_fp16": (_packed(15, 25, 5, K=(1, 3), activation=None), "grouped-dot"),  # PACK 6
+    "g4_4to8_dil2_fp32_direct": (_packed(16, 32, 4, dilation=2, dtype=torch.float32,
+                                         channels_last=False, activation="relu6"), "grouped-direct"),
+    "g2x4_pack_gt_groups_bf16": (_packed(8, 8, 2, stride=2, dtype=torch.bfloat16), "grouped-dot"),
+}
+
+
+@pytest.mark.parametrize("name", list(PACKED))
+def test_packed_groups(name):
+    case, expected = PACKED[name]
+    x, w = run_case(case)
+    assert kernels.kernel_for(x, w, case["groups"]) == expected
+
+
+@pytest.mark.parametrize("groups, cin_g, cout_g, pack", [
+    (8, 4, 4, 4), (4, 8, 8, 2), (6, 4, 8, 4), (3, 8, 4, 4), (4, 4, 4, 8)])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_forced_pack_fp32(groups, cin_g, cout_g, pack, channels_last):
+    """The block-diagonal tile at fp32 tolerance: fp32 is not packed by default (its ieee
+    tl.dot runs on FMAs), so force PACK through the launcher to check the masking exactly,
+    including partial last packs and a PACK larger than needed."""
+    x, w, scale, shift, residual = make_inputs(
+        N=2, C_in=groups * cin_g, C_out=groups * cout_g, H=5, W=6, KH=3, KW=3, groups=groups,
+        dtype=torch.float32, channels_last=channels_last, stride=(2, 1), padding=(1, 2),
+        dilation=(1, 2), with_scale=True, with_shift=True, with_residual=True, scale_fp32=True)
+    with kernels.poisoned_outputs():
+        out = grouped_conv2d(x, w, (2, 1), (1, 2), (1, 2), groups, scale, shift, residual,
+                             "silu", pack=pack)
+    ref = reference_conv2d(x, w, (2, 1), (1, 2), (1, 2), groups, scale, shift, "silu", residual)
+    assert_close_to_reference(out, ref, torch.float32)
+    assert same_memory_format(out, x)
+
+
 @pytest.mark.parametrize("residual_channels_last", [False, True])
 def test_residual_in_other_layout(residual_channels_last):
     """The residual may come in a different memory format than x."""
@@ -176,7 +228,11 @@ def test_backend_table():
         return kernels.kernel_for(xx, w.to(device=DEVICE), groups)
     assert kind(torch.randn(32, 1, 3, 3), 32) == "depthwise"
     assert kind(torch.randn(64, 1, 7, 7), 32) == "depthwise"
-    assert kind(torch.randn(32, 4, 3, 3), 8) == "grouped-direct"
+    assert kind(torch.randn(32, 4, 3, 3), 8) == "grouped-direct"  # fp32: not packed
+    assert kind(torch.randn(32, 4, 3, 3, dtype=torch.float16), 8, x.half()) == "grouped-dot"  # packed
+    assert kind(torch.randn(32, 8, 3, 3, dtype=torch.bfloat16), 4, x.bfloat16()) == "grouped-dot"
+    assert kind(torch.randn(256, 4, 3, 3, dtype=torch.float16), 8, x.half()) == "grouped-direct"  # 128 wide
+    assert kind(torch.randn(32, 4, 3, 3, dtype=torch.float64), 8, x.double()) == "grouped-direct"
     assert kind(torch.randn(32, 16, 3, 3), 2) == "grouped-dot"
     assert kind(torch.randn(32, 32, 3, 3), 1) == "torch"           # dense
     assert kind(torch.randn(32, 1, 13, 13), 32) == "torch"         # filter too large to unroll
