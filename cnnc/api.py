@@ -28,12 +28,18 @@ from .weights import ReorderedWeights, import_weights
 __all__ = ["compile", "import_weights", "ReorderedWeights", "generate_source", "load_source", "CnncError"]
 
 
-def generate_source(spec, /, **params) -> Generated:
-    """Front end + code generation: the module source for a spec path or spec text."""
+def generate_source(spec, /, *, fused: bool = False, **params) -> Generated:
+    """Front end (+ the fusion passes when `fused`) + code generation: the module source for a
+    spec path or spec text."""
     result = front_end(spec, params)
     for w in result.warnings:
         warnings.warn(w, stacklevel=3)
-    return generate(result.graph)
+    graph = result.graph
+    if fused:
+        from .pipeline import fuse
+
+        graph = fuse(graph)
+    return generate(graph)
 
 
 def load_source(source: str, name: str) -> types.ModuleType:
@@ -67,9 +73,12 @@ def _new_generated(source: str, name: str, qualname: str):
     return cls.__new__(cls)
 
 
-def compile(spec, /, **params) -> torch.nn.Module:  # noqa: A001 - the public name is cnnc.compile
+def compile(spec, /, *, fused: bool = False, **params) -> torch.nn.Module:  # noqa: A001 - cnnc.compile
     """Build the nn.Module a spec describes: `spec` is a path to a .cnn file or spec text;
-    keyword arguments override network parameters (`cnnc.compile("resnet18.cnn", classes=10)`)."""
-    gen = generate_source(spec, **params)
+    keyword arguments override network parameters (`cnnc.compile("resnet18.cnn", classes=10)`).
+    `fused=True` runs the fusion passes first (like `cnnc build --fused`): conv + BatchNorm
+    (+ residual add) (+ activation) become one `kernels.conv2d` call in eval mode, with the
+    same state_dict. (`fused` is therefore not available as a network parameter name here.)"""
+    gen = generate_source(spec, fused=fused, **params)
     module = load_source(gen.source, gen.name)
     return getattr(module, gen.class_name)()

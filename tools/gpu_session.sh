@@ -9,6 +9,11 @@
 #       layer list in one process. If a call is cut off, its JSON keeps the rows measured; run
 #       the other slices with `bench 2/2` etc. and join them, on any machine, with
 #   python3 tools/bench_kernels.py --merge <JSON files> --out benchmarks/raw
+#   bash tools/gpu_session.sh models [bench_models options...]
+#       tools/bench_models.py: torchvision eager / torch.compile against cnnc's modules. It needs
+#       lark (the cnnc front end), which the device image lacks: before the call, here,
+#       mkdir -p .whl && echo /.whl/ >> .git/info/exclude && python3 -m pip download --no-deps -d .whl lark==1.3.1
+#       and name .whl in the call's carry.
 #
 # The device image has torch, triton, pytest, pytest-xdist and hypothesis; the kernel tests and
 # the benchmark need nothing else from this repository's dependencies (no lark, no graphviz).
@@ -56,8 +61,18 @@ bench)
     timeout $(( 560 - (SECONDS - start) )) python3 tools/bench_kernels.py --shard "$shard" --out "$OUT" "$@" 2>&1 \
         | tee "$OUT/bench.log"
     ;;
+models)
+    if ! python3 -c "import lark" 2>/dev/null; then
+        ls .whl/lark-*.whl >/dev/null 2>&1 || { echo "gpu_session: no lark and no .whl/lark-*.whl (see the header)" >&2; exit 2; }
+        python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/cnnc_site .whl/lark-*.whl || exit 2
+        export PYTHONPATH=/tmp/cnnc_site${PYTHONPATH:+:$PYTHONPATH}
+    fi
+    shift
+    versions > "$OUT/versions.txt"
+    timeout 560 python3 tools/bench_models.py --out "$OUT" "$@" 2>&1 | tee "$OUT/models.log"
+    ;;
 *)
-    echo "usage: bash tools/gpu_session.sh check | bench I/N" >&2
+    echo "usage: bash tools/gpu_session.sh check | bench [I/N] | models" >&2
     exit 2
     ;;
 esac

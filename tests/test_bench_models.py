@@ -1,0 +1,31 @@
+"""tools/bench_models.py --smoke runs end to end on CPU (the kernels' torch path), so the
+whole-model benchmark cannot rot: every variant is built, checked against torchvision, timed."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("torchvision")
+
+from cnnc_testlib import ROOT  # noqa: E402
+
+
+def test_bench_models_smoke(tmp_path):
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_models.py"), "--smoke", "--models",
+                          "mobilenet_v2", "resnext50_32x4d", "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    (path,) = glob.glob(str(tmp_path / "bench_models_*.json"))
+    report = json.load(open(path))
+    assert [r["model"] for r in report["results"]] == ["mobilenet_v2", "resnext50_32x4d"]
+    for row in report["results"]:
+        assert set(row["ms"]) == {"tv", "cnnc", "cnnc_fused"}  # --smoke: no torch.compile
+        assert all(v > 0 for v in row["ms"].values())
+        # fp32 on CPU: the cnnc modules (plain and fused) compute what torchvision computes
+        assert max(row["rel_err"].values()) < 1e-4, row["rel_err"]
+    (md,) = glob.glob(str(tmp_path / "models_*.md"))
+    assert "| mobilenet_v2 | 1 |" in open(md).read()
