@@ -306,6 +306,8 @@ class _Expander:
                 r = a // b
             elif op == "%":
                 r = a % b
+            elif op == "**":
+                r = self.power(a, b, loc)
             else:  # pragma: no cover
                 raise AssertionError(op)
         except ZeroDivisionError:
@@ -313,6 +315,16 @@ class _Expander:
         except OverflowError:
             raise self.error("number too large", loc) from None
         return self.check_num(r, loc)
+
+    def power(self, a, b, loc):
+        """a ** b with Python's semantics, refused where Python would give a complex number or
+        an integer of unbounded size (2 ** 10**9 would take minutes before check_num saw it)."""
+        if a < 0 and not float(b).is_integer():
+            raise self.error(f"({a}) ** {b}: a negative number to a fractional power", loc)
+        if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > 63:
+            raise self.error(f"integer too large ({'>' if a > 0 or b % 2 == 0 else '<'} "
+                             f"{'' if a > 0 or b % 2 == 0 else '-'}2^62)", loc)
+        return a ** b
 
     def check_num(self, r, loc):
         if isinstance(r, int) and abs(r) > MAX_INT:

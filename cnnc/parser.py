@@ -67,7 +67,7 @@ _KEYWORDS = {"import", "block", "network", "for", "in", "if", "elif", "else", "r
 
 def _describe(term: str) -> str:
     names = {"NAME": "a name", "NUMBER": "a number", "STRING": "a string", "COMP_OP": "a comparison",
-             "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/', '//' or '%'", "TRAIN": "'train'", "$END": "end of file"}
+             "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/', '//' or '%'", "POW_OP": "'**'", "TRAIN": "'train'", "$END": "end of file"}
     if term in names:
         return names[term]
     try:
@@ -77,7 +77,7 @@ def _describe(term: str) -> str:
     return f"'{pattern.value}'" if pattern.type == "str" else term.lower()
 
 
-_OPERATORS = {"ADD_OP", "MUL_OP", "COMP_OP", "'->'", "'.'", "'['", "'('", "'and'", "'or'", "'if'"}
+_OPERATORS = {"ADD_OP", "MUL_OP", "POW_OP", "COMP_OP", "'->'", "'.'", "'['", "'('", "'and'", "'or'", "'if'"}
 
 
 def _expected(expected) -> str:

@@ -145,6 +145,16 @@ bad.cnn:5:21: note: in 'a1' (an instance of block 'a'), called here
     3 |     output o = x -> conv(64 // 0, 3)
       |                             ^
 """),
+    ("power-too-large", NET.format(body="    output o = x -> conv(2 ** 64, 3)"),
+     """bad.cnn:3:28: error: integer too large (> 2^62)
+    3 |     output o = x -> conv(2 ** 64, 3)
+      |                            ^
+"""),
+    ("power-complex", NET.format(body="    output o = x -> conv((-4) ** 0.5, 3)"),
+     """bad.cnn:3:31: error: (-4) ** 0.5: a negative number to a fractional power
+    3 |     output o = x -> conv((-4) ** 0.5, 3)
+      |                               ^
+"""),
     ("duplicate-instance-name", NET.format(body="    x = x -> conv(8, 3) as stem -> relu as stem\n    output o = x"),
      """bad.cnn:3:44: error: instance name 'stem' is already used in this scope
     3 |     x = x -> conv(8, 3) as stem -> relu as stem

@@ -119,6 +119,20 @@ def test_builtins_and_arithmetic():
     assert g.nodes[2].shape == (4 + 2 + 2 + 3 + 1 + 4 + 5 + 2, 16, 16)
 
 
+@pytest.mark.parametrize("expr, value", [
+    ("2 ** 3 ** 2", 512),        # right-associative, as in Python
+    ("-2 ** 2 + 8", 4),          # binds tighter than unary minus on its left: -(2 ** 2)
+    ("(-2) ** 2", 4),
+    ("int(2 ** -1 * 8)", 4),     # a negative exponent gives a float
+    ("3 * 2 ** 2", 12),          # tighter than *
+    ("int(10 ** 0.5 * 10)", 31),
+    ("(-2) ** 62 // 2 ** 61", 2),  # the largest power within the integer range
+])
+def test_power_operator(expr, value):
+    g = front_end(f"network n() {{\n x = input(1, 4, 4)\n output o = x -> conv({expr}, 1)\n}}\n").graph
+    assert g.nodes[1].shape == (value, 4, 4)
+
+
 def test_pool_rules_match_torch_formulas():
     spec = """
     network n() {
