@@ -38,16 +38,17 @@ benchmarks/ (and --out); --smoke and single shards write only to --out.
 
 import argparse
 import dataclasses
-import datetime
 import json
 import os
-import platform
 import statistics
 import sys
-import time
 
 import torch
+
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import environment, make_timer, write_table  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -93,24 +94,6 @@ SMOKE_LAYERS = (Layer("smoke", 8, 8, 3, 1, 8), Layer("smoke", 64, 6, 3, 2, 4))
 # ---------------------------------------------------------------------------
 # Timing
 # ---------------------------------------------------------------------------
-def make_timer(device):
-    if device == "cuda":
-        import triton.testing
-
-        return lambda fn: triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
-
-    def cpu_median_ms(fn, reps=3):  # --smoke only: checks the harness, not the speed
-        fn()
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-        return statistics.median(times)
-
-    return cpu_median_ms
-
-
 def warm_timer(fn):
     """--warm-only: run once (compiling what it needs), measure nothing."""
     fn()
@@ -255,16 +238,6 @@ def _summarize(times, floor, copy_gbs):
 # ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
-def environment(device):
-    import triton
-
-    env = dict(date=datetime.datetime.now().isoformat(timespec="seconds"), torch=torch.__version__,
-               triton=triton.__version__, cuda=torch.version.cuda, python=platform.python_version(),
-               device=torch.cuda.get_device_name() if device == "cuda" else f"cpu ({platform.processor() or 'unknown'})",
-               cudnn=torch.backends.cudnn.version() if device == "cuda" else None)
-    return env
-
-
 def markdown(env, rows, copy_gbs, args):
     lines = [f"# kernels.conv2d benchmark, {env['date'][:10]}", "",
              f"device: {env['device']}; torch {env['torch']}, triton {env['triton']}, CUDA {env['cuda']}, "
@@ -309,35 +282,30 @@ def targets(rows):
     def collect(rs, mode, base):
         return [(r["layer"], x) for r in rs if (x := ratio(r, mode, base)) is not None]
 
+    def median(label, pairs, goal):
+        if pairs:
+            med = _median([x for _, x in pairs])
+            name, worst = min(pairs, key=lambda t: t[1])
+            out.append((label, f"{med:.2f}x (worst {worst:.2f}x, {name})", f">= {goal}x", med >= goal))
+
+    def worst(label, pairs, goal, percent=False):
+        if pairs:
+            name, value = min(pairs, key=lambda t: t[1])
+            shown = f"{100 * value:.0f}%" if percent else f"{value:.2f}x"
+            out.append((label, f"{shown} ({name})", f">= {100 * goal:.0f}%" if percent else f">= {goal}x",
+                        value >= goal))
+
     out = []
-    dw_compile = collect(dw, "forward", "compile")
-    if dw_compile:
-        med = _median([x for _, x in dw_compile])
-        out.append(("depthwise fwd: torch.compile / kernels, median layer", f"{med:.2f}x", ">= 1.5x", med >= 1.5))
     dw_cudnn = collect(dw, "forward", "cudnn")
-    if dw_cudnn:
-        name, worst = min(dw_cudnn, key=lambda t: t[1])
-        out.append(("depthwise fwd: cuDNN conv alone / kernels, worst layer", f"{worst:.2f}x ({name})", ">= 1.0x",
-                    worst >= 1.0))
-    big = [(r["layer"], r["forward"]["kernels_frac_copy_bw"]) for r in dw if r["forward"]["floor_mb"] > 50]
-    if big:
-        name, worst = min(big, key=lambda t: t[1])
-        out.append(("depthwise fwd, layers over 50 MB: fraction of copy bandwidth, worst", f"{100 * worst:.0f}% ({name})",
-                    ">= 70%", worst >= 0.7))
-    convnext = [(n, x) for n, x in dw_cudnn if n.startswith("ConvNeXt")]
-    if convnext:
-        name, worst = min(convnext, key=lambda t: t[1])
-        out.append(("ConvNeXt 7x7 dw fwd: cuDNN / kernels, worst layer", f"{worst:.2f}x ({name})", ">= 2x", worst >= 2))
-    g_compile = collect(grouped, "forward", "compile")
-    if g_compile:
-        med = _median([x for _, x in g_compile])
-        out.append(("grouped fwd: torch.compile / kernels, median layer", f"{med:.2f}x", ">= 1.2x", med >= 1.2))
-    dw_train = collect(dw, "forward_backward", "eager")
-    if dw_train:
-        med = _median([x for _, x in dw_train])
-        name, worst = min(dw_train, key=lambda t: t[1])
-        out.append(("depthwise fwd+bwd: eager (cuDNN) / kernels, median layer (worst)",
-                    f"{med:.2f}x ({worst:.2f}x, {name})", ">= 2x", med >= 2))
+    median("depthwise fwd: torch.compile / kernels, median layer", collect(dw, "forward", "compile"), 1.5)
+    worst("depthwise fwd: cuDNN conv alone / kernels, worst layer", dw_cudnn, 1.0)
+    worst("depthwise fwd, layers over 50 MB: fraction of copy bandwidth, worst",
+          [(r["layer"], r["forward"]["kernels_frac_copy_bw"]) for r in dw if r["forward"]["floor_mb"] > 50], 0.7,
+          percent=True)
+    worst("ConvNeXt 7x7 dw fwd: cuDNN / kernels, worst layer", [(n, x) for n, x in dw_cudnn if n.startswith("ConvNeXt")],
+          2.0)
+    median("grouped fwd: torch.compile / kernels, median layer", collect(grouped, "forward", "compile"), 1.2)
+    median("depthwise fwd+bwd: eager (cuDNN) / kernels, median layer", collect(dw, "forward_backward", "eager"), 2.0)
     return out
 
 
@@ -382,11 +350,7 @@ def parse_args(argv):
 
 def write_reports(env, copy_gbs, rows, args, md_dirs):
     table = markdown(env, rows, copy_gbs, args)
-    slug = "".join(ch if ch.isalnum() else "-" for ch in env["device"]).strip("-").lower()
-    for d in md_dirs:
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, f"kernels_{env['date'][:10]}_{slug}.md"), "w") as f:
-            f.write(table + "\n")
+    write_table(table, "kernels", env, md_dirs)
     return table
 
 

@@ -25,38 +25,20 @@ Writes full JSON to --out and a markdown table to benchmarks/ (and --out); --smo
 """
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import statistics
 import sys
 import time
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import environment, make_timer, write_table  # noqa: E402
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODELS = ["mobilenet_v2", "efficientnet_b0", "resnext50_32x4d", "convnext_tiny"]
 VARIANTS = ["tv", "tv_compile", "cnnc", "cnnc_fused", "cnnc_fused_compile"]
 MAX_REL_ERR = 3e-2
-
-
-def make_timer(device):
-    if device == "cuda":
-        import triton.testing
-
-        return lambda fn: triton.testing.do_bench(fn, warmup=50, rep=200, return_mode="median")
-
-    def cpu_median_ms(fn, reps=3):  # --smoke only: checks the harness, not the speed
-        fn()
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-        return statistics.median(times)
-
-    return cpu_median_ms
 
 
 def randomize(model):
@@ -134,19 +116,6 @@ def bench_model(name, batch, args, timer):
     return row
 
 
-def environment(device):
-    env = dict(date=datetime.datetime.now().isoformat(timespec="seconds"), torch=torch.__version__,
-               cuda=torch.version.cuda, python=platform.python_version(),
-               device=torch.cuda.get_device_name() if device == "cuda" else f"cpu ({platform.processor() or 'unknown'})")
-    try:
-        import triton
-
-        env["triton"] = triton.__version__
-    except ImportError:  # pragma: no cover
-        env["triton"] = None
-    return env
-
-
 def markdown(env, rows, args):
     lines = [f"# whole-model benchmark, {env['date'][:10]}", "",
              f"device: {env['device']}; torch {env['torch']}, triton {env['triton']}, CUDA {env['cuda']}; "
@@ -198,7 +167,7 @@ def main(argv=None):
             sys.exit("bench_models: no CUDA device; use --smoke to check the harness on CPU")
         args.device = "cuda"
     sys.path.insert(0, REPO_ROOT)
-    timer = make_timer(args.device)
+    timer = make_timer(args.device, warmup_ms=50, rep_ms=200)
     env = environment(args.device)
     os.makedirs(args.out, exist_ok=True)
     stamp = env["date"].replace(":", "").replace("-", "")
@@ -214,10 +183,7 @@ def main(argv=None):
                 json.dump(dict(environment=env, smoke=args.smoke, dtype=str(args.dtype), channels_last=not args.nchw,
                                results=rows), f, indent=1)
     table = markdown(env, rows, args)
-    slug = "".join(ch if ch.isalnum() else "-" for ch in env["device"]).strip("-").lower()
-    for d in [args.out] + ([] if args.smoke else [os.path.join(REPO_ROOT, "benchmarks")]):
-        with open(os.path.join(d, f"models_{env['date'][:10]}_{slug}.md"), "w") as f:
-            f.write(table + "\n")
+    write_table(table, "models", env, [args.out] + ([] if args.smoke else [os.path.join(REPO_ROOT, "benchmarks")]))
     print(table)
     return rows
 

@@ -71,14 +71,16 @@ def test_targets_are_the_issue_ratios():
     ]
     got = {name: (value, met) for name, value, _, met in bench.targets(rows)}
     # dw compile/kernels ratios 2.0, 0.6, 1.0 -> median 1.0
-    assert got["depthwise fwd: torch.compile / kernels, median layer"] == ("1.00x", False)
+    assert got["depthwise fwd: torch.compile / kernels, median layer"] == (
+        "1.00x (worst 0.60x, ConvNeXtT dw 96,56,k7,s1)", False)
     assert got["depthwise fwd: cuDNN conv alone / kernels, worst layer"] == (
         "0.50x (Xception dw 128,74,k3,s1)", False)
     assert got["depthwise fwd, layers over 50 MB: fraction of copy bandwidth, worst"] == (
         "60% (ConvNeXtT dw 96,56,k7,s1)", False)
     assert got["ConvNeXt 7x7 dw fwd: cuDNN / kernels, worst layer"] == ("1.50x (ConvNeXtT dw 96,56,k7,s1)", False)
     # grouped ratios 1.3 and 1.0 -> median 1.15
-    assert got["grouped fwd: torch.compile / kernels, median layer"] == ("1.15x", False)
+    assert got["grouped fwd: torch.compile / kernels, median layer"] == (
+        "1.15x (worst 1.00x, ResNeXt50 g32 256,28,k3,s1)", False)
     # dw fwd+bwd ratios 3.0 and 1.0 -> median 2.0
-    assert got["depthwise fwd+bwd: eager (cuDNN) / kernels, median layer (worst)"] == (
-        "2.00x (1.00x, ConvNeXtT dw 96,56,k7,s1)", True)
+    assert got["depthwise fwd+bwd: eager (cuDNN) / kernels, median layer"] == (
+        "2.00x (worst 1.00x, ConvNeXtT dw 96,56,k7,s1)", True)
