@@ -46,9 +46,14 @@ class FusedConv2d(nn.Conv2d):
     """What the fusion passes make of conv -> BatchNorm -> (+ residual) -> activation.
 
     Its state_dict is the conv's followed by the BatchNorm's (`bn.*`), in the order and shapes of
-    the unfused layers, so the same weights load. In eval mode the BatchNorm is folded into
-    `kernels.conv2d`'s per-channel scale and shift at every call (so loading new weights needs no
-    re-folding); in training mode the layers run one after another, with batch statistics.
+    the unfused layers, so the same weights load. In eval mode the BatchNorm is folded at every
+    call (so loading new weights needs no re-folding):
+    * depthwise and grouped convs: into `kernels.conv2d`'s per-channel scale and shift, one
+      Triton kernel with the residual add and activation in its epilogue;
+    * dense convs (groups == 1, which cuDNN does best): into the conv's weight and bias, then
+      the residual add and activation as plain torch ops, which torch.compile fuses into one
+      pass (inside the opaque `kernels.conv2d` op they would stay separate eager passes).
+    In training mode the layers run one after another, with batch statistics.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -61,19 +66,31 @@ class FusedConv2d(nn.Conv2d):
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         if self.training or kernels is None or torch.onnx.is_in_onnx_export():
             y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-            if self.bn is not None:
-                y = self.bn(y)
-            if residual is not None:
-                y = y + residual
-            return y if self.activation is None else _ACTIVATIONS[self.activation](y)
-        scale, shift = None, self.bias
-        if self.bn is not None:
-            bn = self.bn
-            scale, shift = kernels.fold_batchnorm(bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps,
-                                                  conv_bias=self.bias)
+            return self._epilogue(y if self.bn is None else self.bn(y), residual)
+        scale, shift = self._folded()
+        if self.groups == 1:  # dense: cuDNN, with the BatchNorm folded into its weight and bias
+            weight = self.weight if scale is None else (self.weight.float() * scale.view(-1, 1, 1, 1)).to(
+                self.weight.dtype)
+            bias = None if shift is None else shift.to(self.weight.dtype)
+            y = F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+            return self._epilogue(y, residual)
         return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
                               groups=self.groups, scale=scale, shift=shift, activation=self.activation,
                               residual=residual)
+
+    def _folded(self) -> tuple[Tensor | None, Tensor | None]:
+        """The eval-mode BatchNorm (and conv bias) as fp32 per-channel (scale, shift)."""
+        if self.bn is None:
+            return None, self.bias
+        bn = self.bn
+        return kernels.fold_batchnorm(bn.weight.float(), bn.bias.float(), bn.running_mean.float(),
+                                      bn.running_var.float(), bn.eps,
+                                      conv_bias=None if self.bias is None else self.bias.float())
+
+    def _epilogue(self, y: Tensor, residual: Tensor | None) -> Tensor:
+        if residual is not None:
+            y = y + residual
+        return y if self.activation is None else _ACTIVATIONS[self.activation](y)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", activation={self.activation!r}" if self.activation else "")
