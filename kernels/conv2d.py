@@ -220,17 +220,43 @@ def _conv2d_fake(x, weight, stride, padding, dilation, groups, scale, shift, act
 # ---------------------------------------------------------------------------
 # 4. Backward
 # ---------------------------------------------------------------------------
+# Strides whose phases the input-gradient kernel unrolls: it emits one store per phase
+# (stride_h * stride_w of them), so absurd strides go to torch instead of a huge kernel.
+MAX_INPUT_GRAD_PHASES = 64
+
+
+def input_grad_kernel_for(grad_conv, weight, input_shape, stride, groups):
+    """Which implementation `conv2d_input_grad` takes: "triton" (`depthwise_input_grad_kernel`)
+    or "torch" (torch.nn.grad.conv2d_input).
+
+    Triton exactly when the forward with x of `input_shape` (grad_conv's dtype and device)
+    took the depthwise kernel (`kernel_for`: any stride, padding, dilation and channel
+    multiplier), the output gradient fits int32 offsets, and stride_h * stride_w <=
+    MAX_INPUT_GRAD_PHASES (every depthwise layer in practice: strides 1-8)."""
+    x_like = grad_conv.new_empty(()).expand(*input_shape)  # x's shape, dtype and device; one element
+    if kernel_for(x_like, weight, groups) != "depthwise":
+        return "torch"
+    if grad_conv.numel() >= MAX_TRITON_NUMEL or stride[0] * stride[1] > MAX_INPUT_GRAD_PHASES:
+        return "torch"
+    return "triton"
+
+
 @torch.library.custom_op("cnnc_kernels::conv2d_input_grad", mutates_args=())
 def _conv2d_input_grad_op(grad_conv: torch.Tensor, weight: torch.Tensor, input_shape: List[int],
                           stride: List[int], padding: List[int], dilation: List[int],
                           groups: int, channels_last: bool) -> torch.Tensor:
-    """dL/dx, in channels_last when `channels_last` (x's layout). Triton for depthwise with
-    stride 1 and multiplier 1 (the forward kernel on the flipped filter); otherwise
+    """dL/dx, in channels_last when `channels_last` (x's layout).
+
+    Depthwise (see `input_grad_kernel_for`): `depthwise_input_grad_kernel`, a deterministic
+    gather over the taps that read each input pixel, for every stride, dilation, padding
+    and multiplier. It replaced the earlier stride-1 path (the forward kernel on the
+    flipped filter): at stride 1 the new kernel does the same loads and multiply-adds (one
+    phase, every tap), and it also covers stride > 1 and multiplier > 1, which the
+    flipped forward cannot express, so one kernel is simpler than two. Otherwise
     torch.nn.grad.conv2d_input."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    depthwise = kernel_for(grad_conv, weight, groups) == "depthwise" and input_shape[1] == groups
-    if depthwise and tuple(stride) == (1, 1) and weight.shape[0] == groups:
-        return depthwise_conv2d_input_grad(grad_conv, weight, input_shape, tuple(padding),
+    if input_grad_kernel_for(grad_conv, weight, input_shape, stride, groups) == "triton":
+        return depthwise_conv2d_input_grad(grad_conv, weight, input_shape, tuple(stride), tuple(padding),
                                            tuple(dilation), fmt)
     grad = torch.nn.grad.conv2d_input(input_shape, weight, grad_conv, stride, padding, dilation, groups)
     return grad.contiguous(memory_format=fmt)

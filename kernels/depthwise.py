@@ -16,9 +16,11 @@ bandwidth, so the design goal is to touch each input and output byte once.
   the single store, so there is no extra pass over the activation.
 
 Backward pieces that are Triton kernels live here too:
-* input gradient, stride 1 and MULT 1: a depthwise conv of the output gradient with the
-  spatially flipped filter (the forward kernel itself; see `depthwise_conv2d_input_grad`);
+* input gradient, any stride, dilation, padding and MULT: a gather over the taps that
+  read each input pixel, split by stride phase so every tap/phase pairing is settled at
+  compile time (`depthwise_input_grad_kernel`);
 * weight gradient: a per-tap reduction over (N, OH, OW) (`depthwise_weight_grad_kernel`).
+Both are deterministic (no atomics).
 
 File layout: kernels, then launchers, then the eager reference.
 """
@@ -70,7 +72,7 @@ def depthwise_conv2d_kernel(
     swc, swh, sww,
     srn, src, srh, srw,
     son, soc, soh, sow,
-    # geometry: padding is a runtime value (may be negative for the flipped-kernel grad)
+    # geometry: padding is a runtime value
     PAD_H, PAD_W,
     KH: tl.constexpr, KW: tl.constexpr,
     STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr,
@@ -127,6 +129,104 @@ def depthwise_conv2d_kernel(
 
     o_ptrs = out_ptr + n.to(tl.int64) * son + co[None, :] * soc + oh[:, None] * soh + ow[:, None] * sow
     tl.store(o_ptrs, acc.to(out_ptr.dtype.element_ty), mask=out_mask)
+
+
+def input_grad_configs():
+    """Autotune space for the input-gradient kernel. BLOCK_H x BLOCK_W counts phase
+    positions: a program writes STRIDE_H*BLOCK_H x STRIDE_W*BLOCK_W input pixels. Same
+    layout reasoning as `depthwise_configs`; one config under the interpreter."""
+    if INTERPRET:
+        return [triton.Config({"BLOCK_H": 8, "BLOCK_W": 8, "BLOCK_C": 16}, num_warps=4)]
+    shapes = [
+        # (BLOCK_H, BLOCK_W, BLOCK_C, num_warps)
+        (4, 8, 64, 4),
+        (8, 8, 32, 4),
+        (2, 16, 64, 4),
+        (4, 32, 16, 4),  # NCHW-friendly: long contiguous runs along W
+    ]
+    return tuning_space([
+        triton.Config({"BLOCK_H": bh, "BLOCK_W": bw, "BLOCK_C": bc}, num_warps=w, num_stages=1)
+        for bh, bw, bc, w in shapes
+    ])
+
+
+@triton.autotune(
+    configs=input_grad_configs(),
+    key=["C_in", "H", "W", "KH", "KW", "STRIDE_H", "STRIDE_W", "MULT", "CHANNELS_LAST"],
+)
+@triton.jit
+def depthwise_input_grad_kernel(
+    # pointers
+    g_ptr, w_ptr, dx_ptr,
+    # sizes: QH = cdiv(H, STRIDE_H), QW = cdiv(W, STRIDE_W) phase positions
+    H, W, C_in, OH, OW, QH, QW,
+    # strides, in elements: grad_out and dx as (n, c, h, w), weight as (c_out, h, w)
+    sgn, sgc, sgh, sgw,
+    swc, swh, sww,
+    sxn, sxc, sxh, sxw,
+    # geometry, all constexpr: which taps reach which stride phase is decided at compile time
+    PAD_H: tl.constexpr, PAD_W: tl.constexpr,
+    KH: tl.constexpr, KW: tl.constexpr,
+    STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr,
+    DIL_H: tl.constexpr, DIL_W: tl.constexpr,
+    MULT: tl.constexpr,  # output channels per input channel
+    CHANNELS_LAST: tl.constexpr,  # only an autotune key: the best tile depends on layout
+    ACC_DTYPE: tl.constexpr,  # fp32, or fp64 for fp64 inputs
+    BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """dx[n, ci, ih, iw] = sum over m < MULT, kh, kw of
+    grad_out[n, ci*MULT + m, oh, ow] * w[ci*MULT + m, 0, kh, kw], where
+    oh = (ih + PAD_H - kh*DIL_H) / STRIDE_H is an exact integer in [0, OH) (same for ow).
+
+    Gather form: every dx element is written exactly once by one program, no atomics.
+    Input rows are split by phase, ih = qh*STRIDE_H + rh with 0 <= rh < STRIDE_H. For tap
+    kh, ih + PAD_H - kh*DIL_H = qh*STRIDE_H + e with e = rh + PAD_H - kh*DIL_H, so the tap
+    reaches phase rh iff STRIDE_H divides e, and then oh = qh + e // STRIDE_H. rh, kh and
+    e are all constexpr: the divisibility test runs at compile time and each phase
+    unrolls only its own taps (each tap lands in exactly one phase per axis), so no lane
+    ever issues a load that the stride rules out. Stride 1 is one phase with every tap.
+    A program covers BLOCK_H x BLOCK_W phase positions (qh, qw) of one image and BLOCK_C
+    input channels, and writes all STRIDE_H*STRIDE_W phases of them, one after the other;
+    phases with no tap (e.g. dilation 2 with stride 2) store zeros.
+    """
+    pid_tile = tl.program_id(0)  # (n, tile_h, tile_w) flattened, tiles over (QH, QW)
+    pid_c = tl.program_id(1)
+    tiles_h = tl.cdiv(QH, BLOCK_H)
+    tiles_w = tl.cdiv(QW, BLOCK_W)
+    n = pid_tile // (tiles_h * tiles_w)
+    t = pid_tile % (tiles_h * tiles_w)
+
+    hw = tl.arange(0, BLOCK_H * BLOCK_W)
+    qh = (t // tiles_w) * BLOCK_H + hw // BLOCK_W
+    qw = (t % tiles_w) * BLOCK_W + hw % BLOCK_W
+
+    ci = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_mask = ci < C_in
+
+    n64 = n.to(tl.int64)
+    g_base = g_ptr + n64 * sgn
+    for rh in tl.static_range(STRIDE_H):
+        ih = qh * STRIDE_H + rh
+        for rw in tl.static_range(STRIDE_W):
+            iw = qw * STRIDE_W + rw
+            in_mask = (ih < H) & (iw < W)
+            acc = tl.zeros((BLOCK_H * BLOCK_W, BLOCK_C), dtype=ACC_DTYPE)
+            for kh in tl.static_range(KH):
+                if (rh + PAD_H - kh * DIL_H) % STRIDE_H == 0:
+                    oh = qh + (rh + PAD_H - kh * DIL_H) // STRIDE_H
+                    row_ok = in_mask & (oh >= 0) & (oh < OH)
+                    for kw in tl.static_range(KW):
+                        if (rw + PAD_W - kw * DIL_W) % STRIDE_W == 0:
+                            ow = qw + (rw + PAD_W - kw * DIL_W) // STRIDE_W
+                            ok = (row_ok & (ow >= 0) & (ow < OW))[:, None] & c_mask[None, :]
+                            for m in tl.static_range(MULT):
+                                co = ci * MULT + m
+                                gv = tl.load(g_base + co[None, :] * sgc + oh[:, None] * sgh + ow[:, None] * sgw,
+                                             mask=ok, other=0.0)
+                                wv = tl.load(w_ptr + co * swc + kh * swh + kw * sww, mask=c_mask, other=0.0)
+                                acc += gv.to(ACC_DTYPE) * wv.to(ACC_DTYPE)[None, :]
+            dx_ptrs = dx_ptr + n64 * sxn + ci[None, :] * sxc + ih[:, None] * sxh + iw[:, None] * sxw
+            tl.store(dx_ptrs, acc.to(dx_ptr.dtype.element_ty), mask=in_mask[:, None] & c_mask[None, :])
 
 
 def weight_grad_configs():
@@ -246,16 +346,31 @@ def _launch_depthwise(x, weight, out, padding, stride, dilation, mult,
     )
 
 
-def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, padding, dilation,
+def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, stride, padding, dilation,
                                 memory_format=torch.contiguous_format):
-    """Input gradient for stride 1, multiplier 1: the forward kernel run on the output
-    gradient with the filter flipped in H and W and padding D*(K-1) - P."""
-    KH, KW = weight.shape[2], weight.shape[3]
-    (PH, PW), (DH, DW) = padding, dilation
-    flipped = weight.flip(2, 3)
-    out = empty_output(tuple(input_shape), grad_conv.dtype, grad_conv.device, memory_format)
-    _launch_depthwise(grad_conv, flipped, out, (DH * (KH - 1) - PH, DW * (KW - 1) - PW), (1, 1),
-                      dilation, 1, None, None, None, None)
+    """dL/dx [N, C_in, H, W] in `memory_format` from grad_conv [N, C_out, OH, OW], for any
+    stride, padding, dilation and multiplier (`depthwise_input_grad_kernel`). Every element
+    is written by the kernel, including rows/columns that no output reads (gradient 0)."""
+    N, C_in, H, W = input_shape
+    C_out, _, KH, KW = weight.shape
+    OH, OW = grad_conv.shape[2], grad_conv.shape[3]
+    (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
+    QH, QW = triton.cdiv(H, SH), triton.cdiv(W, SW)
+    out = empty_output((N, C_in, H, W), grad_conv.dtype, grad_conv.device, memory_format)
+    grid = lambda meta: (  # noqa: E731
+        N * triton.cdiv(QH, meta["BLOCK_H"]) * triton.cdiv(QW, meta["BLOCK_W"]),
+        triton.cdiv(C_in, meta["BLOCK_C"]),
+    )
+    depthwise_input_grad_kernel[grid](
+        grad_conv, weight, out,
+        H, W, C_in, OH, OW, QH, QW,
+        *grad_conv.stride(),
+        weight.stride(0), weight.stride(2), weight.stride(3),
+        *out.stride(),
+        PAD_H=PH, PAD_W=PW, KH=KH, KW=KW, STRIDE_H=SH, STRIDE_W=SW, DIL_H=DH, DIL_W=DW,
+        MULT=C_out // C_in, CHANNELS_LAST=memory_format == torch.channels_last,
+        ACC_DTYPE=_acc_dtype(grad_conv.dtype),
+    )
     return out
 
 

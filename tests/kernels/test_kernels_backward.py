@@ -1,5 +1,9 @@
 """Backward of kernels.conv2d: float64 gradcheck on tiny shapes (Triton kernels under the
-interpreter on CPU), and float32 gradients against eager autograd on random shapes."""
+interpreter on CPU), and float32 gradients against eager autograd on random shapes. The
+depthwise input gradient (`depthwise_input_grad_kernel`, any stride/dilation/padding/
+multiplier) has its own explicit and property cases, each checking that the kernel ran."""
+
+import importlib
 
 import pytest
 import torch
@@ -8,12 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kernels
+from kernels.conv2d import MAX_INPUT_GRAD_PHASES, input_grad_kernel_for
 from kernels_testlib import DEVICE, GRAD_TOLERANCES, REFERENCE_ACTIVATIONS, require_triton_path, same_memory_format
+
+# the module, not the `kernels.conv2d` function that kernels/__init__.py exports under that name
+conv2d_module = importlib.import_module("kernels.conv2d")
 
 # (C_in, mult or None for grouped, groups, (KH, KW), stride, padding, dilation, activation)
 GRADCHECK_CASES = {
-    "dw3_s1_gelu": (3, 1, 3, (3, 3), 1, 1, 1, "gelu"),      # Triton input grad (flipped filter)
-    "dw3_s2_mult2_relu": (2, 2, 2, (3, 3), 2, 1, 1, "relu"),  # torch input grad, Triton weight grad
+    "dw3_s1_gelu": (3, 1, 3, (3, 3), 1, 1, 1, "gelu"),
+    "dw3_s2_mult2_relu": (2, 2, 2, (3, 3), 2, 1, 1, "relu"),
     "dw3_dil2_silu": (2, 1, 2, (3, 3), 1, 2, 2, "silu"),
     "dw_1x3_sigmoid": (2, 1, 2, (1, 3), 1, (0, 1), 1, "sigmoid"),
     "dw5_hardswish": (2, 1, 2, (5, 5), 1, 2, 1, "hardswish"),
@@ -106,8 +114,10 @@ def test_gradients_match_eager_autograd(case):
         t.requires_grad_()
     grad_out = torch.randn(out_shape, generator=g).to(DEVICE)
 
-    out = kernels.conv2d(x, w, scale=scale, shift=shift, residual=residual, activation=case["act"], **conv_args)
-    grads = torch.autograd.grad(out, inputs, grad_out)
+    with kernels.poisoned_outputs():
+        out = kernels.conv2d(x, w, scale=scale, shift=shift, residual=residual, activation=case["act"],
+                             **conv_args)
+        grads = torch.autograd.grad(out, inputs, grad_out)
     ref = _eager_block(x, w, scale, shift, residual, case["act"], **conv_args)
     ref_grads = torch.autograd.grad(ref, inputs, grad_out)
     for name, got, want in zip(["x", "weight", "scale", "shift", "residual"], grads, ref_grads):
@@ -130,6 +140,177 @@ def test_opcheck_registered_ops():
     torch.library.opcheck(torch.ops.cnnc_kernels.conv2d_input_grad.default,
                           (dc, w.detach(), [1, 4, 5, 5], [1, 1], [1, 1], [1, 1], 4, False),
                           test_utils=("test_schema", "test_faketensor"))
+    # stride 2, multiplier 2: the Triton input-gradient kernel behind the same schema
+    w2 = torch.randn(8, 1, 3, 3, generator=g, dtype=torch.float64).to(DEVICE)
+    dc2 = torch.randn(1, 8, 3, 3, generator=g, dtype=torch.float64).to(DEVICE)
+    assert input_grad_kernel_for(dc2, w2, [1, 4, 5, 5], [2, 2], 4) == "triton"
+    torch.library.opcheck(torch.ops.cnnc_kernels.conv2d_input_grad.default,
+                          (dc2, w2, [1, 4, 5, 5], [2, 2], [1, 1], [1, 1], 4, True),
+                          test_utils=("test_schema", "test_faketensor"))
     torch.library.opcheck(torch.ops.cnnc_kernels.conv2d_weight_grad.default,
                           (x.detach(), dc, [4, 1, 3, 3], [1, 1], [1, 1], [1, 1], 4),
                           test_utils=("test_schema", "test_faketensor"))
+
+
+# ---------------------------------------------------------------------------
+# Depthwise input gradient: `depthwise_input_grad_kernel` at any stride, dilation,
+# padding and channel multiplier.
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def input_grad_launches(monkeypatch):
+    """Records every launch of the depthwise input-gradient kernel, so a test can assert
+    that its backward really ran Triton (and not torch.nn.grad.conv2d_input)."""
+    calls = []
+    launcher = conv2d_module.depthwise_conv2d_input_grad
+
+    def counting(grad_conv, weight, input_shape, *args, **kw):
+        calls.append(tuple(input_shape))
+        return launcher(grad_conv, weight, input_shape, *args, **kw)
+
+    monkeypatch.setattr(conv2d_module, "depthwise_conv2d_input_grad", counting)
+    return calls
+
+
+def _depthwise_input_grad(x, w, conv_args, input_grad_launches, dtype=torch.float32, seed=0):
+    """dL/dx of kernels.conv2d (poisoned outputs) and of eager F.conv2d in float64, same inputs.
+    Checks that the forward and the input gradient both took the Triton path."""
+    C = x.shape[1]
+    g = torch.Generator().manual_seed(seed)
+    x = x.to(dtype).requires_grad_()
+    w = w.to(dtype)
+    require_triton_path(x, w, C)
+    with kernels.poisoned_outputs():
+        out = kernels.conv2d(x, w, groups=C, **conv_args)
+        grad_out = torch.randn(out.shape, generator=g).to(device=out.device, dtype=dtype)
+        assert input_grad_kernel_for(out, w, list(x.shape), _pair(conv_args.get("stride", 1)), C) == "triton"
+        launches_before = len(input_grad_launches)
+        (got,) = torch.autograd.grad(out, x, grad_out)
+    assert len(input_grad_launches) == launches_before + 1, "the input gradient did not run the Triton kernel"
+    x64 = x.detach().double().requires_grad_()
+    ref = F.conv2d(x64, w.double(), None, groups=C, **conv_args)
+    (want,) = torch.autograd.grad(ref, x64, grad_out.double())
+    assert got.dtype == dtype and got.shape == x.shape
+    assert bool(torch.isfinite(got).all()), f"{int((~torch.isfinite(got)).sum())} grad x elements not written"
+    assert same_memory_format(got, x), f"grad x strides {got.stride()} do not follow x {x.stride()}"
+    return got, want
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+# name: (C, mult, (H, W), (KH, KW), stride, padding, dilation)
+INPUT_GRAD_CASES = {
+    # OH = 3 reads input rows/cols 0..6: the last row and column get exactly zero gradient
+    "k3_s2_p0_last_row_unread": (3, 1, (8, 8), (3, 3), 2, 0, 1),
+    "k3_s2_p1_mult2": (2, 2, (7, 9), (3, 3), 2, 1, 1),
+    "k3_s3_p1": (3, 1, (10, 11), (3, 3), 3, 1, 1),
+    "k3_s3_p0_mult2_unread_tail": (2, 2, (8, 7), (3, 3), 3, 0, 1),
+    "k3_s2_dil2": (3, 1, (9, 8), (3, 3), 2, 2, 2),  # even rows/cols never read
+    "k5_s2_p2_mult2": (2, 2, (9, 9), (5, 5), 2, 2, 1),
+    "k1x7_s_1x2_p_0x3": (3, 1, (5, 13), (1, 7), (1, 2), (0, 3), 1),
+    "k5x1_s_2x1_p_2x0_mult2": (2, 2, (11, 5), (5, 1), (2, 1), (2, 0), 1),
+    "k3_s2_p3_larger_than_half_k": (2, 1, (5, 6), (3, 3), 2, 3, 1),
+    "k3_s1_p2_mult2": (3, 2, (6, 6), (3, 3), 1, 2, 1),  # stride 1 with multiplier 2
+    "k3_s_2x3_dil_1x2": (2, 1, (7, 10), (3, 3), (2, 3), (1, 0), (1, 2)),
+}
+
+
+@pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
+@pytest.mark.parametrize("name", list(INPUT_GRAD_CASES))
+def test_depthwise_input_grad_cases(name, channels_last, input_grad_launches):
+    C, mult, (H, W), (KH, KW), stride, padding, dilation = INPUT_GRAD_CASES[name]
+    g = torch.Generator().manual_seed(len(name))
+    x = torch.randn(2, C, H, W, generator=g).to(DEVICE)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    w = (torch.randn(C * mult, 1, KH, KW, generator=g) / (KH * KW) ** 0.5).to(DEVICE)
+    conv_args = dict(stride=stride, padding=padding, dilation=dilation)
+    got, want = _depthwise_input_grad(x, w, conv_args, input_grad_launches)
+    atol, rtol = GRAD_TOLERANCES[torch.float32]
+    torch.testing.assert_close(got.double(), want, atol=atol, rtol=rtol)
+    # rows/cols no output reads must be exactly zero (written, not left as poison)
+    unread = want == 0
+    assert bool((got[unread] == 0).all())
+    if name == "k3_s2_p0_last_row_unread":
+        assert bool((got[:, :, -1, :] == 0).all()) and bool((got[:, :, :, -1] == 0).all())
+        assert bool((got[:, :, :-1, :-1] != 0).any())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64], ids=str)
+def test_depthwise_input_grad_dtypes(dtype, input_grad_launches):
+    """fp16 accumulates in fp32 and rounds once; fp64 accumulates in fp64."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 4, 7, 7, generator=g).to(DEVICE).to(memory_format=torch.channels_last)
+    w = (torch.randn(8, 1, 3, 3, generator=g) / 3).to(DEVICE)
+    got, want = _depthwise_input_grad(x, w, dict(stride=2, padding=1), input_grad_launches, dtype=dtype)
+    atol, rtol = (1e-12, 1e-12) if dtype == torch.float64 else GRAD_TOLERANCES[dtype]
+    torch.testing.assert_close(got.double(), want, atol=atol, rtol=rtol)
+
+
+def test_gradcheck_float64_stride2_input_grad(input_grad_launches):
+    """Full-Jacobian float64 gradcheck through kernels.conv2d, stride 2 with an input row and
+    column that no output reads (H=6, W=5, k=3, p=0: OH=2, OW=2), multiplier 2."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(1, 2, 6, 5, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
+    w = torch.randn(4, 1, 3, 3, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
+    require_triton_path(x, w, 2)
+    f = lambda x, w: kernels.conv2d(x, w, stride=2, groups=2)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (x, w))
+    assert input_grad_launches, "gradcheck's backward did not run the Triton input-gradient kernel"
+
+
+@st.composite
+def input_grad_cases(draw):
+    KH, KW = draw(st.sampled_from([(1, 1), (3, 3), (5, 5), (1, 7), (7, 1), (3, 1), (2, 2)]))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2])))
+    padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    min_h = max(1, dilation[0] * (KH - 1) + 1 - 2 * padding[0])
+    min_w = max(1, dilation[1] * (KW - 1) + 1 - 2 * padding[1])
+    # C >= 2: groups == C_in == 1 is a dense conv (torch path)
+    return dict(N=draw(st.integers(1, 2)), C=draw(st.integers(2, 5)), mult=draw(st.sampled_from([1, 2])),
+                K=(KH, KW), stride=stride, padding=padding, dilation=dilation,
+                H=draw(st.integers(min_h, min_h + 6)), W=draw(st.integers(min_w, min_w + 6)),
+                channels_last=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
+
+
+# the fixture only counts launches, and each example compares the count before and after
+@settings(max_examples=25, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(case=input_grad_cases())
+def test_depthwise_input_grad_property(case, input_grad_launches):
+    """Random depthwise geometry (strides 1-3 per axis, dilation, padding up to 3 > k//2,
+    asymmetric filters, multiplier 1-2, both layouts): grad x matches eager autograd."""
+    g = torch.Generator().manual_seed(case["seed"])
+    x = torch.randn(case["N"], case["C"], case["H"], case["W"], generator=g).to(DEVICE)
+    if case["channels_last"]:
+        x = x.to(memory_format=torch.channels_last)
+    KH, KW = case["K"]
+    w = (torch.randn(case["C"] * case["mult"], 1, KH, KW, generator=g) / (KH * KW) ** 0.5).to(DEVICE)
+    conv_args = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"])
+    got, want = _depthwise_input_grad(x, w, conv_args, input_grad_launches, seed=case["seed"])
+    atol, rtol = GRAD_TOLERANCES[torch.float32]
+    torch.testing.assert_close(got.double(), want, atol=atol, rtol=rtol)
+    assert bool((got[want == 0] == 0).all()), "unread input pixels must get exactly zero gradient"
+
+
+def test_input_grad_torch_fallbacks(input_grad_launches):
+    """What stays on torch.nn.grad.conv2d_input: grouped, dense, and strides whose phase
+    count exceeds MAX_INPUT_GRAD_PHASES; the gradients are still right."""
+    g = torch.Generator().manual_seed(4)
+    dc = torch.randn(1, 4, 3, 3, generator=g).to(DEVICE)
+    assert input_grad_kernel_for(dc, torch.randn(4, 2, 3, 3).to(DEVICE), [1, 4, 5, 5], [1, 1], 2) == "torch"
+    assert input_grad_kernel_for(dc, torch.randn(4, 4, 3, 3).to(DEVICE), [1, 4, 5, 5], [1, 1], 1) == "torch"
+    big = int(MAX_INPUT_GRAD_PHASES ** 0.5) + 1
+    assert input_grad_kernel_for(dc, torch.randn(4, 1, 3, 3).to(DEVICE), [1, 4, 3 * big, 3 * big],
+                                 [big, big], 4) == "torch"
+    x = torch.randn(1, 2, big + 3, big + 3, generator=g).to(DEVICE).requires_grad_()
+    w = torch.randn(2, 1, 3, 3, generator=g).to(DEVICE)
+    out = kernels.conv2d(x, w, stride=big, groups=2)
+    go = torch.randn(out.shape, generator=g).to(DEVICE)
+    (got,) = torch.autograd.grad(out, x, go)
+    x_ref = x.detach().requires_grad_()
+    (want,) = torch.autograd.grad(F.conv2d(x_ref, w, None, stride=big, groups=2), x_ref, go)
+    torch.testing.assert_close(got, want)
+    assert not input_grad_launches, "a stride beyond MAX_INPUT_GRAD_PHASES ran the Triton kernel"
