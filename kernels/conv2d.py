@@ -14,14 +14,14 @@ Stages, in order:
    gradient runs where.
 """
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from ._runtime import ACTIVATIONS, TRITON_DTYPES, output_memory_format, triton_can_run_on
-from .depthwise import (depthwise_conv2d, depthwise_conv2d_input_grad,
-                        depthwise_conv2d_weight_grad)
+from .depthwise import (depthwise_conv2d, depthwise_conv2d_input_grad, depthwise_conv2d_weight_grad,
+                        depthwise_epilogue_grad)
 from .epilogue import NEEDS_PREACTIVATION, activation_grad, torch_epilogue
 from .grouped import grouped_conv2d, uses_tensor_cores
 
@@ -285,55 +285,81 @@ def _(x, grad_conv, weight_shape, stride, padding, dilation, groups):
     return torch.empty(weight_shape, dtype=x.dtype, device=x.device)
 
 
+@torch.library.custom_op("cnnc_kernels::conv2d_epilogue_grad", mutates_args=())
+def _conv2d_epilogue_grad_op(x: torch.Tensor, weight: torch.Tensor, stride: List[int], padding: List[int],
+                             dilation: List[int], groups: int, scale: Optional[torch.Tensor],
+                             shift: Optional[torch.Tensor], residual: Optional[torch.Tensor],
+                             grad_y: torch.Tensor, y: Optional[torch.Tensor], activation: str,
+                             want_dres: bool, want_dshift: bool, want_dscale: bool
+                             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The backward of the epilogue y = act(c * scale + shift + residual), c = conv(x, weight):
+    (dc in x's dtype and layout, d residual, d shift, d scale); an unwanted one is empty.
+
+    Depthwise: one Triton pass (`depthwise_epilogue_grad_kernel`) that recomputes c from x
+    and reads grad_y once. Otherwise torch: dz = grad_y * act'(z), act' from the saved output
+    y (relu, relu6, sigmoid) or from z recomputed by the forward op (silu, gelu, hardswish);
+    d residual = dz; d shift = sum dz; d scale = sum dz * c (c recomputed, only when wanted);
+    dc = dz * scale."""
+    stride, padding, dilation, act = tuple(stride), tuple(padding), tuple(dilation), _act(activation)
+    if kernel_for(x, weight, groups) == "depthwise":
+        return depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, residual, grad_y, act,
+                                       want_dres, want_dshift, want_dscale)
+    op = torch.ops.cnnc_kernels.conv2d
+    z = None
+    if act in NEEDS_PREACTIVATION:
+        z = op(x, weight, stride, padding, dilation, groups, scale, shift, "none", residual)
+    dz = activation_grad(grad_y, y, z, act)  # fp32 (fp64 for fp64), a new tensor
+    # outputs are fresh tensors: none may alias another (copy=True where .to could return dz)
+    dres = dz.to(residual.dtype, copy=True) if want_dres else x.new_empty(0)
+    dshift = dz.sum(dim=(0, 2, 3)).to(shift.dtype) if want_dshift else x.new_empty(0)
+    dscale = x.new_empty(0)
+    if want_dscale:
+        c = op(x, weight, stride, padding, dilation, groups, None, None, "none", None)
+        dscale = (dz * c.to(dz.dtype)).sum(dim=(0, 2, 3)).to(scale.dtype)
+    dc = dz * scale.to(dz.dtype).view(1, -1, 1, 1) if scale is not None else dz.clone()
+    return dc.to(x.dtype).contiguous(memory_format=output_memory_format(x)), dres, dshift, dscale
+
+
+@_conv2d_epilogue_grad_op.register_fake
+def _(x, weight, stride, padding, dilation, groups, scale, shift, residual, grad_y, y, activation,
+      want_dres, want_dshift, want_dscale):
+    fmt = output_memory_format(x)
+    dc = torch.empty(grad_y.shape, dtype=x.dtype, device=x.device, memory_format=fmt)
+    dres = (torch.empty(grad_y.shape, dtype=residual.dtype, device=x.device, memory_format=fmt) if want_dres
+            else x.new_empty(0))
+    dshift = shift.new_empty(shift.shape) if want_dshift else x.new_empty(0)
+    dscale = scale.new_empty(scale.shape) if want_dscale else x.new_empty(0)
+    return dc, dres, dshift, dscale
+
+
 def _setup_context(ctx, inputs, output):
     x, weight, stride, padding, dilation, groups, scale, shift, activation, residual = inputs
     ctx.geometry = (stride, padding, dilation, groups)
-    ctx.activation = _act(activation)
-    ctx.residual_dtype = residual.dtype if residual is not None else None
-    saved_y = output if ctx.activation in _GRAD_FROM_OUTPUT else None
+    ctx.activation = activation
+    saved_y = output if _act(activation) in _GRAD_FROM_OUTPUT else None
     ctx.save_for_backward(x, weight, scale, shift, residual, saved_y)
 
 
 def _backward(ctx, grad_y):
-    """Gradients of y = act(c * scale + shift + residual), c = conv(x, weight).
-
-    dz = grad_y * act'(z), act' from the saved output y (relu, relu6, sigmoid) or from z
-    recomputed by the forward op without activation (silu, gelu, hardswish);
-    d residual = dz; d shift = sum dz; d scale = sum dz * c (c recomputed by the forward
-    op, only when scale needs a gradient); dc = dz * scale, then
-    d x = conv2d_input_grad(dc) and d weight = conv2d_weight_grad(x, dc) (see those ops
-    for Triton vs torch). The elementwise parts and the per-channel sums are torch ops.
-    """
+    """Gradients of y = act(c * scale + shift + residual), c = conv(x, weight): the epilogue's
+    (`conv2d_epilogue_grad`: dc, d residual, d shift, d scale), then d x = conv2d_input_grad(dc)
+    and d weight = conv2d_weight_grad(x, dc) (see those ops for Triton vs torch)."""
     x, weight, scale, shift, residual, y = ctx.saved_tensors
     stride, padding, dilation, groups = ctx.geometry
-    act = ctx.activation
     need = ctx.needs_input_grad
-    op = torch.ops.cnnc_kernels.conv2d
-
-    z = None
-    if act in NEEDS_PREACTIVATION:
-        z = op(x, weight, stride, padding, dilation, groups, scale, shift, "none", residual)
-    dz = activation_grad(grad_y, y, z, act)  # fp32 (fp64 for fp64)
-
-    grad_x = grad_w = grad_scale = grad_shift = grad_res = None
-    if need[9]:
-        grad_res = dz.to(ctx.residual_dtype)
-    if need[7]:
-        grad_shift = dz.sum(dim=(0, 2, 3)).to(shift.dtype)
-    if need[6]:
-        c = op(x, weight, stride, padding, dilation, groups, None, None, "none", None)
-        grad_scale = (dz * c.to(dz.dtype)).sum(dim=(0, 2, 3)).to(scale.dtype)
-    if need[0] or need[1]:
-        dc = dz * scale.to(dz.dtype).view(1, -1, 1, 1) if scale is not None else dz
-        dc = dc.to(x.dtype).contiguous(memory_format=output_memory_format(x))
-        if need[0]:
-            grad_x = torch.ops.cnnc_kernels.conv2d_input_grad(
-                dc, weight, list(x.shape), stride, padding, dilation, groups,
-                output_memory_format(x) == torch.channels_last)
-        if need[1]:
-            grad_w = torch.ops.cnnc_kernels.conv2d_weight_grad(
-                x, dc, list(weight.shape), stride, padding, dilation, groups)
-    return grad_x, grad_w, None, None, None, None, grad_scale, grad_shift, None, grad_res
+    dc, dres, dshift, dscale = torch.ops.cnnc_kernels.conv2d_epilogue_grad(
+        x, weight, stride, padding, dilation, groups, scale, shift, residual, grad_y, y, ctx.activation,
+        need[9], need[7], need[6])
+    grad_x = grad_w = None
+    if need[0]:
+        grad_x = torch.ops.cnnc_kernels.conv2d_input_grad(
+            dc, weight, list(x.shape), stride, padding, dilation, groups,
+            output_memory_format(x) == torch.channels_last)
+    if need[1]:
+        grad_w = torch.ops.cnnc_kernels.conv2d_weight_grad(
+            x, dc, list(weight.shape), stride, padding, dilation, groups)
+    return (grad_x, grad_w, None, None, None, None, dscale if need[6] else None, dshift if need[7] else None,
+            None, dres if need[9] else None)
 
 
 _conv2d_op.register_autograd(_backward, setup_context=_setup_context)

@@ -31,7 +31,7 @@ import triton
 import triton.language as tl
 
 from ._runtime import INTERPRET, empty_output, output_memory_format, tuning_space
-from .epilogue import apply_activation, torch_epilogue
+from .epilogue import apply_activation, apply_activation_grad, torch_epilogue
 
 
 def depthwise_configs():
@@ -55,6 +55,48 @@ def depthwise_configs():
         triton.Config({"BLOCK_H": bh, "BLOCK_W": bw, "BLOCK_C": bc}, num_warps=w, num_stages=1)
         for bh, bw, bc, w in shapes
     ])
+
+
+@triton.jit
+def _output_tile(OH, OW, C_out, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
+    """This program's output tile: image n, BLOCK_H x BLOCK_W pixels (flattened; BLOCK_W is a
+    power of two, so // and % are shifts) and BLOCK_C channels, with their masks. Grid:
+    (N * tiles_h * tiles_w, channel blocks)."""
+    pid_tile = tl.program_id(0)  # (n, tile_h, tile_w) flattened
+    pid_c = tl.program_id(1)
+    tiles_h = tl.cdiv(OH, BLOCK_H)
+    tiles_w = tl.cdiv(OW, BLOCK_W)
+    n = pid_tile // (tiles_h * tiles_w)
+    t = pid_tile % (tiles_h * tiles_w)
+    hw = tl.arange(0, BLOCK_H * BLOCK_W)
+    oh = (t // tiles_w) * BLOCK_H + hw // BLOCK_W
+    ow = (t % tiles_w) * BLOCK_W + hw % BLOCK_W
+    hw_mask = (oh < OH) & (ow < OW)
+    co = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_mask = co < C_out
+    return n, oh, ow, hw_mask, co, c_mask
+
+
+@triton.jit
+def _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh, sxw, swc, swh, sww,
+               PAD_H, PAD_W, KH: tl.constexpr, KW: tl.constexpr, STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr,
+               DIL_H: tl.constexpr, DIL_W: tl.constexpr, MULT: tl.constexpr, ACC_DTYPE: tl.constexpr,
+               BLOCK_HW: tl.constexpr, BLOCK_C: tl.constexpr):
+    """The depthwise conv of one output tile, [BLOCK_HW, BLOCK_C] in ACC_DTYPE: each tap's
+    BLOCK_C weights loaded once and reused by every pixel of the tile, taps unrolled."""
+    x_base = x_ptr + n.to(tl.int64) * sxn + (co // MULT)[None, :] * sxc
+    acc = tl.zeros((BLOCK_HW, BLOCK_C), dtype=ACC_DTYPE)
+    for kh in tl.static_range(KH):
+        ih = oh * STRIDE_H - PAD_H + kh * DIL_H
+        row_ok = hw_mask & (ih >= 0) & (ih < H)
+        for kw in tl.static_range(KW):
+            iw = ow * STRIDE_W - PAD_W + kw * DIL_W
+            ok = row_ok & (iw >= 0) & (iw < W)
+            xv = tl.load(x_base + ih[:, None] * sxh + iw[:, None] * sxw,
+                         mask=ok[:, None] & c_mask[None, :], other=0.0)
+            wv = tl.load(w_ptr + co * swc + kh * swh + kw * sww, mask=c_mask, other=0.0)
+            acc += xv.to(ACC_DTYPE) * wv.to(ACC_DTYPE)[None, :]
+    return acc
 
 
 @triton.autotune(
@@ -86,49 +128,97 @@ def depthwise_conv2d_kernel(
     # tiles
     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    pid_tile = tl.program_id(0)  # (n, tile_h, tile_w) flattened
-    pid_c = tl.program_id(1)
-    tiles_h = tl.cdiv(OH, BLOCK_H)
-    tiles_w = tl.cdiv(OW, BLOCK_W)
-    n = pid_tile // (tiles_h * tiles_w)
-    t = pid_tile % (tiles_h * tiles_w)
-
-    # flattened [BLOCK_H * BLOCK_W] output pixels; BLOCK_W is a power of two, so // and % are shifts
-    hw = tl.arange(0, BLOCK_H * BLOCK_W)
-    oh = (t // tiles_w) * BLOCK_H + hw // BLOCK_W
-    ow = (t % tiles_w) * BLOCK_W + hw % BLOCK_W
-    hw_mask = (oh < OH) & (ow < OW)
-
-    co = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_mask = co < C_out
-    ci = co // MULT
-
-    x_base = x_ptr + n.to(tl.int64) * sxn + ci[None, :] * sxc
-    acc = tl.zeros((BLOCK_H * BLOCK_W, BLOCK_C), dtype=ACC_DTYPE)
-    for kh in tl.static_range(KH):
-        ih = oh * STRIDE_H - PAD_H + kh * DIL_H
-        row_ok = hw_mask & (ih >= 0) & (ih < H)
-        for kw in tl.static_range(KW):
-            iw = ow * STRIDE_W - PAD_W + kw * DIL_W
-            ok = row_ok & (iw >= 0) & (iw < W)
-            xv = tl.load(x_base + ih[:, None] * sxh + iw[:, None] * sxw,
-                         mask=ok[:, None] & c_mask[None, :], other=0.0)
-            wv = tl.load(w_ptr + co * swc + kh * swh + kw * sww, mask=c_mask, other=0.0)
-            acc += xv.to(ACC_DTYPE) * wv.to(ACC_DTYPE)[None, :]
+    n, oh, ow, hw_mask, co, c_mask = _output_tile(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
+    acc = _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh, sxw, swc, swh, sww,
+                     PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, MULT, ACC_DTYPE,
+                     BLOCK_H * BLOCK_W, BLOCK_C)
 
     # epilogue on the fp32 accumulator: act(acc * scale + shift + residual)
+    out_mask = hw_mask[:, None] & c_mask[None, :]
+    z = _affine_residual(acc, scale_ptr, shift_ptr, res_ptr, n, oh, ow, co, c_mask, out_mask, srn, src, srh, srw,
+                         HAS_SCALE, HAS_SHIFT, HAS_RES, ACC_DTYPE)
+    y = apply_activation(z, ACT)
+    o_ptrs = out_ptr + n.to(tl.int64) * son + co[None, :] * soc + oh[:, None] * soh + ow[:, None] * sow
+    tl.store(o_ptrs, y.to(out_ptr.dtype.element_ty), mask=out_mask)
+
+
+@triton.jit
+def _affine_residual(acc, scale_ptr, shift_ptr, res_ptr, n, oh, ow, co, c_mask, out_mask, srn, src, srh, srw,
+                     HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr, HAS_RES: tl.constexpr,
+                     ACC_DTYPE: tl.constexpr):
+    """z = acc * scale + shift + residual (each optional), in this order, in ACC_DTYPE."""
     if HAS_SCALE:
         acc = acc * tl.load(scale_ptr + co, mask=c_mask, other=0.0).to(ACC_DTYPE)[None, :]
     if HAS_SHIFT:
         acc = acc + tl.load(shift_ptr + co, mask=c_mask, other=0.0).to(ACC_DTYPE)[None, :]
-    out_mask = hw_mask[:, None] & c_mask[None, :]
     if HAS_RES:
         r_ptrs = res_ptr + n.to(tl.int64) * srn + co[None, :] * src + oh[:, None] * srh + ow[:, None] * srw
         acc = acc + tl.load(r_ptrs, mask=out_mask, other=0.0).to(ACC_DTYPE)
-    acc = apply_activation(acc, ACT)
+    return acc
 
-    o_ptrs = out_ptr + n.to(tl.int64) * son + co[None, :] * soc + oh[:, None] * soh + ow[:, None] * sow
-    tl.store(o_ptrs, acc.to(out_ptr.dtype.element_ty), mask=out_mask)
+
+@triton.autotune(
+    configs=depthwise_configs(),
+    key=["C_out", "OH", "OW", "KH", "KW", "STRIDE_H", "STRIDE_W", "MULT", "CHANNELS_LAST"],
+)
+@triton.jit
+def depthwise_epilogue_grad_kernel(
+    # pointers (scale/shift/res/dres/sums may be dummies when their flag is off)
+    x_ptr, w_ptr, scale_ptr, shift_ptr, res_ptr, gy_ptr, dc_ptr, dres_ptr, dshift_ptr, dscale_ptr,
+    # sizes
+    H, W, C_out, OH, OW,
+    # strides, in elements: x, residual, grad_y, dc, dres as (n, c, h, w), weight as (c_out, h, w)
+    sxn, sxc, sxh, sxw,
+    swc, swh, sww,
+    srn, src, srh, srw,
+    sgn, sgc, sgh, sgw,
+    sdn, sdc, sdh, sdw,
+    sen, sec, seh, sew,
+    PAD_H, PAD_W,
+    KH: tl.constexpr, KW: tl.constexpr,
+    STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr,
+    DIL_H: tl.constexpr, DIL_W: tl.constexpr,
+    MULT: tl.constexpr,
+    CHANNELS_LAST: tl.constexpr,  # only an autotune key
+    HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr, HAS_RES: tl.constexpr,
+    ACT: tl.constexpr,
+    WANT_DRES: tl.constexpr, WANT_DSHIFT: tl.constexpr, WANT_DSCALE: tl.constexpr,
+    ACC_DTYPE: tl.constexpr,
+    BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """The backward of the epilogue, in one pass over the output gradient.
+
+    Recomputes the conv c of its tile (the forward's own loop: x is read about once, like
+    the forward) and z = c * scale + shift + residual, then dz = grad_y * act'(z) and
+    writes dc = dz * scale (x's dtype; the conv's output gradient, for the input- and
+    weight-gradient kernels), optionally d residual = dz, and per-program partial sums
+    over the tile's pixels of dz (-> d shift) and dz * c (-> d scale) into
+    [programs along pixels, C_out] buffers that the launcher reduces (no atomics).
+    """
+    n, oh, ow, hw_mask, co, c_mask = _output_tile(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
+    c = _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh, sxw, swc, swh, sww,
+                   PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, MULT, ACC_DTYPE,
+                   BLOCK_H * BLOCK_W, BLOCK_C)
+    out_mask = hw_mask[:, None] & c_mask[None, :]
+    z = _affine_residual(c, scale_ptr, shift_ptr, res_ptr, n, oh, ow, co, c_mask, out_mask, srn, src, srh, srw,
+                         HAS_SCALE, HAS_SHIFT, HAS_RES, ACC_DTYPE)
+    n64 = n.to(tl.int64)
+    g = tl.load(gy_ptr + n64 * sgn + co[None, :] * sgc + oh[:, None] * sgh + ow[:, None] * sgw,
+                mask=out_mask, other=0.0).to(ACC_DTYPE)
+    dz = tl.where(out_mask, apply_activation_grad(g, z, ACT), 0.0)
+    if WANT_DRES:
+        tl.store(dres_ptr + n64 * sen + co[None, :] * sec + oh[:, None] * seh + ow[:, None] * sew,
+                 dz.to(dres_ptr.dtype.element_ty), mask=out_mask)
+    row = tl.program_id(0) * C_out + co  # this program's slot in the partial-sum buffers
+    if WANT_DSHIFT:
+        tl.store(dshift_ptr + row, tl.sum(dz, axis=0), mask=c_mask)
+    if WANT_DSCALE:
+        tl.store(dscale_ptr + row, tl.sum(dz * c, axis=0), mask=c_mask)
+    dc = dz
+    if HAS_SCALE:
+        dc = dz * tl.load(scale_ptr + co, mask=c_mask, other=0.0).to(ACC_DTYPE)[None, :]
+    tl.store(dc_ptr + n64 * sdn + co[None, :] * sdc + oh[:, None] * sdh + ow[:, None] * sdw,
+             dc.to(dc_ptr.dtype.element_ty), mask=out_mask)
 
 
 def input_grad_configs():
@@ -372,6 +462,51 @@ def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, stride, padding,
         ACC_DTYPE=_acc_dtype(grad_conv.dtype),
     )
     return out
+
+
+def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, residual, grad_y, activation,
+                            want_dres, want_dshift, want_dscale):
+    """(dc, d residual, d shift, d scale) of y = act(conv(x) * scale + shift + residual) given
+    dL/dy, in one pass (`depthwise_epilogue_grad_kernel`). dc, the conv output's gradient, is
+    in x's dtype and layout; an unwanted result is an empty tensor. The partial sums are
+    reduced here in fp32 (fp64 for fp64), deterministically."""
+    N, C_in, H, W = x.shape
+    C_out, _, KH, KW = weight.shape
+    OH, OW = grad_y.shape[2], grad_y.shape[3]
+    fmt = output_memory_format(x)
+    dc = empty_output((N, C_out, OH, OW), x.dtype, x.device, fmt)
+    dres = empty_output((N, C_out, OH, OW), residual.dtype, x.device, fmt) if want_dres else None
+    acc_torch = torch.float64 if x.dtype == torch.float64 else torch.float32
+    # one row of partial sums per program along the pixels; the tile size is the autotuner's
+    # choice, so there are rows for the smallest tile, zero-filled (larger tiles leave some unused)
+    rows = max(N * triton.cdiv(OH, c.kwargs["BLOCK_H"]) * triton.cdiv(OW, c.kwargs["BLOCK_W"])
+               for c in depthwise_epilogue_grad_kernel.configs)
+    sums = torch.zeros((int(want_dshift) + int(want_dscale), rows, C_out), dtype=acc_torch, device=x.device)
+    dshift_part = sums[0] if want_dshift else dc  # dc: a dummy pointer when unused
+    dscale_part = sums[-1] if want_dscale else dc
+    res = residual if residual is not None else dc
+    dres_arg = dres if dres is not None else dc
+    grid = lambda meta: (  # noqa: E731
+        N * triton.cdiv(OH, meta["BLOCK_H"]) * triton.cdiv(OW, meta["BLOCK_W"]),
+        triton.cdiv(C_out, meta["BLOCK_C"]),
+    )
+    depthwise_epilogue_grad_kernel[grid](
+        x, weight, scale if scale is not None else dc, shift if shift is not None else dc, res, grad_y, dc,
+        dres_arg, dshift_part, dscale_part,
+        H, W, C_out, OH, OW,
+        *x.stride(),
+        weight.stride(0), weight.stride(2), weight.stride(3),
+        *res.stride(), *grad_y.stride(), *dc.stride(), *dres_arg.stride(),
+        padding[0], padding[1],
+        KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
+        MULT=C_out // C_in, CHANNELS_LAST=x.stride(1) == 1,
+        HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
+        ACT=activation or "none", WANT_DRES=want_dres, WANT_DSHIFT=want_dshift, WANT_DSCALE=want_dscale,
+        ACC_DTYPE=_acc_dtype(x.dtype),
+    )
+    dshift = sums[0].sum(0).to(shift.dtype) if want_dshift else x.new_empty(0)
+    dscale = sums[-1].sum(0).to(scale.dtype) if want_dscale else x.new_empty(0)
+    return dc, dres if dres is not None else x.new_empty(0), dshift, dscale
 
 
 def depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, stride, padding, dilation):

@@ -29,6 +29,30 @@ def apply_activation(x, ACT: tl.constexpr):
     return x
 
 
+@triton.jit
+def apply_activation_grad(g, z, ACT: tl.constexpr):
+    """dL/dz = g * act'(z) on fp32 (or fp64) tiles, from the pre-activation z, with torch's
+    conventions at the kinks (the same as `activation_grad` below): relu'(0) = 0,
+    relu6' is 1 strictly inside (0, 6), hardswish' is 0 for z <= -3 and 1 for z >= 3."""
+    if ACT == "relu":
+        g = tl.where(z > 0.0, g, 0.0)
+    elif ACT == "relu6":
+        g = tl.where((z > 0.0) & (z < 6.0), g, 0.0)
+    elif ACT == "silu":
+        s = 1.0 / (1.0 + tl.exp(-z))
+        g = g * s * (1.0 + z * (1.0 - s))
+    elif ACT == "gelu":  # erf form
+        cdf = 0.5 * (1.0 + tl.math.erf(z * 0.7071067811865476))
+        pdf = tl.exp(-0.5 * z * z) * 0.3989422804014327
+        g = g * (cdf + z * pdf)
+    elif ACT == "hardswish":
+        g = tl.where(z <= -3.0, 0.0, tl.where(z < 3.0, g * (2.0 * z + 3.0) / 6.0, g))
+    elif ACT == "sigmoid":
+        s = 1.0 / (1.0 + tl.exp(-z))
+        g = g * s * (1.0 - s)
+    return g
+
+
 # Eager twins, keyed by activation name (None means identity).
 TORCH_ACTIVATIONS = {
     None: lambda z: z,

@@ -150,6 +150,45 @@ def test_opcheck_registered_ops():
     torch.library.opcheck(torch.ops.cnnc_kernels.conv2d_weight_grad.default,
                           (x.detach(), dc, [4, 1, 3, 3], [1, 1], [1, 1], [1, 1], 4),
                           test_utils=("test_schema", "test_faketensor"))
+    # the epilogue's backward: depthwise (Triton) and grouped (torch), every output wanted or not
+    scale = torch.rand(4, generator=g, dtype=torch.float64).to(DEVICE) + 0.5
+    wg = torch.randn(4, 2, 3, 3, generator=g, dtype=torch.float64).to(DEVICE)
+    for weight, groups in ((w.detach(), 4), (wg, 2)):
+        for wanted in ((True, True, True), (False, False, False), (True, False, True)):
+            torch.library.opcheck(torch.ops.cnnc_kernels.conv2d_epilogue_grad.default,
+                                  (x.detach(), weight, [1, 1], [1, 1], [1, 1], groups, scale, shift.detach(), dc,
+                                   dc, dc, "silu", *wanted),
+                                  test_utils=("test_schema", "test_faketensor"))
+
+
+@pytest.mark.parametrize("wanted", ["x", "scale", "residual", "shift+weight"])
+def test_depthwise_epilogue_grad_one_pass_partial_needs(wanted, monkeypatch):
+    """Depthwise backward runs `depthwise_epilogue_grad` once, whichever gradients are asked
+    for, and the ones asked for equal eager autograd (float64, strict)."""
+    calls = []
+    launcher = conv2d_module.depthwise_epilogue_grad
+    monkeypatch.setattr(conv2d_module, "depthwise_epilogue_grad",
+                        lambda *a: calls.append(a[-3:]) or launcher(*a))
+    g = torch.Generator().manual_seed(3)
+    opts = dict(dtype=torch.float64)
+    x = torch.randn(2, 4, 7, 6, generator=g, **opts).to(DEVICE).to(memory_format=torch.channels_last)
+    w = torch.randn(8, 1, 3, 3, generator=g, **opts).to(DEVICE)
+    scale = (torch.rand(8, generator=g, **opts) + 0.5).to(DEVICE)
+    shift = torch.randn(8, generator=g, **opts).to(DEVICE)
+    residual = torch.randn(2, 8, 4, 3, generator=g, **opts).to(DEVICE)
+    leaves = {"x": x, "weight": w, "scale": scale, "shift": shift, "residual": residual}
+    asked = wanted.split("+")
+    for name in asked:
+        leaves[name].requires_grad_()
+    conv = dict(stride=2, padding=1, groups=4)
+    with kernels.poisoned_outputs():
+        out = kernels.conv2d(x, w, scale=scale, shift=shift, residual=residual, activation="gelu", **conv)
+        got = torch.autograd.grad(out, [leaves[n] for n in asked], torch.ones_like(out))
+    ref = _eager_block(x, w, scale, shift, residual, "gelu", **conv)
+    want = torch.autograd.grad(ref, [leaves[n] for n in asked], torch.ones_like(ref))
+    assert calls == [("residual" in asked, "shift" in asked, "scale" in asked)]
+    for name, a, b in zip(asked, got, want):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10, msg=lambda m: f"grad {name}: {m}")
 
 
 # ---------------------------------------------------------------------------
