@@ -25,12 +25,14 @@ Both are deterministic (no atomics).
 File layout: kernels, then launchers, then the eager reference.
 """
 
+import os
+
 import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from ._runtime import INTERPRET, empty_output, output_memory_format, tuning_space
+from ._runtime import INTERPRET, empty_output, next_power_of_2, output_memory_format, tuning_space
 from .epilogue import apply_activation, apply_activation_grad, torch_epilogue
 
 
@@ -385,6 +387,78 @@ def depthwise_weight_grad_kernel(
     tl.store(partial_ptr + (pid_m * KH * KW + tap) * C_out + co, total, mask=c_mask)
 
 
+def weight_grad_taps_configs():
+    if INTERPRET:
+        return [triton.Config({"BLOCK_M": 32, "BLOCK_C": 16}, num_warps=4)]
+    return tuning_space([
+        triton.Config({"BLOCK_M": bm, "BLOCK_C": bc}, num_warps=w, num_stages=2)
+        for bm, bc, w in [(128, 32, 4), (256, 32, 8), (64, 64, 4)]
+    ])
+
+
+@triton.autotune(configs=weight_grad_taps_configs(), key=["C_out", "M", "KH", "KW", "SPLIT_M"])
+@triton.jit
+def depthwise_weight_grad_taps_kernel(
+    # pointers: partial is [SPLIT_M, KH*KW, C_out] fp32/fp64, summed over SPLIT_M by the launcher
+    x_ptr, g_ptr, partial_ptr,
+    H, W, C_out, OH, OW, M,
+    sxn, sxc, sxh, sxw,
+    sgn, sgc, sgh, sgw,
+    PAD_H, PAD_W,
+    KH: tl.constexpr, KW: tl.constexpr,
+    STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr,
+    DIL_H: tl.constexpr, DIL_W: tl.constexpr,
+    MULT: tl.constexpr,
+    SPLIT_M: tl.constexpr,
+    ACC_DTYPE: tl.constexpr,
+    TAPS_PAD: tl.constexpr,  # next power of two >= KH*KW
+    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """The same weight gradient as `depthwise_weight_grad_kernel`, all taps in one program.
+
+    One program per (channel block, slice of M): each BLOCK_M chunk of grad_out is loaded
+    once and multiplied with the KH*KW shifted input windows, whose overlap the L1 cache
+    serves, instead of once per tap program (KH*KW reads of grad_out and x through L2,
+    49 for 7x7). The per-tap sums over the chunk are added into row `tap` of a
+    [TAPS_PAD, BLOCK_C] accumulator (a one-hot select: Triton has no indexable register
+    arrays), which costs TAPS_PAD * BLOCK_C adds per tap, against BLOCK_M * BLOCK_C
+    multiply-adds of real work. Deterministic, no atomics.
+    """
+    pid_c = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    co = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_mask = co < C_out
+    ci = co // MULT
+    taps = tl.arange(0, TAPS_PAD)
+
+    acc = tl.zeros((TAPS_PAD, BLOCK_C), dtype=ACC_DTYPE)
+    m_per_split = tl.cdiv(tl.cdiv(M, SPLIT_M), BLOCK_M) * BLOCK_M
+    m_start = pid_m * m_per_split
+    for m0 in range(m_start, m_start + m_per_split, BLOCK_M):
+        m = m0 + tl.arange(0, BLOCK_M)
+        n = m // (OH * OW)
+        oh = (m // OW) % OH
+        ow = m % OW
+        m_ok = m < M
+        n64 = n.to(tl.int64)
+        gv = tl.load(g_ptr + n64[:, None] * sgn + co[None, :] * sgc + oh[:, None] * sgh + ow[:, None] * sgw,
+                     mask=m_ok[:, None] & c_mask[None, :], other=0.0).to(ACC_DTYPE)
+        x_base = x_ptr + n64[:, None] * sxn + ci[None, :] * sxc
+        for kh in tl.static_range(KH):
+            ih = oh * STRIDE_H - PAD_H + kh * DIL_H
+            row_ok = m_ok & (ih >= 0) & (ih < H)
+            for kw in tl.static_range(KW):
+                iw = ow * STRIDE_W - PAD_W + kw * DIL_W
+                ok = row_ok & (iw >= 0) & (iw < W)
+                xv = tl.load(x_base + ih[:, None] * sxh + iw[:, None] * sxw,
+                             mask=ok[:, None] & c_mask[None, :], other=0.0)
+                part = tl.sum(gv * xv.to(ACC_DTYPE), axis=0)
+                acc += tl.where((taps == kh * KW + kw)[:, None], part[None, :], 0.0)
+
+    out = partial_ptr + (pid_m * KH * KW + taps[:, None]) * C_out + co[None, :]
+    tl.store(out, acc, mask=(taps < KH * KW)[:, None] & c_mask[None, :])
+
+
 # ---------------------------------------------------------------------------
 # Launchers
 # ---------------------------------------------------------------------------
@@ -509,25 +583,50 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
     return dc, dres if dres is not None else x.new_empty(0), dshift, dscale
 
 
+# Which weight-gradient kernel (CNNC_KERNELS_DW_WGRAD, read at every call: "per-tap",
+# "all-taps", or "auto"). auto takes all-taps from 5x5 up, where per-tap programs would read
+# grad_out and x 25-49 times through L2. A guess from that count, NOT measured on a GPU yet;
+# tools/bench_kernels.py can time both (set the variable).
+WGRAD_ALL_TAPS_FROM = 25
+
+
+def weight_grad_kernel_for(kh, kw) -> str:
+    mode = os.environ.get("CNNC_KERNELS_DW_WGRAD", "auto")
+    if mode not in ("auto", "per-tap", "all-taps"):
+        raise ValueError(f"CNNC_KERNELS_DW_WGRAD: expected auto, per-tap or all-taps, got {mode!r}")
+    if mode == "auto":
+        return "all-taps" if kh * kw >= WGRAD_ALL_TAPS_FROM else "per-tap"
+    return mode
+
+
 def depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, stride, padding, dilation):
-    """Weight gradient [C_out, 1, KH, KW] in weight's dtype, reduced in fp32 (fp64 for fp64)."""
+    """Weight gradient [C_out, 1, KH, KW] in weight's dtype, reduced in fp32 (fp64 for fp64):
+    `depthwise_weight_grad_kernel` (one program per tap) or `depthwise_weight_grad_taps_kernel`
+    (all taps per program), see `weight_grad_kernel_for`."""
     N, C_in, H, W = x.shape
     C_out, _, KH, KW = weight_shape
     OH, OW = grad_conv.shape[2], grad_conv.shape[3]
     M = N * OH * OW
-    # enough programs to fill the machine; deterministic two-stage reduction
-    split_m = 1 if INTERPRET else max(1, min(64, M // 4096))
+    all_taps = weight_grad_kernel_for(KH, KW) == "all-taps"
+    # enough programs to fill the machine; deterministic two-stage reduction. The all-taps
+    # kernel has no tap axis in its grid, so it splits M further.
+    if INTERPRET:
+        split_m = 1
+    elif all_taps:
+        split_m = max(1, min(M // 1024, 512 // max(1, C_out // 32)))
+    else:
+        split_m = max(1, min(64, M // 4096))
     acc_torch = torch.float64 if x.dtype == torch.float64 else torch.float32
     partial = torch.empty((split_m, KH * KW, C_out), dtype=acc_torch, device=x.device)
-    grid = lambda meta: (KH * KW, triton.cdiv(C_out, meta["BLOCK_C"]), split_m)  # noqa: E731
-    depthwise_weight_grad_kernel[grid](
-        x, grad_conv, partial,
-        H, W, C_out, OH, OW, M,
-        *x.stride(), *grad_conv.stride(),
-        padding[0], padding[1],
-        KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
-        MULT=C_out // C_in, SPLIT_M=split_m, ACC_DTYPE=_acc_dtype(x.dtype),
-    )
+    args = (x, grad_conv, partial, H, W, C_out, OH, OW, M, *x.stride(), *grad_conv.stride(), padding[0], padding[1])
+    meta = dict(KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
+                MULT=C_out // C_in, SPLIT_M=split_m, ACC_DTYPE=_acc_dtype(x.dtype))
+    if all_taps:
+        grid = lambda m: (triton.cdiv(C_out, m["BLOCK_C"]), split_m)  # noqa: E731
+        depthwise_weight_grad_taps_kernel[grid](*args, TAPS_PAD=next_power_of_2(KH * KW), **meta)
+    else:
+        grid = lambda m: (KH * KW, triton.cdiv(C_out, m["BLOCK_C"]), split_m)  # noqa: E731
+        depthwise_weight_grad_kernel[grid](*args, **meta)
     return partial.sum(0).t().contiguous().view(C_out, 1, KH, KW).to(x.dtype)
 
 

@@ -353,3 +353,62 @@ def test_input_grad_torch_fallbacks(input_grad_launches):
     (want,) = torch.autograd.grad(F.conv2d(x_ref, w, None, stride=big, groups=2), x_ref, go)
     torch.testing.assert_close(got, want)
     assert not input_grad_launches, "a stride beyond MAX_INPUT_GRAD_PHASES ran the Triton kernel"
+
+
+# ---------------------------------------------------------------------------
+# Depthwise weight gradient: one program per tap, or all taps per program
+# (CNNC_KERNELS_DW_WGRAD; `weight_grad_kernel_for` picks by filter size on auto).
+# ---------------------------------------------------------------------------
+depthwise_module = importlib.import_module("kernels.depthwise")
+
+
+class _Recorder:
+    """Stands in for a Triton kernel object: records each launch, then launches it."""
+
+    def __init__(self, kernel, name, calls):
+        self.kernel, self.name, self.calls = kernel, name, calls
+
+    def __getitem__(self, grid):
+        self.calls.append(self.name)
+        return self.kernel[grid]
+
+
+WGRAD_CASES = {  # (C_in, mult, (KH, KW), stride, padding, dilation, H, W)
+    "3x3": (3, 1, (3, 3), 1, 1, 1, 6, 5),
+    "7x7": (2, 1, (7, 7), 1, 3, 1, 9, 8),
+    "5x5_s2_mult2": (2, 2, (5, 5), 2, 2, 1, 9, 7),
+    "3x3_dil2_s2": (3, 1, (3, 3), 2, 2, 2, 8, 9),
+    "1x7": (2, 1, (1, 7), 1, (0, 3), 1, 4, 9),
+}
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("mode", ["per-tap", "all-taps"])
+@pytest.mark.parametrize("name", list(WGRAD_CASES))
+def test_depthwise_weight_grad_both_kernels(name, mode, channels_last, monkeypatch):
+    C, mult, (KH, KW), stride, padding, dilation, H, W = WGRAD_CASES[name]
+    monkeypatch.setenv("CNNC_KERNELS_DW_WGRAD", mode)
+    calls = []
+    for kernel in ("depthwise_weight_grad_kernel", "depthwise_weight_grad_taps_kernel"):
+        monkeypatch.setattr(depthwise_module, kernel, _Recorder(getattr(depthwise_module, kernel), kernel, calls))
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, C, H, W, generator=g, dtype=torch.float64).to(DEVICE)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    w = torch.randn(C * mult, 1, KH, KW, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
+    conv = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
+    out = kernels.conv2d(x, w, activation="silu", **conv)
+    grad_out = torch.randn(out.shape, generator=g, dtype=torch.float64).to(DEVICE)
+    (got,) = torch.autograd.grad(out, [w], grad_out)
+    (want,) = torch.autograd.grad(F.silu(F.conv2d(x, w, None, **conv)), [w], grad_out)
+    assert calls == ["depthwise_weight_grad_taps_kernel" if mode == "all-taps" else "depthwise_weight_grad_kernel"]
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+
+
+def test_weight_grad_kernel_choice(monkeypatch):
+    monkeypatch.delenv("CNNC_KERNELS_DW_WGRAD", raising=False)
+    assert [depthwise_module.weight_grad_kernel_for(k, k) for k in (1, 3, 5, 7)] == [
+        "per-tap", "per-tap", "all-taps", "all-taps"]
+    monkeypatch.setenv("CNNC_KERNELS_DW_WGRAD", "fastest")
+    with pytest.raises(ValueError, match="CNNC_KERNELS_DW_WGRAD: expected auto, per-tap or all-taps"):
+        depthwise_module.weight_grad_kernel_for(3, 3)
