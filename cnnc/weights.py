@@ -14,9 +14,10 @@ layers it scales, timm's pre-activation bottleneck registers `downsample` before
 that feeds it. cnnc's modules are in dataflow order. So when the plain order does not fit,
 the importer looks for a reordering that does, moving only whole modules (or single tensors)
 among their siblings, never a tensor out of its module: the foreign names form a tree by their
-dotted prefixes, and each node's entries may be permuted. Entries with the same shapes keep
-their relative order. Every move is reported (a `ReorderedWeights` warning; a note from
-`cnnc build --weights`), because a reordering could also hide an architecture that differs.
+dotted prefixes, and each node's entries may be permuted (`_Matcher` has the rules: module
+boundaries on both sides respected, interchangeable entries kept in order, fewest moves).
+Every move is reported (a `ReorderedWeights` warning; a note from `cnnc build --weights`),
+because a reordering could also hide an architecture that differs.
 
 Import is all or nothing: when no order fits (or the counts differ), CnncError names the first
 pair of the plain order that does not fit, with both names and shapes, and the module is left
@@ -46,47 +47,75 @@ def _is_counter(t: torch.Tensor) -> bool:
     return t.dim() == 0 and not t.is_floating_point()
 
 
+def fit_key(t: torch.Tensor) -> tuple:
+    """Two tensors fit each other when their keys are equal: the shape, except that a 1x1
+    convolution weight [out, in, 1, 1] counts as the Linear weight [out, in] it equals."""
+    shape = tuple(t.shape)
+    return shape[:2] if len(shape) == 4 and shape[2:] == (1, 1) else shape
+
+
 def _fits(theirs: torch.Tensor, ours: torch.Tensor) -> bool:
-    if theirs.shape == ours.shape:
-        return True
-    a, b = sorted((tuple(theirs.shape), tuple(ours.shape)), key=len)
-    return len(a) == 2 and len(b) == 4 and b == a + (1, 1)  # Linear [o, i] <-> 1x1 conv [o, i, 1, 1]
+    return fit_key(theirs) == fit_key(ours)
 
 
 class ReorderedWeights(UserWarning):
     """`import_weights` matched some foreign tensors out of their state_dict order."""
 
 
-# entries tried by the reordering search before it gives up (the import then fails as unfit)
+# candidate placements the reordering search may try; past it, the best order found so far
+# stands (or, if none was found, the weights do not fit)
 _SEARCH_BUDGET = 200_000
+_NO_COST = (0, 0)
 
 
 class _Module:
-    """A node of the foreign name tree: a dotted prefix and its entries (child modules, tensor
-    indices), in order of first appearance."""
+    """A node of the foreign name tree: a dotted prefix, its depth, and its entries (child
+    modules, tensor indices), in order of first appearance."""
 
-    __slots__ = ("name", "entries", "kids", "flat", "shapes")
+    __slots__ = ("name", "depth", "entries", "kids", "flat", "shapes")
 
-    def __init__(self, name: str):
-        self.name, self.entries, self.kids = name, [], {}
+    def __init__(self, name: str, depth: int):
+        self.name, self.depth, self.entries, self.kids = name, depth, [], {}
 
 
 def _name_tree(names) -> _Module:
-    root = _Module("")
+    root = _Module("", 0)
     for i, name in enumerate(names):
         node, parts = root, name.split(".")
         for depth, part in enumerate(parts[:-1]):
             kid = node.kids.get(part)
             if kid is None:
-                kid = node.kids[part] = _Module(".".join(parts[:depth + 1]))
+                kid = node.kids[part] = _Module(".".join(parts[:depth + 1]), depth + 1)
                 node.entries.append(kid)
             node = kid
         node.entries.append(i)
     return root
 
 
+def _module_ranges(names) -> list[tuple[int, int]]:
+    """[start, end) of every dotted prefix (module) over a list of tensor names in order."""
+    ranges: dict = {}
+    for i, name in enumerate(names):
+        parts = name.split(".")
+        for depth in range(1, len(parts)):
+            start, _ = ranges.get(".".join(parts[:depth]), (i, i))
+            ranges[".".join(parts[:depth])] = (start, i + 1)
+    return list(ranges.values())
+
+
+def _add(a: tuple, b: tuple) -> tuple:
+    return (a[0] + b[0], a[1] + b[1])
+
+
 class _Matcher:
-    """Finds an order of the foreign tensors that fits ours, permuting entries within modules."""
+    """Finds an order of the foreign tensors that fits ours, permuting entries within modules.
+
+    Of the orders that fit, it takes the one with the fewest moves, and among those the one
+    whose moves sit nearest the root: cost = (moves, sum of the moves' depths), where a move
+    is an entry placed before one that preceded it (a descent in the node's permutation).
+    Depth-first branch and bound per node, cheapest candidates first, memoized per (module,
+    position); entries holding the same shapes (in any order) are interchangeable to it and
+    keep their given order."""
 
     def __init__(self, theirs, ours):
         self.theirs, self.ours = theirs, ours
@@ -94,6 +123,8 @@ class _Matcher:
         self.budget = _SEARCH_BUDGET
         self.root = _name_tree([k for k, _ in theirs])
         self._index(self.root)
+        self.our_modules = _module_ranges([k for k, _ in ours])
+        self.aligned_memo: dict = {}
 
     def _index(self, node: _Module) -> None:
         flat = []
@@ -104,65 +135,115 @@ class _Matcher:
             else:
                 flat.append(e)
         node.flat = flat
-        node.shapes = tuple(tuple(self.theirs[i][1].shape) for i in flat)
+        node.shapes = tuple(fit_key(self.theirs[i][1]) for i in flat)
 
-    def _shapes(self, e) -> tuple:
-        return e.shapes if isinstance(e, _Module) else (tuple(self.theirs[e][1].shape),)
+    def _bag(self, e) -> tuple:
+        """The shapes an entry holds, in any order: entries with equal bags are interchangeable
+        (each could be reordered to fit where the other does), so they keep their given order."""
+        return tuple(sorted(e.shapes)) if isinstance(e, _Module) else (fit_key(self.theirs[e][1]),)
 
     def fit(self, e, pos: int):
-        """The foreign indices, in an order that fits ours[pos:], for entry `e`; None if none does."""
+        """(cost, foreign indices in an order that fits ours[pos:]) for entry `e`, or None."""
         if not isinstance(e, _Module):
-            return [e] if pos < len(self.ours) and _fits(self.theirs[e][1], self.ours[pos][1]) else None
+            fits = pos < len(self.ours) and _fits(self.theirs[e][1], self.ours[pos][1])
+            return (_NO_COST, [e]) if fits else None
         key = (id(e), pos)
         if key not in self.memo:
-            self.memo[key] = self._fit_entries(e, pos)
+            aligned = self._aligned(pos, pos + len(e.flat))
+            self.memo[key] = self._fit_entries(e, pos) if aligned else None
         got = self.memo[key]
-        return None if got is None else got[0]
+        return None if got is None else got[:2]
+
+    def _aligned(self, a: int, b: int) -> bool:
+        """Whether ours[a:b] respects our own module boundaries: each of our modules lies inside
+        it, contains it, or is apart from it. A foreign module never straddles two of ours (one
+        of theirs holding a layer of ours and half of the next is a coincidence of shapes)."""
+        key = (a, b)
+        if key not in self.aligned_memo:
+            self.aligned_memo[key] = not any(s < a < e < b or a < s < b < e for s, e in self.our_modules)
+        return self.aligned_memo[key]
 
     def _fit_entries(self, node: _Module, pos: int):
-        """Depth-first over permutations of node.entries, the given order first; among entries with
-        the same shapes only the earliest unused one is tried, so they keep their relative order.
-        Iterative, since a module may have thousands of entries. Returns (flat order, permutation)."""
+        """The cheapest (cost, flat order, permutation) of node.entries that fits at pos, or
+        None. Iterative (a module may have thousands of entries); stops at a zero-cost order
+        or when the budget is spent, keeping the best order found."""
         entries = node.entries
+        move = (1, node.depth)
         used = [False] * len(entries)
-        placed: list = []  # (entry index, its flat order, position after it)
-        cursor = 0  # next candidate to try at the current level
-        while len(placed) < len(entries):
-            p = placed[-1][2] if placed else pos
-            found = None
-            seen = set()
-            for j in range(len(entries)):
-                if used[j]:
+        placed: list = []  # (entry index, flat order, cost so far), one per level
+        levels: list = []  # per level: [candidates, next one to try]
+        best = None
+        p = pos
+        while True:
+            if len(placed) == len(entries):
+                cost = placed[-1][2] if placed else _NO_COST
+                if best is None or cost < best[0]:
+                    best = (cost, [i for _, got, _ in placed for i in got], [j for j, _, _ in placed])
+                if cost == _NO_COST:
+                    return best
+            elif len(levels) == len(placed):
+                so_far = placed[-1][2] if placed else _NO_COST
+                last = placed[-1][0] if placed else -1
+                candidates = self._candidates(entries, used, p, so_far, last, move)
+                if candidates is None:
+                    return best  # budget spent
+                levels.append([candidates, 0])
+            if len(levels) > len(placed):
+                candidates, k = levels[-1]
+                if k < len(candidates) and (best is None or candidates[k][0] < best[0]):
+                    levels[-1][1] += 1
+                    cost, j, got = candidates[k]
+                    used[j] = True
+                    placed.append((j, got, cost))
+                    p += len(got)
                     continue
-                shapes = self._shapes(entries[j])
-                if j < cursor or shapes in seen:
-                    seen.add(shapes)
-                    continue
-                seen.add(shapes)
-                self.budget -= 1
-                if self.budget < 0:
-                    return None
-                got = self.fit(entries[j], p)
-                if got is not None:
-                    found = (j, got)
-                    break
-            if found is None:  # backtrack: the previous level tries its next candidate
-                if not placed:
-                    return None
-                j, _, _ = placed.pop()
-                used[j] = False
-                cursor = j + 1
+                levels.pop()  # exhausted, or nothing cheaper left: back to the level before
+            if not placed:
+                return best
+            j, got, _ = placed.pop()
+            used[j] = False
+            p -= len(got)
+
+    def _candidates(self, entries, used, p, so_far, last, move):
+        """(cost after placing it, entry index, flat order) of each unused entry that fits at
+        p, cheapest first; None when the budget is spent."""
+        out, seen = [], set()
+        for j, e in enumerate(entries):
+            bag = self._bag(e)
+            if used[j] or bag in seen:
                 continue
-            j, got = found
-            used[j] = True
-            placed.append((j, got, p + len(got)))
-            cursor = 0
-        return [i for _, got, _ in placed for i in got], [j for j, _, _ in placed]
+            first_in_line = not seen
+            seen.add(bag)
+            self.budget -= 1
+            if self.budget < 0:
+                return None
+            got = self.fit(e, p)
+            if got is None:
+                continue
+            if self.stay_put and first_in_line and got[0] == _NO_COST:
+                # the first entry still in line fits as it is: in the first pass it stays put,
+                # which keeps the search narrow (see `match`)
+                return [(_add(so_far, move if j < last else _NO_COST), j, got[1])]
+            out.append((_add(_add(so_far, got[0]), move if j < last else _NO_COST), j, got[1]))
+        out.sort(key=lambda c: (c[0], c[1]))
+        return out
+
+    def match(self):
+        """The cheapest fitting order of all foreign tensors, or None. A first pass lets an
+        entry be passed over only where the first one in line does not fit as it is (so
+        nothing moves that could stay, and the search stays narrow even over thousands of
+        entries); if that finds nothing, a second pass lets any entry move."""
+        for stay_put in (True, False):
+            self.stay_put, self.memo, self.budget = stay_put, {}, _SEARCH_BUDGET
+            found = self.fit(self.root, 0)
+            if found is not None:
+                return found[1]
+        return None
 
     def moves(self, node=None, pos=0) -> list[str]:
         """'<entry> after <entry>' for each entry the found order took out of its place."""
         node = node or self.root
-        order, perm = self.memo[(id(node), pos)]
+        _, _, perm = self.memo[(id(node), pos)]
         out = []
         keep = _longest_increasing(perm)
         names = [self._label(e) for e in node.entries]
@@ -215,7 +296,7 @@ def remap(module: torch.nn.Module, state_dict: Mapping, moves: list | None = Non
     order = list(range(len(theirs)))
     if misfit is not None:
         matcher = _Matcher(theirs, ours)
-        found = matcher.fit(matcher.root, 0)
+        found = matcher.match()
         if found is None:
             raise _misfit_error(theirs, ours, misfit, " (nor does any reordering within modules)")
         order = found
