@@ -72,7 +72,7 @@ class _Module:
     """A node of the foreign name tree: a dotted prefix, its depth, and its entries (child
     modules, tensor indices), in order of first appearance."""
 
-    __slots__ = ("name", "depth", "entries", "kids", "flat", "shapes")
+    __slots__ = ("name", "depth", "entries", "kids", "flat", "shapes", "bag")
 
     def __init__(self, name: str, depth: int):
         self.name, self.depth, self.entries, self.kids = name, depth, [], {}
@@ -136,11 +136,12 @@ class _Matcher:
                 flat.append(e)
         node.flat = flat
         node.shapes = tuple(fit_key(self.theirs[i][1]) for i in flat)
+        node.bag = tuple(sorted(node.shapes))
 
     def _bag(self, e) -> tuple:
         """The shapes an entry holds, in any order: entries with equal bags are interchangeable
         (each could be reordered to fit where the other does), so they keep their given order."""
-        return tuple(sorted(e.shapes)) if isinstance(e, _Module) else (fit_key(self.theirs[e][1]),)
+        return e.bag if isinstance(e, _Module) else (fit_key(self.theirs[e][1]),)
 
     def fit(self, e, pos: int):
         """(cost, foreign indices in an order that fits ours[pos:]) for entry `e`, or None."""
