@@ -484,6 +484,21 @@ def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=Non
     return out
 
 
+# Weight layout the depthwise kernels read. torch's [C_out, 1, KH, KW] puts a tap's BLOCK_C
+# weights KH*KW elements apart, so each is a scalar load (the PTX of the 3x3 fp16 forward: 72
+# two-byte weight loads per thread beside 22 sixteen-byte activation loads; 392 for 7x7). A
+# tap-major copy [KH, KW, C_out] (C_out * KH * KW elements, one small copy kernel per call)
+# makes them vector loads. CNNC_KERNELS_DW_WEIGHTS=as-is (read at every call) keeps torch's
+# layout; which is faster, especially at batch 1 where the copy's launch counts, is NOT
+# measured yet.
+def _weight_operand(weight):
+    """(tensor, its (channel, kh, kw) element strides) for the kernels' weight argument."""
+    if os.environ.get("CNNC_KERNELS_DW_WEIGHTS", "tap-major") == "as-is":
+        return weight, (weight.stride(0), weight.stride(2), weight.stride(3))
+    C_out, _, KH, KW = weight.shape
+    return weight.reshape(C_out, KH * KW).t().contiguous(), (1, KW * C_out, C_out)
+
+
 def _launch_depthwise(x, weight, out, padding, stride, dilation, mult,
                       scale, shift, residual, activation):
     N, _, H, W = x.shape
@@ -494,12 +509,13 @@ def _launch_depthwise(x, weight, out, padding, stride, dilation, mult,
         N * triton.cdiv(OH, meta["BLOCK_H"]) * triton.cdiv(OW, meta["BLOCK_W"]),
         triton.cdiv(C_out, meta["BLOCK_C"]),
     )
+    w_arg, w_strides = _weight_operand(weight)
     depthwise_conv2d_kernel[grid](
-        x, weight,
+        x, w_arg,
         scale if scale is not None else out, shift if shift is not None else out, res, out,
         H, W, C_out, OH, OW,
         *x.stride(),
-        weight.stride(0), weight.stride(2), weight.stride(3),
+        *w_strides,
         *res.stride(),
         *out.stride(),
         padding[0], padding[1],
@@ -525,11 +541,12 @@ def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, stride, padding,
         N * triton.cdiv(QH, meta["BLOCK_H"]) * triton.cdiv(QW, meta["BLOCK_W"]),
         triton.cdiv(C_in, meta["BLOCK_C"]),
     )
+    w_arg, w_strides = _weight_operand(weight)
     depthwise_input_grad_kernel[grid](
-        grad_conv, weight, out,
+        grad_conv, w_arg, out,
         H, W, C_in, OH, OW, QH, QW,
         *grad_conv.stride(),
-        weight.stride(0), weight.stride(2), weight.stride(3),
+        *w_strides,
         *out.stride(),
         PAD_H=PH, PAD_W=PW, KH=KH, KW=KW, STRIDE_H=SH, STRIDE_W=SW, DIL_H=DH, DIL_W=DW,
         MULT=C_out // C_in, CHANNELS_LAST=memory_format == torch.channels_last,
@@ -564,12 +581,13 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
         N * triton.cdiv(OH, meta["BLOCK_H"]) * triton.cdiv(OW, meta["BLOCK_W"]),
         triton.cdiv(C_out, meta["BLOCK_C"]),
     )
+    w_arg, w_strides = _weight_operand(weight)
     depthwise_epilogue_grad_kernel[grid](
-        x, weight, scale if scale is not None else dc, shift if shift is not None else dc, res, grad_y, dc,
+        x, w_arg, scale if scale is not None else dc, shift if shift is not None else dc, res, grad_y, dc,
         dres_arg, dshift_part, dscale_part,
         H, W, C_out, OH, OW,
         *x.stride(),
-        weight.stride(0), weight.stride(2), weight.stride(3),
+        *w_strides,
         *res.stride(), *grad_y.stride(), *dc.stride(), *dres_arg.stride(),
         padding[0], padding[1],
         KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],

@@ -58,8 +58,8 @@ def grouped_configs():
 def grouped_conv2d_kernel(
     # pointers (scale/shift/res may be dummies when the HAS_* flag is off)
     x_ptr, w_ptr, scale_ptr, shift_ptr, res_ptr, out_ptr,
-    # sizes: M = N * OH * OW output pixels; CIN_G / COUT_G channels per group
-    H, W, OH, OW, M, CIN_G, COUT_G, GROUPS,
+    # sizes: M = N * OH * OW output pixels
+    H, W, OH, OW, M, GROUPS,
     # strides, in elements: x, residual, out as (n, c, h, w); weight as (c_out, c_in_g, h, w)
     sxn, sxc, sxh, sxw,
     swo, swi, swh, sww,
@@ -67,6 +67,9 @@ def grouped_conv2d_kernel(
     son, soc, soh, sow,
     # geometry
     PAD_H, PAD_W,
+    # channels per group, constexpr so that a pack's first channel, a multiple of PACK * CIN_G,
+    # is known to be aligned and its loads can be vectorized (few distinct values in practice)
+    CIN_G: tl.constexpr, COUT_G: tl.constexpr,
     KH: tl.constexpr, KW: tl.constexpr,
     STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr,
     DIL_H: tl.constexpr, DIL_W: tl.constexpr,
@@ -79,6 +82,7 @@ def grouped_conv2d_kernel(
     USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr,
     DOT_IN_FP32: tl.constexpr,  # interpreter only: its bf16 tl.dot is wrong, so upcast first
     PACK: tl.constexpr,  # consecutive groups per program (block-diagonal B); 1 = one group
+    PARTIAL_PACKS: tl.constexpr,  # PACK does not divide GROUPS: the last pack is partial
     # tiles
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
@@ -94,10 +98,12 @@ def grouped_conv2d_kernel(
     ow = m % OW
     n64 = n.to(tl.int64)
 
-    # channels of the pack: groups g0 .. g0+PACK-1, fewer in a last, partial pack
-    if PACK == 1:
-        k_lim = CIN_G
-        n_lim = COUT_G
+    # channels of the pack: groups g0 .. g0+PACK-1, fewer in a last, partial pack. Without
+    # partial packs the limits are constants, so the masks are known to be uniform over whole
+    # packs and the loads of a pack's channels can be as wide as the pack
+    if PACK == 1 or not PARTIAL_PACKS:
+        k_lim = PACK * CIN_G
+        n_lim = PACK * COUT_G
     else:
         groups_here = tl.minimum(GROUPS - g0, PACK)
         k_lim = groups_here * CIN_G
@@ -240,20 +246,25 @@ def grouped_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shi
     n_packs = triton.cdiv(groups, pack or 1)  # the last pack may be partial
     res = residual if residual is not None else out  # dummy pointer when unused
     grid = lambda meta: (triton.cdiv(M, meta["BLOCK_M"]), n_tiles, n_packs)  # noqa: E731
+    # the filter tap-major, [KH, KW, cin_g, C_out] (a small copy): a tap's weights for consecutive
+    # output channels are then contiguous, so the B tiles load as vectors rather than as
+    # scalars KH*KW elements apart (torch's [C_out, cin_g, KH, KW])
+    w_arg = weight.permute(2, 3, 1, 0).contiguous()
+    w_strides = (w_arg.stride(3), w_arg.stride(2), w_arg.stride(0), w_arg.stride(1))  # (c_out, c_in_g, h, w)
     grouped_conv2d_kernel[grid](
-        x, weight,
+        x, w_arg,
         scale if scale is not None else out, shift if shift is not None else out, res, out,
-        H, W, OH, OW, M, cin_g, cout_g, groups,
-        *x.stride(), *weight.stride(), *res.stride(), *out.stride(),
+        H, W, OH, OW, M, groups,
+        *x.stride(), *w_strides, *res.stride(), *out.stride(),
         PH, PW,
-        KH=KH, KW=KW, STRIDE_H=SH, STRIDE_W=SW, DIL_H=DH, DIL_W=DW,
+        CIN_G=cin_g, COUT_G=cout_g, KH=KH, KW=KW, STRIDE_H=SH, STRIDE_W=SW, DIL_H=DH, DIL_W=DW,
         CHANNELS_LAST=x.stride(1) == 1,
         HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
         ACT=activation or "none",
         ACC_DTYPE=tl.float64 if x.dtype == torch.float64 else tl.float32,
         USE_DOT=pack is not None, DOT_PRECISION="ieee",
         DOT_IN_FP32=INTERPRET and x.dtype == torch.bfloat16,
-        PACK=pack or 1,
+        PACK=pack or 1, PARTIAL_PACKS=groups % (pack or 1) != 0,
         BLOCK_N=block_n, BLOCK_K=block_k,
     )
     return out

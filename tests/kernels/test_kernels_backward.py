@@ -412,3 +412,25 @@ def test_weight_grad_kernel_choice(monkeypatch):
     monkeypatch.setenv("CNNC_KERNELS_DW_WGRAD", "fastest")
     with pytest.raises(ValueError, match="CNNC_KERNELS_DW_WGRAD: expected auto, per-tap or all-taps"):
         depthwise_module.weight_grad_kernel_for(3, 3)
+
+
+@pytest.mark.parametrize("layout", ["as-is", "tap-major"])
+def test_depthwise_weight_layouts_agree(layout, monkeypatch):
+    """The depthwise kernels read the filter tap-major (a copy) or in torch's layout
+    (CNNC_KERNELS_DW_WEIGHTS): forward, epilogue backward and input gradient are exact either way."""
+    monkeypatch.setenv("CNNC_KERNELS_DW_WEIGHTS", layout)
+    g = torch.Generator().manual_seed(7)
+    opts = dict(dtype=torch.float64)
+    x = torch.randn(2, 3, 7, 8, generator=g, **opts).to(DEVICE).to(memory_format=torch.channels_last)
+    w = torch.randn(6, 1, 5, 3, generator=g, **opts).to(DEVICE).requires_grad_()
+    scale = (torch.rand(6, generator=g, **opts) + 0.5).to(DEVICE).requires_grad_()
+    x.requires_grad_()
+    conv = dict(stride=(2, 1), padding=(2, 1), groups=3)
+    with kernels.poisoned_outputs():
+        out = kernels.conv2d(x, w, scale=scale, activation="silu", **conv)
+        got = torch.autograd.grad(out, [x, w, scale], torch.ones_like(out))
+    ref = _eager_block(x, w, scale, None, None, "silu", **conv)
+    want = torch.autograd.grad(ref, [x, w, scale], torch.ones_like(ref))
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)

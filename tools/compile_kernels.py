@@ -1,0 +1,170 @@
+"""Compile every Triton kernel of `kernels` for a GPU target without a GPU (default sm_90, the H100).
+
+The interpreter (TRITON_INTERPRET=1), which CI uses to test the kernels, runs them as numpy code:
+it never lowers them, so a kernel can pass every interpreter test and still fail to compile for
+a real GPU (a type the compiler rejects, a shape it cannot lay out, a constexpr branch that only
+the interpreter tolerates). This script drives the real launchers on CPU tensors with each
+kernel object replaced by a recorder (nothing runs), then compiles each recorded launch, with
+every config of the kernel's autotune space, through Triton's full pipeline (TTIR -> TTGIR ->
+LLVM IR -> PTX -> cubin with the ptxas that ships with Triton) for the target. It prints one line
+per compile (with its shared memory) and exits 1 if any compile fails.
+
+    python tools/compile_kernels.py [--arch 90] [--quick] [--dtypes float16 ...]   # --quick: first config only
+
+Run with TRITON_INTERPRET unset: under the interpreter the autotune spaces shrink to one config
+and `triton.jit` builds interpreted functions.
+"""
+
+import argparse
+import os
+import re
+import sys
+import time
+import traceback
+
+import torch
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+POINTER_TYPES = {torch.float16: "*fp16", torch.bfloat16: "*bf16", torch.float32: "*fp32", torch.float64: "*fp64"}
+
+
+class Recorder:
+    """Stands in for an autotuned Triton kernel: `kernel[grid](*args, **kwargs)` is recorded."""
+
+    def __init__(self, autotuner, calls):
+        self.autotuner, self.calls = autotuner, calls
+        self.configs = autotuner.configs
+
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            self.calls.append((self.autotuner, args, kwargs))
+        return launch
+
+
+def specialize(fn, backend, args, kwargs):
+    """(ASTSource arguments, options) for one launch, made the way `JITFunction.run` makes them:
+    the same binder, so ints equal to 1 become constants and pointers and ints divisible by 16
+    carry that fact (which decides, e.g., whether loads are vectorized)."""
+    from triton.runtime.jit import create_function_from_signature
+
+    binder = create_function_from_signature(fn.signature, fn.params, backend)
+    bound_args, specialization, options = binder(*args, **kwargs)
+    options, signature, constexprs, attrs = fn._pack_args(backend, kwargs, bound_args, specialization, options)
+    return (signature, constexprs, attrs), options
+
+
+def load_widths(ptx: str) -> str:
+    """How wide the kernel's global loads are, from its PTX: vector loads (v4, v2) move 16 or 8
+    bytes per instruction and are what a bandwidth-bound kernel wants; scalar ones are not.
+    Loads pipelined into shared memory (cp.async, for tl.dot operands) are counted apart."""
+    counts: dict = {}
+    for vec, bits in re.findall(r"ld\.global(?:\.[\w:]+)*?(\.v[248])?\.(?:b|u|f|s)(\d+)", ptx):
+        width = int(bits) * (int(vec[2:]) if vec else 1) // 8
+        counts[width] = counts.get(width, 0) + 1
+    copies: dict = {}
+    for size in re.findall(r"cp\.async\.c[ag](?:\.[\w:]+)*\s+\[[^\]]+\],\s*\[[^\]]+\],\s*(0x[0-9a-f]+|\d+)", ptx):
+        copies[int(size, 0)] = copies.get(int(size, 0), 0) + 1
+
+    def fmt(c):
+        return ", ".join(f"{n}x{w}B" for w, n in sorted(c.items(), reverse=True)) or "none"
+
+    return f"global loads {fmt(counts)}" + (f"; cp.async {fmt(copies)}" if copies else "")
+
+
+def record_launches(dtypes):
+    """Every kernel launch the launchers make for a spread of cases (no kernel runs)."""
+    import kernels.depthwise as dw
+    import kernels.grouped as gr
+
+    calls = []
+    names = ["depthwise_conv2d_kernel", "depthwise_epilogue_grad_kernel", "depthwise_input_grad_kernel",
+             "depthwise_weight_grad_kernel", "depthwise_weight_grad_taps_kernel"]
+    for name in names:
+        setattr(dw, name, Recorder(getattr(dw, name), calls))
+    gr.grouped_conv2d_kernel = Recorder(gr.grouped_conv2d_kernel, calls)
+
+    def tensors(n, c_in, c_out, hw, k, groups, dtype, channels_last):
+        x = torch.randn(n, c_in, hw, hw, dtype=dtype)
+        w = torch.randn(c_out, c_in // groups, k, k, dtype=dtype)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, w
+
+    for dtype in dtypes:
+        for channels_last in (True, False):
+            for k, stride, mult, act in ((3, 1, 1, "relu"), (7, 1, 1, "gelu"), (5, 2, 2, "silu"), (3, 2, 1, "hardswish")):
+                # 32 channels: like the real layers (all but Xception's 728 are multiples of 16), so
+                # the launch specializes strides as divisible by 16, as it will on the GPU
+                x, w = tensors(2, 32, 32 * mult, 9, k, 32, dtype, channels_last)
+                scale = torch.rand(32 * mult)
+                shift = torch.rand(32 * mult)
+                geo = ((stride, stride), (k // 2, k // 2), (1, 1))
+                y = dw.depthwise_conv2d(x, w, *geo, scale, shift, None, act)
+                residual = torch.randn_like(y) if stride == 1 else None
+                dw.depthwise_conv2d(x, w, *geo, scale, shift, residual, act)
+                dw.depthwise_epilogue_grad(x, w, *geo, scale, shift, residual, torch.randn_like(y), act,
+                                           residual is not None, True, True)
+                dw.depthwise_conv2d_input_grad(y, w, list(x.shape), *geo,
+                                               torch.channels_last if channels_last else torch.contiguous_format)
+                for mode in ("per-tap", "all-taps"):
+                    os.environ["CNNC_KERNELS_DW_WGRAD"] = mode
+                    dw.depthwise_conv2d_weight_grad(x, y, tuple(w.shape), *geo)
+            os.environ.pop("CNNC_KERNELS_DW_WGRAD", None)
+            # grouped: ResNeXt's 4 and 8 channels per group (packed), 32 (one group per tile), fp64 direct
+            for cin_g, cout_g, groups in ((4, 4, 8), (8, 8, 4), (32, 32, 2), (4, 32, 2)):
+                x, w = tensors(2, cin_g * groups, cout_g * groups, 9, 3, groups, dtype, channels_last)
+                y = gr.grouped_conv2d(x, w, (1, 1), (1, 1), (1, 1), groups, torch.rand(cout_g * groups), None,
+                                      None, "relu")
+                gr.grouped_conv2d(x, w, (2, 2), (1, 1), (1, 1), groups, None, torch.rand(cout_g * groups),
+                                  None, "silu")
+    return calls
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--arch", type=int, default=90, help="CUDA compute capability x 10 (90: H100)")
+    p.add_argument("--quick", action="store_true", help="the first autotune config of each launch only")
+    p.add_argument("--dtypes", nargs="+", default=["float16", "bfloat16", "float32", "float64"],
+                   choices=["float16", "bfloat16", "float32", "float64"])
+    args = p.parse_args(argv)
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        sys.exit("compile_kernels: unset TRITON_INTERPRET (the interpreter never compiles)")
+    sys.path.insert(0, REPO_ROOT)
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, make_backend
+
+    calls = record_launches([getattr(torch, d) for d in args.dtypes])
+    target = GPUTarget("cuda", args.arch, 32)
+    backend = make_backend(target)
+    seen, failures, done = set(), 0, 0
+    t0 = time.time()
+    for autotuner, call_args, kwargs in calls:
+        fn = autotuner.fn
+        for config in autotuner.configs[:1] if args.quick else autotuner.configs:
+            launch = dict(kwargs, **config.kwargs, num_warps=config.num_warps, num_stages=config.num_stages)
+            (signature, constexprs, attrs), options = specialize(fn, backend, call_args, launch)
+            key = (fn.__name__, str(signature), str(constexprs), str(attrs), config.num_warps, config.num_stages)
+            if key in seen:
+                continue
+            seen.add(key)
+            named = {fn.arg_names[k[0]]: v for k, v in constexprs.items() if len(k) == 1}
+            what = (f"{fn.__name__} {' '.join(f'{k}={v}' for k, v in sorted(named.items()) if k.isupper())} "
+                    f"{next(t for t in signature.values() if t.startswith('*'))} warps={config.num_warps}")
+            try:
+                compiled = triton.compile(ASTSource(fn, signature, constexprs, attrs), target=target,
+                                          options=options.__dict__)
+                done += 1
+                print(f"ok   {what}: shared {compiled.metadata.shared} B, {load_widths(compiled.asm['ptx'])}",
+                      flush=True)
+            except Exception as e:  # report every failure, then fail
+                failures += 1
+                print(f"FAIL {what}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", flush=True)
+                traceback.print_exc(limit=3)
+    print(f"{done} compiled, {failures} failed, for sm_{args.arch}, in {time.time() - t0:.0f} s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
