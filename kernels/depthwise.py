@@ -79,25 +79,48 @@ def _output_tile(OH, OW, C_out, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BL
     return n, oh, ow, hw_mask, co, c_mask
 
 
+# Filters with more taps than this loop over their rows at run time (taps of a row unrolled);
+# smaller ones unroll every tap. Fully unrolled, a 7x7 filter puts all 49 taps' loads in flight
+# at once: ptxas then needs 255 registers and spills about 1 KB per thread (fp16, 16 outputs per
+# thread; `tools/compile_kernels.py --regs`), where a 3x3 filter takes 128 registers and no spill.
+MAX_UNROLLED_TAPS = tl.constexpr(9)
+
+
+@triton.jit
+def _conv_row(acc, x_base, w_ptr, kh, oh, ow, hw_mask, co, c_mask, H, W, sxh, sxw, swc, swh, sww,
+              PAD_H, PAD_W, KW: tl.constexpr, STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr,
+              DIL_H: tl.constexpr, DIL_W: tl.constexpr, ACC_DTYPE: tl.constexpr):
+    """acc + the taps of filter row kh (a constant or a loop variable), taps of the row unrolled."""
+    ih = oh * STRIDE_H - PAD_H + kh * DIL_H
+    row_ok = hw_mask & (ih >= 0) & (ih < H)
+    for kw in tl.static_range(KW):
+        iw = ow * STRIDE_W - PAD_W + kw * DIL_W
+        ok = row_ok & (iw >= 0) & (iw < W)
+        xv = tl.load(x_base + ih[:, None] * sxh + iw[:, None] * sxw,
+                     mask=ok[:, None] & c_mask[None, :], other=0.0)
+        wv = tl.load(w_ptr + co * swc + kh * swh + kw * sww, mask=c_mask, other=0.0)
+        acc += xv.to(ACC_DTYPE) * wv.to(ACC_DTYPE)[None, :]
+    return acc
+
+
 @triton.jit
 def _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh, sxw, swc, swh, sww,
                PAD_H, PAD_W, KH: tl.constexpr, KW: tl.constexpr, STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr,
                DIL_H: tl.constexpr, DIL_W: tl.constexpr, MULT: tl.constexpr, ACC_DTYPE: tl.constexpr,
                BLOCK_HW: tl.constexpr, BLOCK_C: tl.constexpr):
     """The depthwise conv of one output tile, [BLOCK_HW, BLOCK_C] in ACC_DTYPE: each tap's
-    BLOCK_C weights loaded once and reused by every pixel of the tile, taps unrolled."""
+    BLOCK_C weights loaded once and reused by every pixel of the tile; rows unrolled up to
+    MAX_UNROLLED_TAPS taps, a run-time loop over rows beyond."""
     x_base = x_ptr + n.to(tl.int64) * sxn + (co // MULT)[None, :] * sxc
     acc = tl.zeros((BLOCK_HW, BLOCK_C), dtype=ACC_DTYPE)
-    for kh in tl.static_range(KH):
-        ih = oh * STRIDE_H - PAD_H + kh * DIL_H
-        row_ok = hw_mask & (ih >= 0) & (ih < H)
-        for kw in tl.static_range(KW):
-            iw = ow * STRIDE_W - PAD_W + kw * DIL_W
-            ok = row_ok & (iw >= 0) & (iw < W)
-            xv = tl.load(x_base + ih[:, None] * sxh + iw[:, None] * sxw,
-                         mask=ok[:, None] & c_mask[None, :], other=0.0)
-            wv = tl.load(w_ptr + co * swc + kh * swh + kw * sww, mask=c_mask, other=0.0)
-            acc += xv.to(ACC_DTYPE) * wv.to(ACC_DTYPE)[None, :]
+    if KH * KW <= MAX_UNROLLED_TAPS:
+        for kh in tl.static_range(KH):
+            acc = _conv_row(acc, x_base, w_ptr, kh, oh, ow, hw_mask, co, c_mask, H, W, sxh, sxw, swc, swh, sww,
+                            PAD_H, PAD_W, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, ACC_DTYPE)
+    else:
+        for kh in range(KH):
+            acc = _conv_row(acc, x_base, w_ptr, kh, oh, ow, hw_mask, co, c_mask, H, W, sxh, sxw, swc, swh, sww,
+                            PAD_H, PAD_W, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, ACC_DTYPE)
     return acc
 
 
@@ -223,6 +246,23 @@ def depthwise_epilogue_grad_kernel(
              dc.to(dc_ptr.dtype.element_ty), mask=out_mask)
 
 
+@triton.jit
+def _input_grad_row(acc, g_base, w_ptr, kh, oh, qw, in_mask, ci, c_mask, OH, OW, sgc, sgh, sgw, swc, swh, sww,
+                    PAD_W: tl.constexpr, KW: tl.constexpr, DIL_W: tl.constexpr, MULT: tl.constexpr,
+                    ACC_DTYPE: tl.constexpr):
+    """acc + filter row kh's contributions to input pixels (oh + kh*DIL_H - PAD_H, qw) at stride 1."""
+    row_ok = in_mask & (oh >= 0) & (oh < OH)
+    for kw in tl.static_range(KW):
+        ow = qw + PAD_W - kw * DIL_W
+        ok = (row_ok & (ow >= 0) & (ow < OW))[:, None] & c_mask[None, :]
+        for m in tl.static_range(MULT):
+            co = ci * MULT + m
+            gv = tl.load(g_base + co[None, :] * sgc + oh[:, None] * sgh + ow[:, None] * sgw, mask=ok, other=0.0)
+            wv = tl.load(w_ptr + co * swc + kh * swh + kw * sww, mask=c_mask, other=0.0)
+            acc += gv.to(ACC_DTYPE) * wv.to(ACC_DTYPE)[None, :]
+    return acc
+
+
 def input_grad_configs():
     """Autotune space for the input-gradient kernel. BLOCK_H x BLOCK_W counts phase
     positions: a program writes STRIDE_H*BLOCK_H x STRIDE_W*BLOCK_W input pixels. Same
@@ -303,20 +343,27 @@ def depthwise_input_grad_kernel(
             iw = qw * STRIDE_W + rw
             in_mask = (ih < H) & (iw < W)
             acc = tl.zeros((BLOCK_H * BLOCK_W, BLOCK_C), dtype=ACC_DTYPE)
-            for kh in tl.static_range(KH):
-                if (rh + PAD_H - kh * DIL_H) % STRIDE_H == 0:
-                    oh = qh + (rh + PAD_H - kh * DIL_H) // STRIDE_H
-                    row_ok = in_mask & (oh >= 0) & (oh < OH)
-                    for kw in tl.static_range(KW):
-                        if (rw + PAD_W - kw * DIL_W) % STRIDE_W == 0:
-                            ow = qw + (rw + PAD_W - kw * DIL_W) // STRIDE_W
-                            ok = (row_ok & (ow >= 0) & (ow < OW))[:, None] & c_mask[None, :]
-                            for m in tl.static_range(MULT):
-                                co = ci * MULT + m
-                                gv = tl.load(g_base + co[None, :] * sgc + oh[:, None] * sgh + ow[:, None] * sgw,
-                                             mask=ok, other=0.0)
-                                wv = tl.load(w_ptr + co * swc + kh * swh + kw * sww, mask=c_mask, other=0.0)
-                                acc += gv.to(ACC_DTYPE) * wv.to(ACC_DTYPE)[None, :]
+            if STRIDE_H * STRIDE_W == 1 and KH * KW > MAX_UNROLLED_TAPS:
+                # stride 1: every tap reaches the one phase; rows in a run-time loop, as in the
+                # forward, so a 7x7 filter does not keep 49 taps' loads in flight (spills)
+                for kh in range(KH):
+                    acc = _input_grad_row(acc, g_base, w_ptr, kh, qh + PAD_H - kh * DIL_H, qw, in_mask, ci, c_mask,
+                                          OH, OW, sgc, sgh, sgw, swc, swh, sww, PAD_W, KW, DIL_W, MULT, ACC_DTYPE)
+            else:
+                for kh in tl.static_range(KH):
+                    if (rh + PAD_H - kh * DIL_H) % STRIDE_H == 0:
+                        oh = qh + (rh + PAD_H - kh * DIL_H) // STRIDE_H
+                        row_ok = in_mask & (oh >= 0) & (oh < OH)
+                        for kw in tl.static_range(KW):
+                            if (rw + PAD_W - kw * DIL_W) % STRIDE_W == 0:
+                                ow = qw + (rw + PAD_W - kw * DIL_W) // STRIDE_W
+                                ok = (row_ok & (ow >= 0) & (ow < OW))[:, None] & c_mask[None, :]
+                                for m in tl.static_range(MULT):
+                                    co = ci * MULT + m
+                                    gv = tl.load(g_base + co[None, :] * sgc + oh[:, None] * sgh + ow[:, None] * sgw,
+                                                 mask=ok, other=0.0)
+                                    wv = tl.load(w_ptr + co * swc + kh * swh + kw * sww, mask=c_mask, other=0.0)
+                                    acc += gv.to(ACC_DTYPE) * wv.to(ACC_DTYPE)[None, :]
             dx_ptrs = dx_ptr + n64 * sxn + ci[None, :] * sxc + ih[:, None] * sxh + iw[:, None] * sxw
             tl.store(dx_ptrs, acc.to(dx_ptr.dtype.element_ty), mask=in_mask[:, None] & c_mask[None, :])
 
@@ -387,6 +434,22 @@ def depthwise_weight_grad_kernel(
     tl.store(partial_ptr + (pid_m * KH * KW + tap) * C_out + co, total, mask=c_mask)
 
 
+@triton.jit
+def _weight_grad_row(acc, gv, x_base, kh, oh, ow, m_ok, c_mask, taps, H, W, sxh, sxw, PAD_H, PAD_W,
+                     KW: tl.constexpr, STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr, DIL_H: tl.constexpr,
+                     DIL_W: tl.constexpr, ACC_DTYPE: tl.constexpr):
+    """acc[tap] += sum over the chunk of grad_out * x for the taps of filter row kh."""
+    ih = oh * STRIDE_H - PAD_H + kh * DIL_H
+    row_ok = m_ok & (ih >= 0) & (ih < H)
+    for kw in tl.static_range(KW):
+        iw = ow * STRIDE_W - PAD_W + kw * DIL_W
+        ok = row_ok & (iw >= 0) & (iw < W)
+        xv = tl.load(x_base + ih[:, None] * sxh + iw[:, None] * sxw, mask=ok[:, None] & c_mask[None, :], other=0.0)
+        part = tl.sum(gv * xv.to(ACC_DTYPE), axis=0)
+        acc += tl.where((taps == kh * KW + kw)[:, None], part[None, :], 0.0)
+    return acc
+
+
 def weight_grad_taps_configs():
     if INTERPRET:
         return [triton.Config({"BLOCK_M": 32, "BLOCK_C": 16}, num_warps=4)]
@@ -444,16 +507,14 @@ def depthwise_weight_grad_taps_kernel(
         gv = tl.load(g_ptr + n64[:, None] * sgn + co[None, :] * sgc + oh[:, None] * sgh + ow[:, None] * sgw,
                      mask=m_ok[:, None] & c_mask[None, :], other=0.0).to(ACC_DTYPE)
         x_base = x_ptr + n64[:, None] * sxn + ci[None, :] * sxc
-        for kh in tl.static_range(KH):
-            ih = oh * STRIDE_H - PAD_H + kh * DIL_H
-            row_ok = m_ok & (ih >= 0) & (ih < H)
-            for kw in tl.static_range(KW):
-                iw = ow * STRIDE_W - PAD_W + kw * DIL_W
-                ok = row_ok & (iw >= 0) & (iw < W)
-                xv = tl.load(x_base + ih[:, None] * sxh + iw[:, None] * sxw,
-                             mask=ok[:, None] & c_mask[None, :], other=0.0)
-                part = tl.sum(gv * xv.to(ACC_DTYPE), axis=0)
-                acc += tl.where((taps == kh * KW + kw)[:, None], part[None, :], 0.0)
+        if KH * KW <= MAX_UNROLLED_TAPS:
+            for kh in tl.static_range(KH):
+                acc = _weight_grad_row(acc, gv, x_base, kh, oh, ow, m_ok, c_mask, taps, H, W, sxh, sxw,
+                                       PAD_H, PAD_W, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, ACC_DTYPE)
+        else:  # rows in a run-time loop, as in the forward (register pressure)
+            for kh in range(KH):
+                acc = _weight_grad_row(acc, gv, x_base, kh, oh, ow, m_ok, c_mask, taps, H, W, sxh, sxw,
+                                       PAD_H, PAD_W, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, ACC_DTYPE)
 
     out = partial_ptr + (pid_m * KH * KW + taps[:, None]) * C_out + co[None, :]
     tl.store(out, acc, mask=(taps < KH * KW)[:, None] & c_mask[None, :])

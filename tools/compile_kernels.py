@@ -72,6 +72,26 @@ def load_widths(ptx: str) -> str:
     return f"global loads {fmt(counts)}" + (f"; cp.async {fmt(copies)}" if copies else "")
 
 
+def ptxas_report(ptx: str, arch: int) -> str:
+    """Registers and spills per thread, from `ptxas -v` (the ptxas that ships with Triton)."""
+    import subprocess
+    import tempfile
+
+    import triton
+
+    ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx") as f:
+        f.write(ptx)
+        f.flush()
+        run = subprocess.run([ptxas, f"-arch=sm_{arch}a", "-v", f.name, "-o", os.devnull],
+                             capture_output=True, text=True)
+    info = run.stderr + run.stdout
+    regs = re.search(r"Used (\d+) registers", info)
+    spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", info)
+    return (f"{regs.group(1) if regs else '?'} regs"
+            + (f", spills {spill.group(1)}/{spill.group(2)} B st/ld" if spill and spill.group(1) != "0" else ""))
+
+
 def record_launches(dtypes):
     """Every kernel launch the launchers make for a spread of cases (no kernel runs)."""
     import kernels.depthwise as dw
@@ -125,6 +145,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arch", type=int, default=90, help="CUDA compute capability x 10 (90: H100)")
     p.add_argument("--quick", action="store_true", help="the first autotune config of each launch only")
+    p.add_argument("--regs", action="store_true", help="also run ptxas -v: registers and spills per thread")
     p.add_argument("--dtypes", nargs="+", default=["float16", "bfloat16", "float32", "float64"],
                    choices=["float16", "bfloat16", "float32", "float64"])
     args = p.parse_args(argv)
@@ -156,7 +177,8 @@ def main(argv=None):
                 compiled = triton.compile(ASTSource(fn, signature, constexprs, attrs), target=target,
                                           options=options.__dict__)
                 done += 1
-                print(f"ok   {what}: shared {compiled.metadata.shared} B, {load_widths(compiled.asm['ptx'])}",
+                regs = f"{ptxas_report(compiled.asm['ptx'], args.arch)}, " if args.regs else ""
+                print(f"ok   {what}: {regs}shared {compiled.metadata.shared} B, {load_widths(compiled.asm['ptx'])}",
                       flush=True)
             except Exception as e:  # report every failure, then fail
                 failures += 1
