@@ -368,12 +368,36 @@ def depthwise_input_grad_kernel(
             tl.store(dx_ptrs, acc.to(dx_ptr.dtype.element_ty), mask=in_mask[:, None] & c_mask[None, :])
 
 
-def weight_grad_configs():
+@triton.jit
+def _m_slice(pid_m, M, SPLIT_M: tl.constexpr, BLOCK_M: tl.constexpr):
+    """[start, end) of the output pixels (n, oh, ow flattened) program pid_m reduces over."""
+    m_per_split = tl.cdiv(tl.cdiv(M, SPLIT_M), BLOCK_M) * BLOCK_M
+    return pid_m * m_per_split, (pid_m + 1) * m_per_split
+
+
+@triton.jit
+def _grad_out_chunk(g_ptr, m0, M, OH, OW, co, c_mask, sgn, sgc, sgh, sgw, ACC_DTYPE: tl.constexpr,
+                    BLOCK_M: tl.constexpr):
+    """Output pixels m0 .. m0+BLOCK_M as (n (int64), oh, ow, in range) and their grad_out
+    [BLOCK_M, BLOCK_C] in ACC_DTYPE (0 outside)."""
+    m = m0 + tl.arange(0, BLOCK_M)
+    n64 = (m // (OH * OW)).to(tl.int64)
+    oh = (m // OW) % OH
+    ow = m % OW
+    m_ok = m < M
+    gv = tl.load(g_ptr + n64[:, None] * sgn + co[None, :] * sgc + oh[:, None] * sgh + ow[:, None] * sgw,
+                 mask=m_ok[:, None] & c_mask[None, :], other=0.0).to(ACC_DTYPE)
+    return n64, oh, ow, m_ok, gv
+
+
+def weight_grad_configs(shapes=((64, 64, 4), (128, 32, 4), (32, 128, 4)), interpreted=(64, 16)):
+    """Autotune space of a weight-gradient kernel: (BLOCK_M, BLOCK_C, num_warps) tiles; one
+    (BLOCK_M, BLOCK_C) tile under the interpreter."""
     if INTERPRET:
-        return [triton.Config({"BLOCK_M": 64, "BLOCK_C": 16}, num_warps=4)]
+        return [triton.Config({"BLOCK_M": interpreted[0], "BLOCK_C": interpreted[1]}, num_warps=4)]
     return tuning_space([
         triton.Config({"BLOCK_M": bm, "BLOCK_C": bc}, num_warps=w, num_stages=2)
-        for bm, bc, w in [(64, 64, 4), (128, 32, 4), (32, 128, 4)]
+        for bm, bc, w in shapes
     ])
 
 
@@ -412,23 +436,16 @@ def depthwise_weight_grad_kernel(
     ci = co // MULT
 
     acc = tl.zeros((BLOCK_M, BLOCK_C), dtype=ACC_DTYPE)
-    m_per_split = tl.cdiv(tl.cdiv(M, SPLIT_M), BLOCK_M) * BLOCK_M
-    m_start = pid_m * m_per_split
-    for m0 in range(m_start, m_start + m_per_split, BLOCK_M):
-        m = m0 + tl.arange(0, BLOCK_M)
-        n = m // (OH * OW)
-        oh = (m // OW) % OH
-        ow = m % OW
+    m_start, m_end = _m_slice(pid_m, M, SPLIT_M, BLOCK_M)
+    for m0 in range(m_start, m_end, BLOCK_M):
+        n64, oh, ow, m_ok, gv = _grad_out_chunk(g_ptr, m0, M, OH, OW, co, c_mask, sgn, sgc, sgh, sgw,
+                                                ACC_DTYPE, BLOCK_M)
         ih = oh * STRIDE_H - PAD_H + kh * DIL_H
         iw = ow * STRIDE_W - PAD_W + kw * DIL_W
-        m_ok = m < M
         ok = m_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-        n64 = n.to(tl.int64)
-        gv = tl.load(g_ptr + n64[:, None] * sgn + co[None, :] * sgc + oh[:, None] * sgh + ow[:, None] * sgw,
-                     mask=m_ok[:, None] & c_mask[None, :], other=0.0)
         xv = tl.load(x_ptr + n64[:, None] * sxn + ci[None, :] * sxc + ih[:, None] * sxh + iw[:, None] * sxw,
                      mask=ok[:, None] & c_mask[None, :], other=0.0)
-        acc += gv.to(ACC_DTYPE) * xv.to(ACC_DTYPE)
+        acc += gv * xv.to(ACC_DTYPE)
 
     total = tl.sum(acc, axis=0)
     tl.store(partial_ptr + (pid_m * KH * KW + tap) * C_out + co, total, mask=c_mask)
@@ -450,16 +467,7 @@ def _weight_grad_row(acc, gv, x_base, kh, oh, ow, m_ok, c_mask, taps, H, W, sxh,
     return acc
 
 
-def weight_grad_taps_configs():
-    if INTERPRET:
-        return [triton.Config({"BLOCK_M": 32, "BLOCK_C": 16}, num_warps=4)]
-    return tuning_space([
-        triton.Config({"BLOCK_M": bm, "BLOCK_C": bc}, num_warps=w, num_stages=2)
-        for bm, bc, w in [(128, 32, 4), (256, 32, 8), (64, 64, 4)]
-    ])
-
-
-@triton.autotune(configs=weight_grad_taps_configs(), key=["C_out", "M", "KH", "KW", "SPLIT_M"])
+@triton.autotune(configs=weight_grad_configs(((128, 32, 4), (256, 32, 8), (64, 64, 4)), interpreted=(32, 16)), key=["C_out", "M", "KH", "KW", "SPLIT_M"])
 @triton.jit
 def depthwise_weight_grad_taps_kernel(
     # pointers: partial is [SPLIT_M, KH*KW, C_out] fp32/fp64, summed over SPLIT_M by the launcher
@@ -495,17 +503,10 @@ def depthwise_weight_grad_taps_kernel(
     taps = tl.arange(0, TAPS_PAD)
 
     acc = tl.zeros((TAPS_PAD, BLOCK_C), dtype=ACC_DTYPE)
-    m_per_split = tl.cdiv(tl.cdiv(M, SPLIT_M), BLOCK_M) * BLOCK_M
-    m_start = pid_m * m_per_split
-    for m0 in range(m_start, m_start + m_per_split, BLOCK_M):
-        m = m0 + tl.arange(0, BLOCK_M)
-        n = m // (OH * OW)
-        oh = (m // OW) % OH
-        ow = m % OW
-        m_ok = m < M
-        n64 = n.to(tl.int64)
-        gv = tl.load(g_ptr + n64[:, None] * sgn + co[None, :] * sgc + oh[:, None] * sgh + ow[:, None] * sgw,
-                     mask=m_ok[:, None] & c_mask[None, :], other=0.0).to(ACC_DTYPE)
+    m_start, m_end = _m_slice(pid_m, M, SPLIT_M, BLOCK_M)
+    for m0 in range(m_start, m_end, BLOCK_M):
+        n64, oh, ow, m_ok, gv = _grad_out_chunk(g_ptr, m0, M, OH, OW, co, c_mask, sgn, sgc, sgh, sgw,
+                                                ACC_DTYPE, BLOCK_M)
         x_base = x_ptr + n64[:, None] * sxn + ci[None, :] * sxc
         if KH * KW <= MAX_UNROLLED_TAPS:
             for kh in tl.static_range(KH):
