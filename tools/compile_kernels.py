@@ -26,6 +26,8 @@ import torch
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+UNSUPPORTED_TRITON = 3  # exit status when this Triton's internals differ from what the script uses
+
 POINTER_TYPES = {torch.float16: "*fp16", torch.bfloat16: "*bf16", torch.float32: "*fp32", torch.float64: "*fp64"}
 
 
@@ -55,9 +57,10 @@ def specialize(fn, backend, args, kwargs):
 
 
 def load_widths(ptx: str) -> str:
-    """How wide the kernel's global loads are, from its PTX: vector loads (v4, v2) move 16 or 8
-    bytes per instruction and are what a bandwidth-bound kernel wants; scalar ones are not.
-    Loads pipelined into shared memory (cp.async, for tl.dot operands) are counted apart."""
+    """How wide the kernel's global loads and stores are, from its PTX: vector accesses (v4,
+    v2) move 16 or 8 bytes per instruction and are what a bandwidth-bound kernel wants; scalar
+    ones are not. Loads pipelined into shared memory (cp.async, for tl.dot operands) are
+    counted apart."""
     counts: dict = {}
     for vec, bits in re.findall(r"ld\.global(?:\.[\w:]+)*?(\.v[248])?\.(?:b|u|f|s)(\d+)", ptx):
         width = int(bits) * (int(vec[2:]) if vec else 1) // 8
@@ -69,7 +72,12 @@ def load_widths(ptx: str) -> str:
     def fmt(c):
         return ", ".join(f"{n}x{w}B" for w, n in sorted(c.items(), reverse=True)) or "none"
 
-    return f"global loads {fmt(counts)}" + (f"; cp.async {fmt(copies)}" if copies else "")
+    stores: dict = {}
+    for vec, bits in re.findall(r"st\.global(?:\.[\w:]+)*?(\.v[248])?\.(?:b|u|f|s)(\d+)", ptx):
+        width = int(bits) * (int(vec[2:]) if vec else 1) // 8
+        stores[width] = stores.get(width, 0) + 1
+    return (f"global loads {fmt(counts)}" + (f"; cp.async {fmt(copies)}" if copies else "")
+            + f"; stores {fmt(stores)}")
 
 
 def ptxas_report(ptx: str, arch: int) -> str:
@@ -153,8 +161,13 @@ def main(argv=None):
         sys.exit("compile_kernels: unset TRITON_INTERPRET (the interpreter never compiles)")
     sys.path.insert(0, REPO_ROOT)
     import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource, make_backend
+    try:  # Triton internals, as of 3.8; other versions may lay them out differently
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource, make_backend
+        from triton.runtime.jit import create_function_from_signature  # noqa: F401 (used by specialize)
+    except ImportError as e:
+        print(f"compile_kernels: this Triton ({triton.__version__}) lacks an internal the script uses: {e}")
+        return UNSUPPORTED_TRITON
 
     calls = record_launches([getattr(torch, d) for d in args.dtypes])
     target = GPUTarget("cuda", args.arch, 32)

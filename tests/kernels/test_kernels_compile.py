@@ -11,6 +11,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KERNELS = ["depthwise_conv2d_kernel", "depthwise_epilogue_grad_kernel", "depthwise_input_grad_kernel",
            "depthwise_weight_grad_kernel", "depthwise_weight_grad_taps_kernel", "grouped_conv2d_kernel"]
@@ -22,6 +24,8 @@ def test_every_kernel_compiles_for_sm90():
     run = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "compile_kernels.py"), "--quick",
                           "--dtypes", "float16"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                          timeout=1200)
+    if run.returncode == 3:  # the script's own verdict: this Triton's internals differ
+        pytest.skip(run.stdout.strip().splitlines()[-1])
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     compiled = re.findall(r"^ok +(\w+) ", run.stdout, flags=re.M)
     assert sorted(set(compiled)) == sorted(KERNELS), sorted(set(compiled))
