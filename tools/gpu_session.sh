@@ -35,7 +35,8 @@ check)
     versions | tee "$OUT/versions.txt"
     # One autotune config per kernel (CNNC_KERNELS_AUTOTUNE=0): the property tests compile hundreds
     # of specializations, and the benchmark checks every layer with the tuned configs anyway.
-    CNNC_KERNELS_AUTOTUNE=0 timeout 480 python3 -m pytest tests/kernels -q -n 8 -p no:cacheprovider \
+    workers=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8")  # pytest-xdist, where installed
+    CNNC_KERNELS_AUTOTUNE=0 timeout 480 python3 -m pytest tests/kernels -q $workers -p no:cacheprovider \
         --junitxml="$OUT/pytest_kernels.xml" 2>&1 | tee "$OUT/pytest_kernels.log"
     status=$?
     tail -n 3 "$OUT/pytest_kernels.log"
