@@ -121,6 +121,7 @@ class _Matcher:
         self.theirs, self.ours = theirs, ours
         self.memo: dict = {}
         self.budget = _SEARCH_BUDGET
+        self.stay_put = True  # the pass `match` is in
         self.root = _name_tree([k for k, _ in theirs])
         self._index(self.root)
         self.our_modules = _module_ranges([k for k, _ in ours])
