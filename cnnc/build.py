@@ -61,14 +61,13 @@ def run(args) -> int:
 def _remapped_weights(gen, path) -> tuple[dict, list[str]]:
     """The weights under the module's names, and the entries that had to be reordered to fit."""
     from .api import load_source
-    from .weights import load_file, remap
+    from .weights import load_file, remapped_state
 
     state_dict = load_file(path)
     module = getattr(load_source(gen.source, gen.name), gen.class_name)()
     moves: list[str] = []
-    full = dict(module.state_dict())
-    full.update(remap(module, state_dict, moves))
-    return full, moves
+    module.load_state_dict(remapped_state(module, state_dict, moves))  # in the module's dtypes, checked
+    return module.state_dict(), moves
 
 
 if __name__ == "__main__":  # pragma: no cover

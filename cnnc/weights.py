@@ -313,14 +313,19 @@ def _misfit_error(theirs, ours, i, why) -> CnncError:
                      f"'{ok}' {_shape(ot)} in the module{why}; nothing was loaded")
 
 
+def remapped_state(module: torch.nn.Module, state_dict: Mapping, moves: list | None = None) -> dict:
+    """The module's whole state_dict with the foreign tensors in place (`remap`; counters the
+    foreign dict lacks keep the module's values). Nothing is loaded."""
+    full = dict(module.state_dict())
+    full.update(remap(module, state_dict, moves))
+    return full
+
+
 def import_weights(module: torch.nn.Module, state_dict: Mapping) -> torch.nn.Module:
     """Load a foreign state_dict into `module` by structural order and shape; returns the module.
     Warns (ReorderedWeights) when entries had to be matched out of the state_dict's order."""
     moves: list[str] = []
-    mapped = remap(module, state_dict, moves)
-    full = dict(module.state_dict())
-    full.update(mapped)
-    module.load_state_dict(full)
+    module.load_state_dict(remapped_state(module, state_dict, moves))
     if moves:
         warnings.warn(ReorderedWeights(describe_moves(moves)), stacklevel=2)
     return module
