@@ -72,6 +72,10 @@ def parse_override(text: str):
     return t
 
 
+def _too_large(negative: bool) -> str:
+    return f"integer too large ({'< -' if negative else '> '}2^62)"
+
+
 class _Expander:
     def __init__(self, prog: Program):
         self.prog = prog
@@ -322,13 +326,12 @@ class _Expander:
         if a < 0 and not float(b).is_integer():
             raise self.error(f"({a}) ** {b}: a negative number to a fractional power", loc)
         if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > 63:
-            raise self.error(f"integer too large ({'>' if a > 0 or b % 2 == 0 else '<'} "
-                             f"{'' if a > 0 or b % 2 == 0 else '-'}2^62)", loc)
+            raise self.error(_too_large(a < 0 and b % 2 == 1), loc)
         return a ** b
 
     def check_num(self, r, loc):
         if isinstance(r, int) and abs(r) > MAX_INT:
-            raise self.error(f"integer too large ({'>' if r > 0 else '<'} {'' if r > 0 else '-'}2^62)", loc)
+            raise self.error(_too_large(r < 0), loc)
         if isinstance(r, float) and not math.isfinite(r):
             raise self.error(f"arithmetic gives {r}", loc)
         return r
