@@ -7,6 +7,7 @@ order (as it is: the importer finds the reorderings ConvNeXt and ResNetV2 need),
 and 224x224 (the spec's default size for 299 networks), and at batch 2 and a smaller size with the
 module built for it (`size=` override). The largest models run at batch 1 only.
 """
+import sys
 import warnings
 
 import pytest
@@ -16,7 +17,10 @@ torchvision = pytest.importorskip("torchvision")
 
 import cnnc  # noqa: E402
 from cnnc.pipeline import front_end  # noqa: E402
-from cnnc_testlib import SPECS  # noqa: E402
+from cnnc_testlib import ROOT, SPECS  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tools"))
+from benchlib import randomize_normalization  # noqa: E402
 
 torch.set_num_threads(2)
 TOLERANCE = 1e-4
@@ -38,27 +42,14 @@ REGISTERED_OUT_OF_ORDER = {"convnext_tiny", "convnext_base", "preact_resnet50"}
 SECOND_SIZE = {"googlenet": 192, "inception_v4": 235, "inception_resnet_v2": 235, "xception": 235}
 
 
-def _randomize(model):
-    torch.manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-        if isinstance(getattr(m, "layer_scale", None), torch.nn.Parameter):
-            m.layer_scale.data.uniform_(0.5, 1.5)
-    return model.eval()
-
-
 def _reference(name):
     torch.manual_seed(0)
     if name in TIMM:
         timm = pytest.importorskip("timm")
-        return _randomize(timm.create_model(TIMM[name], pretrained=False))
+        return randomize_normalization(timm.create_model(TIMM[name], pretrained=False))
     builder = getattr(torchvision.models, name)
     kwargs = {"init_weights": False} if name in ("googlenet",) else {}
-    return _randomize(builder(weights=None, **kwargs))
+    return randomize_normalization(builder(weights=None, **kwargs))
 
 
 def _relative_error(a, b):

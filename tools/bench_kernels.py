@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import environment, make_timer, write_table  # noqa: E402
+from benchlib import environment, make_timer, randomize_normalization, write_table  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -116,12 +116,7 @@ def build(layer, batch, dtype, channels_last, device):
     torch.manual_seed(0)
     C, k = layer.channels, layer.kernel
     conv = torch.nn.Conv2d(C, C, k, layer.stride, k // 2, groups=layer.groups, bias=False)
-    bn = torch.nn.BatchNorm2d(C)
-    with torch.no_grad():  # non-trivial running statistics and affine
-        bn.running_mean.uniform_(-0.5, 0.5)
-        bn.running_var.uniform_(0.5, 2.0)
-        bn.weight.uniform_(0.5, 1.5)
-        bn.bias.uniform_(-0.5, 0.5)
+    bn = randomize_normalization(torch.nn.BatchNorm2d(C))  # non-trivial running statistics and affine
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     block = torch.nn.Sequential(conv, bn, torch.nn.ReLU()).to(device=device, dtype=dtype, memory_format=fmt)
     x = torch.randn(batch, C, layer.hw, layer.hw, device=device, dtype=dtype).contiguous(memory_format=fmt)

@@ -33,28 +33,12 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import environment, make_timer, write_table  # noqa: E402
+from benchlib import environment, make_timer, randomize_normalization, write_table  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODELS = ["mobilenet_v2", "efficientnet_b0", "resnext50_32x4d", "convnext_tiny"]
 VARIANTS = ["tv", "tv_compile", "cnnc", "cnnc_fused", "cnnc_fused_compile"]
 MAX_REL_ERR = 3e-2
-
-
-def randomize(model):
-    """Non-trivial BatchNorm statistics and affine parameters, and ConvNeXt layer scales."""
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=gen) - 0.5)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
-                m.bias.copy_(torch.rand(m.bias.shape, generator=gen) - 0.5)
-            scale = getattr(m, "layer_scale", None)
-            if isinstance(scale, torch.nn.Parameter):
-                scale.copy_(torch.rand(scale.shape, generator=gen) + 0.5)
-    return model.eval()
 
 
 def build_variants(name, size, args):
@@ -66,7 +50,7 @@ def build_variants(name, size, args):
 
     torch.manual_seed(0)
     kwargs = {"init_weights": False} if name == "googlenet" else {}
-    tv = randomize(getattr(torchvision.models, name)(weights=None, **kwargs))
+    tv = randomize_normalization(getattr(torchvision.models, name)(weights=None, **kwargs))
     spec = os.path.join(REPO_ROOT, "specs", f"{name}.cnn")
     models = {"tv": tv}
     with warnings.catch_warnings():

@@ -1,5 +1,6 @@
-"""What the benchmark scripts (bench_kernels.py, bench_models.py) share: the timer, the
-environment record, and where a run's markdown table goes."""
+"""What the benchmark scripts (bench_kernels.py, bench_models.py) and the reference-equivalence
+tests share: the timer, the environment record, where a run's markdown table goes, and the
+re-randomized normalization layers that make BatchNorm folding matter."""
 
 import datetime
 import os
@@ -52,3 +53,25 @@ def write_table(table: str, prefix: str, env: dict, dirs) -> None:
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, f"{prefix}_{env['date'][:10]}_{slug}.md"), "w") as f:
             f.write(table + "\n")
+
+
+def randomize_normalization(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters (and ConvNeXt layer scales), so a
+    folded or mis-assigned one shows in the output: mean and bias in [-0.5, 0.5), variance in
+    [0.5, 2), weight and layer scale in [0.5, 1.5). Returns the model in eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def uniform(t, low, high):
+        t.copy_(torch.rand(t.shape, generator=gen) * (high - low) + low)
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                uniform(m.running_mean, -0.5, 0.5)
+                uniform(m.running_var, 0.5, 2.0)
+                uniform(m.weight, 0.5, 1.5)
+                uniform(m.bias, -0.5, 0.5)
+            scale = getattr(m, "layer_scale", None)
+            if isinstance(scale, torch.nn.Parameter):
+                uniform(scale, 0.5, 1.5)
+    return model.eval()
