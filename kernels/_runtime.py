@@ -52,6 +52,18 @@ def triton_can_run_on(device: torch.device) -> bool:
     return False
 
 
+def output_hw(h, w, kernel, stride, padding, dilation) -> tuple[int, int]:
+    """Output height and width of a convolution; kernel, stride, padding, dilation are (h, w) pairs."""
+    (KH, KW), (SH, SW), (PH, PW), (DH, DW) = kernel, stride, padding, dilation
+    return ((h + 2 * PH - DH * (KH - 1) - 1) // SH + 1,
+            (w + 2 * PW - DW * (KW - 1) - 1) // SW + 1)
+
+
+def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
+    """What the kernels and their eager twins accumulate in: fp64 for fp64 inputs, else fp32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def output_memory_format(x: torch.Tensor) -> torch.memory_format:
     """Outputs keep the input's layout: channels_last in, channels_last out."""
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():

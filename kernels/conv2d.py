@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ._runtime import ACTIVATIONS, TRITON_DTYPES, output_memory_format, triton_can_run_on
+from ._runtime import ACTIVATIONS, TRITON_DTYPES, output_hw, output_memory_format, triton_can_run_on
 from .depthwise import (depthwise_conv2d, depthwise_conv2d_input_grad, depthwise_conv2d_weight_grad,
                         depthwise_epilogue_grad)
 from .epilogue import NEEDS_PREACTIVATION, activation_grad, torch_epilogue
@@ -62,12 +62,6 @@ def _check_channel_vector(t, name, c_out, x):
         raise ValueError(f"{name}: on {t.device}, but x is on {x.device}")
 
 
-def _output_hw(h, w, kernel, stride, padding, dilation):
-    (KH, KW), (SH, SW), (PH, PW), (DH, DW) = kernel, stride, padding, dilation
-    return ((h + 2 * PH - DH * (KH - 1) - 1) // SH + 1,
-            (w + 2 * PW - DW * (KW - 1) - 1) // SW + 1)
-
-
 def _check_arguments(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual):
     """Validate and normalize; returns (stride, padding, dilation) as pairs."""
     if not isinstance(x, torch.Tensor):
@@ -105,7 +99,7 @@ def _check_arguments(x, weight, stride, padding, dilation, groups, scale, shift,
     if cin_g != C_in // groups:
         raise ValueError(f"weight: expected {C_in // groups} input channels per group "
                          f"(x has {C_in} channels, groups={groups}), got weight shape {tuple(weight.shape)}")
-    OH, OW = _output_hw(H, W, (KH, KW), stride, padding, dilation)
+    OH, OW = output_hw(H, W, (KH, KW), stride, padding, dilation)
     if OH < 1 or OW < 1:
         raise ValueError(f"x: spatial size {H}x{W} is too small for a {KH}x{KW} kernel with "
                          f"padding={padding}, dilation={dilation} (output would be {OH}x{OW})")
@@ -212,7 +206,7 @@ def torch_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shift
 
 @_conv2d_op.register_fake
 def _conv2d_fake(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual):
-    OH, OW = _output_hw(x.shape[2], x.shape[3], weight.shape[2:], stride, padding, dilation)
+    OH, OW = output_hw(x.shape[2], x.shape[3], weight.shape[2:], stride, padding, dilation)
     return torch.empty((x.shape[0], weight.shape[0], OH, OW), dtype=x.dtype, device=x.device,
                        memory_format=output_memory_format(x))
 

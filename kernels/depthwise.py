@@ -32,7 +32,8 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from ._runtime import INTERPRET, empty_output, next_power_of_2, output_memory_format, tuning_space
+from ._runtime import (INTERPRET, accumulator_dtype, empty_output, next_power_of_2, output_hw,
+                       output_memory_format, tuning_space)
 from .epilogue import apply_activation, apply_activation_grad, torch_epilogue
 
 
@@ -525,7 +526,14 @@ def depthwise_weight_grad_taps_kernel(
 # Launchers
 # ---------------------------------------------------------------------------
 def _acc_dtype(dtype):
-    return tl.float64 if dtype == torch.float64 else tl.float32
+    """`accumulator_dtype` as the kernels' ACC_DTYPE."""
+    return tl.float64 if accumulator_dtype(dtype) == torch.float64 else tl.float32
+
+
+def _tile_grid(N, rows, cols, channels):
+    """Grid of the tiled kernels: (N * row tiles * column tiles, channel blocks) for a config."""
+    return lambda meta: (N * triton.cdiv(rows, meta["BLOCK_H"]) * triton.cdiv(cols, meta["BLOCK_W"]),
+                         triton.cdiv(channels, meta["BLOCK_C"]))
 
 
 def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=None,
@@ -535,13 +543,11 @@ def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=Non
     C_out = MULT * C_in. `out`, if given, must have the output shape (any strides)."""
     N, C_in, H, W = x.shape
     C_out, _, KH, KW = weight.shape
-    (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
-    OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
-    OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
+    OH, OW = output_hw(H, W, (KH, KW), stride, padding, dilation)
     if out is None:
         out = empty_output((N, C_out, OH, OW), x.dtype, x.device, output_memory_format(x))
     assert out.shape == (N, C_out, OH, OW), (out.shape, (N, C_out, OH, OW))
-    _launch_depthwise(x, weight, out, (PH, PW), stride, dilation, C_out // C_in,
+    _launch_depthwise(x, weight, out, padding, stride, dilation, C_out // C_in,
                       scale, shift, residual, activation)
     return out
 
@@ -567,12 +573,8 @@ def _launch_depthwise(x, weight, out, padding, stride, dilation, mult,
     _, C_out, OH, OW = out.shape
     KH, KW = weight.shape[2], weight.shape[3]
     res = residual if residual is not None else out  # dummy pointer when unused
-    grid = lambda meta: (  # noqa: E731
-        N * triton.cdiv(OH, meta["BLOCK_H"]) * triton.cdiv(OW, meta["BLOCK_W"]),
-        triton.cdiv(C_out, meta["BLOCK_C"]),
-    )
     w_arg, w_strides = _weight_operand(weight)
-    depthwise_conv2d_kernel[grid](
+    depthwise_conv2d_kernel[_tile_grid(N, OH, OW, C_out)](
         x, w_arg,
         scale if scale is not None else out, shift if shift is not None else out, res, out,
         H, W, C_out, OH, OW,
@@ -599,12 +601,8 @@ def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, stride, padding,
     (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
     QH, QW = triton.cdiv(H, SH), triton.cdiv(W, SW)
     out = empty_output((N, C_in, H, W), grad_conv.dtype, grad_conv.device, memory_format)
-    grid = lambda meta: (  # noqa: E731
-        N * triton.cdiv(QH, meta["BLOCK_H"]) * triton.cdiv(QW, meta["BLOCK_W"]),
-        triton.cdiv(C_in, meta["BLOCK_C"]),
-    )
     w_arg, w_strides = _weight_operand(weight)
-    depthwise_input_grad_kernel[grid](
+    depthwise_input_grad_kernel[_tile_grid(N, QH, QW, C_in)](
         grad_conv, w_arg, out,
         H, W, C_in, OH, OW, QH, QW,
         *grad_conv.stride(),
@@ -629,20 +627,16 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
     fmt = output_memory_format(x)
     dc = empty_output((N, C_out, OH, OW), x.dtype, x.device, fmt)
     dres = empty_output((N, C_out, OH, OW), residual.dtype, x.device, fmt) if want_dres else None
-    acc_torch = torch.float64 if x.dtype == torch.float64 else torch.float32
     # one row of partial sums per program along the pixels; the tile size is the autotuner's
     # choice, so there are rows for the smallest tile, zero-filled (larger tiles leave some unused)
-    rows = max(N * triton.cdiv(OH, c.kwargs["BLOCK_H"]) * triton.cdiv(OW, c.kwargs["BLOCK_W"])
-               for c in depthwise_epilogue_grad_kernel.configs)
-    sums = torch.zeros((int(want_dshift) + int(want_dscale), rows, C_out), dtype=acc_torch, device=x.device)
+    grid = _tile_grid(N, OH, OW, C_out)
+    rows = max(grid(c.kwargs)[0] for c in depthwise_epilogue_grad_kernel.configs)
+    sums = torch.zeros((int(want_dshift) + int(want_dscale), rows, C_out), dtype=accumulator_dtype(x.dtype),
+                       device=x.device)
     dshift_part = sums[0] if want_dshift else dc  # dc: a dummy pointer when unused
     dscale_part = sums[-1] if want_dscale else dc
     res = residual if residual is not None else dc
     dres_arg = dres if dres is not None else dc
-    grid = lambda meta: (  # noqa: E731
-        N * triton.cdiv(OH, meta["BLOCK_H"]) * triton.cdiv(OW, meta["BLOCK_W"]),
-        triton.cdiv(C_out, meta["BLOCK_C"]),
-    )
     w_arg, w_strides = _weight_operand(weight)
     depthwise_epilogue_grad_kernel[grid](
         x, w_arg, scale if scale is not None else dc, shift if shift is not None else dc, res, grad_y, dc,
@@ -696,8 +690,7 @@ def depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, stride, padding, di
         split_m = max(1, min(M // 1024, 512 // max(1, C_out // 32)))
     else:
         split_m = max(1, min(64, M // 4096))
-    acc_torch = torch.float64 if x.dtype == torch.float64 else torch.float32
-    partial = torch.empty((split_m, KH * KW, C_out), dtype=acc_torch, device=x.device)
+    partial = torch.empty((split_m, KH * KW, C_out), dtype=accumulator_dtype(x.dtype), device=x.device)
     args = (x, grad_conv, partial, H, W, C_out, OH, OW, M, *x.stride(), *grad_conv.stride(), padding[0], padding[1])
     meta = dict(KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
                 MULT=C_out // C_in, SPLIT_M=split_m, ACC_DTYPE=_acc_dtype(x.dtype))

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
+from ._runtime import accumulator_dtype
+
 
 @triton.jit
 def apply_activation(x, ACT: tl.constexpr):
@@ -68,7 +70,7 @@ TORCH_ACTIVATIONS = {
 def torch_epilogue(conv_out, scale, shift, residual, activation):
     """Eager epilogue in fp32 (fp64 for fp64), cast back to the conv's dtype, exactly the
     arithmetic order of the kernels: (((acc * scale) + shift) + residual) -> act."""
-    acc_dtype = torch.float64 if conv_out.dtype == torch.float64 else torch.float32
+    acc_dtype = accumulator_dtype(conv_out.dtype)
     z = conv_out.to(acc_dtype)
     if scale is not None:
         z = z * scale.to(acc_dtype).view(1, -1, 1, 1)
@@ -91,7 +93,7 @@ def activation_grad(grad_y, y, z, activation):
     """Return dL/dz in fp32 (fp64 for fp64) given dL/dy; `z` may be None when the
     activation is differentiated from its output `y`. Matches torch's conventions at
     the kinks (relu'(0) = 0, relu6'(0) = relu6'(6) = 0, hardswish'(-3) = 0, hardswish'(3) = 1)."""
-    acc_dtype = torch.float64 if grad_y.dtype == torch.float64 else torch.float32
+    acc_dtype = accumulator_dtype(grad_y.dtype)
     g = grad_y.to(acc_dtype)
     if activation is None:
         return g

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from ._runtime import INTERPRET, empty_output, next_power_of_2, output_memory_format, tuning_space
+from ._runtime import (INTERPRET, accumulator_dtype, empty_output, next_power_of_2, output_hw,
+                       output_memory_format, tuning_space)
 from .epilogue import apply_activation, torch_epilogue
 
 
@@ -230,8 +231,7 @@ def grouped_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shi
     C_out, cin_g, KH, KW = weight.shape
     cout_g = C_out // groups
     (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
-    OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
-    OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
+    OH, OW = output_hw(H, W, (KH, KW), stride, padding, dilation)
     if out is None:
         out = empty_output((N, C_out, OH, OW), x.dtype, x.device, output_memory_format(x))
     assert out.shape == (N, C_out, OH, OW), (out.shape, (N, C_out, OH, OW))
@@ -261,7 +261,7 @@ def grouped_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shi
         CHANNELS_LAST=x.stride(1) == 1,
         HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
         ACT=activation or "none",
-        ACC_DTYPE=tl.float64 if x.dtype == torch.float64 else tl.float32,
+        ACC_DTYPE=tl.float64 if accumulator_dtype(x.dtype) == torch.float64 else tl.float32,
         USE_DOT=pack is not None, DOT_PRECISION="ieee",
         DOT_IN_FP32=INTERPRET and x.dtype == torch.bfloat16,
         PACK=pack or 1, PARTIAL_PACKS=groups % (pack or 1) != 0,
