@@ -627,11 +627,13 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
     fmt = output_memory_format(x)
     dc = empty_output((N, C_out, OH, OW), x.dtype, x.device, fmt)
     dres = empty_output((N, C_out, OH, OW), residual.dtype, x.device, fmt) if want_dres else None
-    # one row of partial sums per program along the pixels; the tile size is the autotuner's
-    # choice, so there are rows for the smallest tile, zero-filled (larger tiles leave some unused)
+    # one row of partial sums per program along the pixels. The tile size is the autotuner's
+    # choice, so the buffer has rows for the smallest tile, and only the rows of the config that
+    # ran last (the autotuner's `best_config`, set on every launch) are summed: while tuning, the
+    # other configs write rows of their own, which a zero-filled buffer would keep and add in.
     grid = _tile_grid(N, OH, OW, C_out)
     rows = max(grid(c.kwargs)[0] for c in depthwise_epilogue_grad_kernel.configs)
-    sums = torch.zeros((int(want_dshift) + int(want_dscale), rows, C_out), dtype=accumulator_dtype(x.dtype),
+    sums = torch.empty((int(want_dshift) + int(want_dscale), rows, C_out), dtype=accumulator_dtype(x.dtype),
                        device=x.device)
     dshift_part = sums[0] if want_dshift else dc  # dc: a dummy pointer when unused
     dscale_part = sums[-1] if want_dscale else dc
@@ -652,8 +654,9 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
         ACT=activation or "none", WANT_DRES=want_dres, WANT_DSHIFT=want_dshift, WANT_DSCALE=want_dscale,
         ACC_DTYPE=_acc_dtype(x.dtype),
     )
-    dshift = sums[0].sum(0).to(shift.dtype) if want_dshift else x.new_empty(0)
-    dscale = sums[-1].sum(0).to(scale.dtype) if want_dscale else x.new_empty(0)
+    used = grid(depthwise_epilogue_grad_kernel.best_config.kwargs)[0]  # every one of them written
+    dshift = sums[0, :used].sum(0).to(shift.dtype) if want_dshift else x.new_empty(0)
+    dscale = sums[-1, :used].sum(0).to(scale.dtype) if want_dscale else x.new_empty(0)
     return dc, dres if dres is not None else x.new_empty(0), dshift, dscale
 
 

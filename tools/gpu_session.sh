@@ -3,6 +3,7 @@
 # Every phase writes its logs and results under $OUT (the device tool brings them back).
 #
 #   bash tools/gpu_session.sh check        # versions; all of tests/kernels natively (incl. -m cuda)
+#   bash tools/gpu_session.sh warmcheck    # check, with the bench's warm-up beside it (16 cores: 8 + 8)
 #   bash tools/gpu_session.sh bench [I/N] [bench_kernels options...]
 #       compiles every variant first in 8 parallel processes (--warm-only: fills Triton's and
 #       Inductor's on-disk caches, times nothing), then times the (I-th of N slices of the)
@@ -30,16 +31,58 @@ versions() {
 'device', torch.cuda.get_device_name())"
 }
 
-case "${1:-}" in
-check)
-    versions | tee "$OUT/versions.txt"
+warm() {  # warm <I/N> [bench_kernels options...]: 8 parallel --warm-only processes, log in $OUT/warm.log
+    local shard=$1; shift
+    local i=${shard%/*} n=${shard#*/} t0=$SECONDS
+    for w in 1 2 3 4 5 6 7 8; do
+        # slice w of 8 of this run's slice i of n is slice (i + n*(w-1)) of 8n; one Inductor
+        # compile thread each, so that 8 of them (and a test run beside them) share 16 cores
+        TORCHINDUCTOR_COMPILE_THREADS=1 timeout ${WARM_LIMIT:-300} python3 tools/bench_kernels.py --warm-only \
+            --shard "$(( i + n * (w - 1) ))/$(( 8 * n ))" "$@" > "/tmp/cnnc_warm_$w.log" 2>&1 &
+    done
+    wait
+    # the device tool brings back at most 8 files: one log for the 8 warm-up processes
+    for w in 1 2 3 4 5 6 7 8; do echo "== warm-up process $w"; cat "/tmp/cnnc_warm_$w.log"; done > "$OUT/warm.log"
+    echo "warm-up (8 processes): $(( SECONDS - t0 )) s; $(grep -c '^warmed' "$OUT/warm.log") pairs warmed"
+    grep -B 2 -A 20 Traceback "$OUT/warm.log" | head -n 40
+}
+
+check() {  # all of tests/kernels natively, log and junit in $OUT
     # One autotune config per kernel (CNNC_KERNELS_AUTOTUNE=0): the property tests compile hundreds
     # of specializations, and the benchmark checks every layer with the tuned configs anyway.
+    local workers status
     workers=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8")  # pytest-xdist, where installed
-    CNNC_KERNELS_AUTOTUNE=0 timeout 480 python3 -m pytest tests/kernels -q $workers -p no:cacheprovider \
-        --junitxml="$OUT/pytest_kernels.xml" 2>&1 | tee "$OUT/pytest_kernels.log"
+    per_test=$(python3 -c "import pytest_timeout" 2>/dev/null && echo "--timeout=150")
+    # failures are written as they happen (tests/kernels/conftest.py): a run cut off prints no summary
+    CNNC_TEST_FAILURES="$OUT/failures.txt" CNNC_KERNELS_AUTOTUNE=0 timeout ${CHECK_LIMIT:-480} \
+        python3 -m pytest tests/kernels ${CHECK_ARGS:-} -q -rf $workers $per_test -p no:cacheprovider -p no:benchmark \
+        --durations=15 --junitxml="$OUT/pytest_kernels.xml" > "$OUT/pytest_kernels.log" 2>&1
     status=$?
+    grep -E "^(FAILED|ERROR)|^=====" "$OUT/pytest_kernels.log" "$OUT/failures.txt" 2>/dev/null | head -n 40
     tail -n 3 "$OUT/pytest_kernels.log"
+    return $status
+}
+
+case "${1:-}" in
+profile)  # profile [profile_kernels options...], then the kernel tests in what is left of the call
+    versions | tee "$OUT/versions.txt"
+    shift
+    timeout ${PROFILE_LIMIT:-200} python3 tools/profile_kernels.py --out "$OUT" "$@" 2>&1 | tee -a "$OUT/profile.log"
+    [ -z "${CHECK_LIMIT:-}" ] || check
+    ;;
+check)
+    versions | tee "$OUT/versions.txt"
+    check
+    ;;
+warmcheck)
+    # both only compile (neither times anything), so they can share the machine: the warm-up
+    # fills the caches the timed `CNNC_SKIP_WARM=1 bench` calls then find, on the same machine
+    versions | tee "$OUT/versions.txt"
+    shift
+    warm 1/1 "$@" > "$OUT/warm_summary.txt" 2>&1 &
+    check; status=$?
+    wait
+    cat "$OUT/warm_summary.txt"
     exit $status
     ;;
 bench)
@@ -48,18 +91,8 @@ bench)
     versions > "$OUT/versions.txt"
     start=$SECONDS
     # the warm-up covers exactly the (batch, layer) pairs the timed run will take
-    i=${shard%/*}; n=${shard#*/}
-    for w in 1 2 3 4 5 6 7 8; do
-        # slice w of 8 of this run's slice i of n is slice (i + n*(w-1)) of 8n
-        timeout 300 python3 tools/bench_kernels.py --warm-only --shard "$(( i + n * (w - 1) ))/$(( 8 * n ))" "$@" \
-            > "/tmp/cnnc_warm_$w.log" 2>&1 &
-    done
-    wait
-    # the device tool brings back at most 8 files: one log for the 8 warm-up processes
-    for w in 1 2 3 4 5 6 7 8; do echo "== warm-up process $w"; cat "/tmp/cnnc_warm_$w.log"; done > "$OUT/warm.log"
-    echo "warm-up (8 processes): $(( SECONDS - start )) s; $(grep -c '^warmed' "$OUT/warm.log") pairs warmed"
-    grep -B 2 -A 20 Traceback "$OUT/warm.log" | head -n 40
-    timeout $(( 560 - (SECONDS - start) )) python3 tools/bench_kernels.py --shard "$shard" --out "$OUT" "$@" 2>&1 \
+    [ -n "${CNNC_SKIP_WARM:-}" ] || warm "$shard" "$@"
+    timeout $(( ${BENCH_LIMIT:-560} - (SECONDS - start) )) python3 tools/bench_kernels.py --shard "$shard" --out "$OUT" "$@" 2>&1 \
         | tee "$OUT/bench.log"
     ;;
 models)
@@ -73,7 +106,7 @@ models)
     timeout 560 python3 tools/bench_models.py --out "$OUT" "$@" 2>&1 | tee "$OUT/models.log"
     ;;
 *)
-    echo "usage: bash tools/gpu_session.sh check | bench [I/N] | models" >&2
+    echo "usage: bash tools/gpu_session.sh check | warmcheck | bench [I/N] | models" >&2
     exit 2
     ;;
 esac

@@ -12,3 +12,12 @@ import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def pytest_runtest_logreport(report):
+    """CNNC_TEST_FAILURES=<file>: append each failure's report there as it happens (a run cut off
+    by a time limit, as on a lent GPU, prints no summary). Written by the xdist controller only."""
+    path = os.environ.get("CNNC_TEST_FAILURES")
+    if path and report.failed and "PYTEST_XDIST_WORKER" not in os.environ:
+        with open(path, "a") as f:
+            f.write(f"===== {report.nodeid} ({report.when}, {report.duration:.1f} s)\n{report.longreprtext}\n")

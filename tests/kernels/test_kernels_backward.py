@@ -434,3 +434,40 @@ def test_depthwise_weight_layouts_agree(layout, monkeypatch):
     torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+
+
+def test_epilogue_grad_partial_sums_of_the_config_that_ran(monkeypatch):
+    """The epilogue backward writes one row of d scale / d shift partial sums per program, and
+    the number of programs depends on the tile the autotuner picks. While tuning, every config
+    writes its own rows into the same buffer: only the rows of the config that ran last may be
+    summed. (Seen on an H100: summing every row, as a zero-filled buffer invited, gave d scale and
+    d shift 70% off whenever a large tile beat a smaller one benchmarked before it.) Tuning is
+    replaced here by one run per config, small tile first, large tile declared fastest."""
+    import triton
+
+    kernel = depthwise_module.depthwise_epilogue_grad_kernel
+    small = triton.Config({"BLOCK_H": 2, "BLOCK_W": 4, "BLOCK_C": 8}, num_warps=4, num_stages=1)
+    large = triton.Config({"BLOCK_H": 8, "BLOCK_W": 8, "BLOCK_C": 16}, num_warps=4, num_stages=1)
+
+    def tune(*args, config, **meta):
+        kernel.fn.run(*args, **dict(meta, **config.all_kwargs()))
+        return [0.0 if config is large else 1.0] * 3
+
+    monkeypatch.setattr(kernel, "configs", [small, large])
+    monkeypatch.setattr(kernel, "cache", {})
+    monkeypatch.setattr(kernel, "_bench", tune)
+    g = torch.Generator().manual_seed(11)
+    opts = dict(dtype=torch.float64)
+    x = torch.randn(2, 8, 10, 12, generator=g, **opts).to(DEVICE)
+    w = torch.randn(8, 1, 3, 3, generator=g, **opts).to(DEVICE)
+    scale = (torch.rand(8, generator=g, **opts) + 0.5).to(DEVICE).requires_grad_()
+    shift = torch.randn(8, generator=g, **opts).to(DEVICE).requires_grad_()
+    conv = dict(stride=1, padding=1, groups=8)
+    out = kernels.conv2d(x, w, scale=scale, shift=shift, activation="relu", **conv)
+    grad_out = torch.randn(out.shape, generator=g, **opts).to(DEVICE)
+    got = torch.autograd.grad(out, [scale, shift], grad_out)
+    assert kernel.best_config is large
+    ref = _eager_block(x, w, scale, shift, None, "relu", **conv)
+    want = torch.autograd.grad(ref, [scale, shift], grad_out)
+    for name, a, b in zip(("scale", "shift"), got, want):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10, msg=lambda m: f"grad {name}: {m}")
