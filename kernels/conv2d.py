@@ -138,9 +138,34 @@ def conv2d(x, weight, *, stride=1, padding=0, dilation=1, groups=1, scale=None, 
     """
     stride, padding, dilation = _check_arguments(
         x, weight, stride, padding, dilation, groups, scale, shift, activation, residual)
-    return torch.ops.cnnc_kernels.conv2d(
-        x, weight, list(stride), list(padding), list(dilation), groups,
-        scale, shift, activation or "none", residual)
+    args = (x, weight, list(stride), list(padding), list(dilation), groups, scale, shift, activation or "none",
+            residual)
+    if not _eager(x, weight, scale, shift, residual):
+        return torch.ops.cnnc_kernels.conv2d(*args)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, scale, shift, residual)):
+        return _EagerConv2d.apply(*args)
+    return _conv2d_forward(*args)
+
+
+# Plain tensors of these types, outside any tracer, take the eager path (see `_eager`).
+_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+def _eager(*tensors) -> bool:
+    """True when nothing traces this call: then `conv2d` runs the implementations directly
+    (`_EagerConv2d` for autograd) instead of dispatching the registered operators. The
+    results are the same; what is saved is host time. Measured on an H100 (2026-11-23,
+    tools/profile_kernels.py): a call through the `torch.library` operators spent 170-400 us
+    on the host for 10-30 us of device work, and a training step about 1,300 Python calls.
+    Anything that may be tracing takes the operators, which it sees as one opaque op each:
+    torch.compile / export (`is_compiling`), a dispatch mode (FakeTensorMode,
+    FunctionalTensorMode, make_fx), a torch-function mode, a functorch transform (vmap,
+    grad), or a tensor subclass."""
+    if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0:
+        return False
+    if torch._C._is_torch_function_mode_enabled() or torch._C._functorch.peek_interpreter_stack() is not None:
+        return False
+    return all(t is None or type(t) in _PLAIN_TENSOR_TYPES for t in tensors)
 
 
 def kernel_for(x, weight, groups=1, stride=1, padding=0, dilation=1):
@@ -172,11 +197,9 @@ def _act(activation: str):
     return None if activation == "none" else activation
 
 
-@torch.library.custom_op("cnnc_kernels::conv2d", mutates_args=())
-def _conv2d_op(x: torch.Tensor, weight: torch.Tensor, stride: List[int], padding: List[int],
-               dilation: List[int], groups: int, scale: Optional[torch.Tensor],
-               shift: Optional[torch.Tensor], activation: str,
-               residual: Optional[torch.Tensor]) -> torch.Tensor:
+# Each operator's body is a plain function (`_conv2d_forward`, `_input_grad`, `_weight_grad`,
+# `_epilogue_grad`): the operators registered below call them, and so does the eager path.
+def _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual):
     stride, padding, dilation, act = tuple(stride), tuple(padding), tuple(dilation), _act(activation)
     kernel = kernel_for(x, weight, groups)
     if kernel == "depthwise":
@@ -184,6 +207,14 @@ def _conv2d_op(x: torch.Tensor, weight: torch.Tensor, stride: List[int], padding
     if kernel.startswith("grouped"):
         return grouped_conv2d(x, weight, stride, padding, dilation, groups, scale, shift, residual, act)
     return torch_conv2d(x, weight, stride, padding, dilation, groups, scale, shift, residual, act)
+
+
+@torch.library.custom_op("cnnc_kernels::conv2d", mutates_args=())
+def _conv2d_op(x: torch.Tensor, weight: torch.Tensor, stride: List[int], padding: List[int],
+               dilation: List[int], groups: int, scale: Optional[torch.Tensor],
+               shift: Optional[torch.Tensor], activation: str,
+               residual: Optional[torch.Tensor]) -> torch.Tensor:
+    return _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual)
 
 
 def fold_batchnorm(weight, bias, running_mean, running_var, eps, conv_bias=None):
@@ -235,10 +266,7 @@ def input_grad_kernel_for(grad_conv, weight, input_shape, stride, groups):
     return "triton"
 
 
-@torch.library.custom_op("cnnc_kernels::conv2d_input_grad", mutates_args=())
-def _conv2d_input_grad_op(grad_conv: torch.Tensor, weight: torch.Tensor, input_shape: List[int],
-                          stride: List[int], padding: List[int], dilation: List[int],
-                          groups: int, channels_last: bool) -> torch.Tensor:
+def _input_grad(grad_conv, weight, input_shape, stride, padding, dilation, groups, channels_last):
     """dL/dx, in channels_last when `channels_last` (x's layout).
 
     Depthwise (see `input_grad_kernel_for`): `depthwise_input_grad_kernel`, a deterministic
@@ -256,16 +284,20 @@ def _conv2d_input_grad_op(grad_conv: torch.Tensor, weight: torch.Tensor, input_s
     return grad.contiguous(memory_format=fmt)
 
 
+@torch.library.custom_op("cnnc_kernels::conv2d_input_grad", mutates_args=())
+def _conv2d_input_grad_op(grad_conv: torch.Tensor, weight: torch.Tensor, input_shape: List[int],
+                          stride: List[int], padding: List[int], dilation: List[int],
+                          groups: int, channels_last: bool) -> torch.Tensor:
+    return _input_grad(grad_conv, weight, input_shape, stride, padding, dilation, groups, channels_last)
+
+
 @_conv2d_input_grad_op.register_fake
 def _(grad_conv, weight, input_shape, stride, padding, dilation, groups, channels_last):
     return torch.empty(input_shape, dtype=grad_conv.dtype, device=grad_conv.device,
                        memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-@torch.library.custom_op("cnnc_kernels::conv2d_weight_grad", mutates_args=())
-def _conv2d_weight_grad_op(x: torch.Tensor, grad_conv: torch.Tensor, weight_shape: List[int],
-                           stride: List[int], padding: List[int], dilation: List[int],
-                           groups: int) -> torch.Tensor:
+def _weight_grad(x, grad_conv, weight_shape, stride, padding, dilation, groups):
     """dL/dweight. Triton for depthwise (a deterministic per-tap reduction over N*OH*OW);
     otherwise torch.nn.grad.conv2d_weight."""
     if groups == x.shape[1] and kernel_for(x, torch.empty(weight_shape, device="meta"), groups) == "depthwise":
@@ -274,18 +306,20 @@ def _conv2d_weight_grad_op(x: torch.Tensor, grad_conv: torch.Tensor, weight_shap
     return torch.nn.grad.conv2d_weight(x, weight_shape, grad_conv, stride, padding, dilation, groups).contiguous()
 
 
+@torch.library.custom_op("cnnc_kernels::conv2d_weight_grad", mutates_args=())
+def _conv2d_weight_grad_op(x: torch.Tensor, grad_conv: torch.Tensor, weight_shape: List[int],
+                           stride: List[int], padding: List[int], dilation: List[int],
+                           groups: int) -> torch.Tensor:
+    return _weight_grad(x, grad_conv, weight_shape, stride, padding, dilation, groups)
+
+
 @_conv2d_weight_grad_op.register_fake
 def _(x, grad_conv, weight_shape, stride, padding, dilation, groups):
     return torch.empty(weight_shape, dtype=x.dtype, device=x.device)
 
 
-@torch.library.custom_op("cnnc_kernels::conv2d_epilogue_grad", mutates_args=())
-def _conv2d_epilogue_grad_op(x: torch.Tensor, weight: torch.Tensor, stride: List[int], padding: List[int],
-                             dilation: List[int], groups: int, scale: Optional[torch.Tensor],
-                             shift: Optional[torch.Tensor], residual: Optional[torch.Tensor],
-                             grad_y: torch.Tensor, y: Optional[torch.Tensor], activation: str,
-                             want_dres: bool, want_dshift: bool, want_dscale: bool
-                             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _epilogue_grad(x, weight, stride, padding, dilation, groups, scale, shift, residual, grad_y, y, activation,
+                   want_dres, want_dshift, want_dscale):
     """The backward of the epilogue y = act(c * scale + shift + residual), c = conv(x, weight):
     (dc in x's dtype and layout, d residual, d shift, d scale); an unwanted one is empty.
 
@@ -298,7 +332,7 @@ def _conv2d_epilogue_grad_op(x: torch.Tensor, weight: torch.Tensor, stride: List
     if kernel_for(x, weight, groups) == "depthwise":
         return depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, residual, grad_y, act,
                                        want_dres, want_dshift, want_dscale)
-    op = torch.ops.cnnc_kernels.conv2d
+    op = _conv2d_forward  # already inside an operator (or the eager path): no second dispatch
     z = None
     if act in NEEDS_PREACTIVATION:
         z = op(x, weight, stride, padding, dilation, groups, scale, shift, "none", residual)
@@ -312,6 +346,17 @@ def _conv2d_epilogue_grad_op(x: torch.Tensor, weight: torch.Tensor, stride: List
         dscale = (dz * c.to(dz.dtype)).sum(dim=(0, 2, 3)).to(scale.dtype)
     dc = dz * scale.to(dz.dtype).view(1, -1, 1, 1) if scale is not None else dz.clone()
     return dc.to(x.dtype).contiguous(memory_format=output_memory_format(x)), dres, dshift, dscale
+
+
+@torch.library.custom_op("cnnc_kernels::conv2d_epilogue_grad", mutates_args=())
+def _conv2d_epilogue_grad_op(x: torch.Tensor, weight: torch.Tensor, stride: List[int], padding: List[int],
+                             dilation: List[int], groups: int, scale: Optional[torch.Tensor],
+                             shift: Optional[torch.Tensor], residual: Optional[torch.Tensor],
+                             grad_y: torch.Tensor, y: Optional[torch.Tensor], activation: str,
+                             want_dres: bool, want_dshift: bool, want_dscale: bool
+                             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _epilogue_grad(x, weight, stride, padding, dilation, groups, scale, shift, residual, grad_y, y,
+                          activation, want_dres, want_dshift, want_dscale)
 
 
 @_conv2d_epilogue_grad_op.register_fake
@@ -334,28 +379,54 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(x, weight, scale, shift, residual, saved_y)
 
 
-def _backward(ctx, grad_y):
+def _backward_with(ops, ctx, grad_y):
     """Gradients of y = act(c * scale + shift + residual), c = conv(x, weight): the epilogue's
     (`conv2d_epilogue_grad`: dc, d residual, d shift, d scale), then d x = conv2d_input_grad(dc)
-    and d weight = conv2d_weight_grad(x, dc) (see those ops for Triton vs torch)."""
+    and d weight = conv2d_weight_grad(x, dc) (see those ops for Triton vs torch). `ops` holds
+    the three: the registered operators (traced), or their bodies (`_EAGER_OPS`)."""
     x, weight, scale, shift, residual, y = ctx.saved_tensors
     stride, padding, dilation, groups = ctx.geometry
     need = ctx.needs_input_grad
-    dc, dres, dshift, dscale = torch.ops.cnnc_kernels.conv2d_epilogue_grad(
+    dc, dres, dshift, dscale = ops.conv2d_epilogue_grad(
         x, weight, stride, padding, dilation, groups, scale, shift, residual, grad_y, y, ctx.activation,
         need[9], need[7], need[6])
     grad_x = grad_w = None
     if need[0]:
-        grad_x = torch.ops.cnnc_kernels.conv2d_input_grad(
+        grad_x = ops.conv2d_input_grad(
             dc, weight, list(x.shape), stride, padding, dilation, groups,
             output_memory_format(x) == torch.channels_last)
     if need[1]:
-        grad_w = torch.ops.cnnc_kernels.conv2d_weight_grad(
-            x, dc, list(weight.shape), stride, padding, dilation, groups)
+        grad_w = ops.conv2d_weight_grad(x, dc, list(weight.shape), stride, padding, dilation, groups)
     return (grad_x, grad_w, None, None, None, None, dscale if need[6] else None, dshift if need[7] else None,
             None, dres if need[9] else None)
 
 
+def _backward(ctx, grad_y):
+    return _backward_with(torch.ops.cnnc_kernels, ctx, grad_y)
+
+
 _conv2d_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+class _EAGER_OPS:  # the operators' bodies, under the operators' names
+    conv2d_epilogue_grad = staticmethod(_epilogue_grad)
+    conv2d_input_grad = staticmethod(_input_grad)
+    conv2d_weight_grad = staticmethod(_weight_grad)
+
+
+class _EagerConv2d(torch.autograd.Function):
+    """The eager path's autograd: the same forward, context and backward as the operator's
+    registration, without the dispatcher (see `_eager`)."""
+
+    @staticmethod
+    def forward(ctx, *args):
+        y = _conv2d_forward(*args)
+        _setup_context(ctx, args, y)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_y):
+        return _backward_with(_EAGER_OPS, ctx, grad_y)
 
 __all__ = ["conv2d", "backend_for", "kernel_for", "torch_conv2d"]

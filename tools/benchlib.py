@@ -31,6 +31,26 @@ def make_timer(device, warmup_ms=25, rep_ms=100):
     return cpu_median_ms
 
 
+def cuda_graph_ms(fn, timer):
+    """Device time of `fn` alone: `timer` (make_timer) of the replay of a CUDA graph that
+    captured one call, so no host work (Python, dispatch, launch) is in it; None where the
+    call cannot be captured."""
+    try:
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                fn()
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+        return timer(graph.replay)
+    except Exception as e:  # noqa: BLE001 - a capture failure is a missing figure, not a crash
+        print(f"cuda_graph_ms: not captured ({type(e).__name__}: {e})", flush=True)
+        return None
+
+
 def environment(device) -> dict:
     """Date, versions and device name, recorded with every result."""
     try:

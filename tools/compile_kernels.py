@@ -37,6 +37,7 @@ class Recorder:
     def __init__(self, autotuner, calls):
         self.autotuner, self.calls = autotuner, calls
         self.configs = autotuner.configs
+        self.best_config = autotuner.configs[0]  # read by launchers after a launch
 
     def __getitem__(self, grid):
         def launch(*args, **kwargs):

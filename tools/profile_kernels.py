@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_kernels  # noqa: E402
-from benchlib import make_timer  # noqa: E402
+from benchlib import cuda_graph_ms, make_timer  # noqa: E402
 
 DEFAULT_LAYERS = ["MobileNetV1 dw 32,112,k3,s1", "MobileNetV1 dw 512,14,k3,s1", "MobileNetV1 dw 512,14,k3,s2",
                   "MobileNetV2 dw 96,112,k3,s2", "ConvNeXtT dw 96,56,k7,s1", "ConvNeXtT dw 768,7,k7,s1",
@@ -43,16 +43,8 @@ def host_us(fn, calls=200):
 
 
 def graph_us(fn, timer):
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    return timer(graph.replay) * 1e3
+    ms = cuda_graph_ms(fn, timer)
+    return float("nan") if ms is None else ms * 1e3
 
 
 def device_kernels(fn, calls=10):

@@ -13,6 +13,12 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+# References must be exact: cuDNN's float32 convolutions default to TF32 (10-bit mantissa)
+# on Ampere and later, and on an H100 that made eager float32 gradients differ from the
+# kernels' (IEEE float32) by 5e-3 relative. The kernels never use TF32 for float32.
+torch.backends.cudnn.allow_tf32 = False
+torch.backends.cuda.matmul.allow_tf32 = False
+
 
 def pytest_runtest_logreport(report):
     """CNNC_TEST_FAILURES=<file>: append each failure's report there as it happens (a run cut off

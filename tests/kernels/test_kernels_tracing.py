@@ -1,9 +1,11 @@
 """kernels.conv2d under torch.compile(fullgraph=True) and torch.export, and backend choice
 without the interpreter."""
 
+import importlib
 import os
 import subprocess
 import sys
+import pytest
 
 import torch
 
@@ -70,3 +72,50 @@ def test_cpu_without_interpreter_uses_torch():
                             timeout=300, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["torch", "False"]
+
+
+# ---------------------------------------------------------------------------
+# The eager path: outside any tracer, `kernels.conv2d` calls the operators' bodies directly
+# (host time); anything that may trace takes the registered operators.
+# ---------------------------------------------------------------------------
+def test_eager_path_taken_only_outside_tracers():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    conv2d_module = importlib.import_module("kernels.conv2d")
+    eager = conv2d_module._eager
+    x, w = torch.randn(1, 4, 5, 5), torch.nn.Parameter(torch.randn(4, 1, 3, 3))
+    assert eager(x, w, None)
+    with FakeTensorMode():
+        assert not eager(torch.empty(1, 4, 5, 5), w)
+    with torch.device("cpu"):  # a torch-function mode
+        assert not eager(x, w)
+    assert torch.func.vmap(lambda t: torch.tensor(eager(t, w)))(x.unsqueeze(0)).all().item() is False
+
+    class Sub(torch.Tensor):
+        pass
+
+    assert not eager(x.as_subclass(Sub), w)
+
+
+@pytest.mark.parametrize("groups", [4, 2])
+def test_eager_path_equals_the_operator(groups):
+    """Same forward and gradients, bit for bit, through `kernels.conv2d` (eager path) and
+    through the registered operator (what torch.compile and export see)."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 4, 7, 6, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
+    w = torch.randn(8, 4 // groups, 3, 3, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
+    scale = (torch.rand(8, generator=g, dtype=torch.float64) + 0.5).to(DEVICE).requires_grad_()
+    shift = torch.randn(8, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
+    residual = torch.randn(2, 8, 4, 3, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
+    leaves = (x, w, scale, shift, residual)
+    eager = kernels.conv2d(x, w, stride=2, padding=1, groups=groups, scale=scale, shift=shift,
+                           residual=residual, activation="silu")
+    op = torch.ops.cnnc_kernels.conv2d(x, w, [2, 2], [1, 1], [1, 1], groups, scale, shift, "silu", residual)
+    assert torch.equal(eager, op)
+    assert type(eager.grad_fn).__name__ != type(op.grad_fn).__name__  # two different autograd routes
+    go = torch.randn(op.shape, generator=g, dtype=torch.float64).to(DEVICE)
+    for a, b in zip(torch.autograd.grad(eager, leaves, go), torch.autograd.grad(op, leaves, go)):
+        assert torch.equal(a, b)
+    with torch.no_grad():
+        assert torch.equal(kernels.conv2d(x, w, stride=2, padding=1, groups=groups, scale=scale, shift=shift,
+                                          residual=residual, activation="silu"), op)
