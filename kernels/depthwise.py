@@ -32,7 +32,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from ._runtime import (INTERPRET, accumulator_dtype, empty_output, next_power_of_2, output_hw,
+from ._runtime import (INTERPRET, accumulator_dtype, cdiv, empty_output, next_power_of_2, output_hw,
                        output_memory_format, tuning_space)
 from .epilogue import apply_activation, apply_activation_grad, torch_epilogue
 
@@ -58,6 +58,14 @@ def depthwise_configs():
         triton.Config({"BLOCK_H": bh, "BLOCK_W": bw, "BLOCK_C": bc}, num_warps=w, num_stages=1)
         for bh, bw, bc, w in shapes
     ])
+
+
+@triton.jit
+def _aligned(stride, ALIGN: tl.constexpr):
+    """`stride`, with the compiler told it is a multiple of ALIGN (`stride_align` checked)."""
+    if ALIGN > 1:
+        stride = stride // ALIGN * ALIGN  # divisibility ALIGN, by Triton's axis analysis
+    return stride
 
 
 @triton.jit
@@ -150,10 +158,16 @@ def depthwise_conv2d_kernel(
     # epilogue
     HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr, HAS_RES: tl.constexpr,
     ACT: tl.constexpr,
+    ALIGN: tl.constexpr,  # every pixel and tap stride is a multiple of this (`stride_align`)
     ACC_DTYPE: tl.constexpr,  # fp32, or fp64 for fp64 inputs
     # tiles
     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
+    sxn, sxh, sxw = _aligned(sxn, ALIGN), _aligned(sxh, ALIGN), _aligned(sxw, ALIGN)
+    swh, sww = _aligned(swh, ALIGN), _aligned(sww, ALIGN)
+    srn, srh, srw = _aligned(srn, ALIGN), _aligned(srh, ALIGN), _aligned(srw, ALIGN)
+    son, soh, sow = _aligned(son, ALIGN), _aligned(soh, ALIGN), _aligned(sow, ALIGN)
+    C_out = _aligned(C_out, ALIGN)  # so that the channel mask is known constant over ALIGN lanes
     n, oh, ow, hw_mask, co, c_mask = _output_tile(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
     acc = _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh, sxw, swc, swh, sww,
                      PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, MULT, ACC_DTYPE,
@@ -209,6 +223,7 @@ def depthwise_epilogue_grad_kernel(
     HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr, HAS_RES: tl.constexpr,
     ACT: tl.constexpr,
     WANT_DRES: tl.constexpr, WANT_DSHIFT: tl.constexpr, WANT_DSCALE: tl.constexpr,
+    ALIGN: tl.constexpr,
     ACC_DTYPE: tl.constexpr,
     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
@@ -221,6 +236,13 @@ def depthwise_epilogue_grad_kernel(
     over the tile's pixels of dz (-> d shift) and dz * c (-> d scale) into
     [programs along pixels, C_out] buffers that the launcher reduces (no atomics).
     """
+    sxn, sxh, sxw = _aligned(sxn, ALIGN), _aligned(sxh, ALIGN), _aligned(sxw, ALIGN)
+    swh, sww = _aligned(swh, ALIGN), _aligned(sww, ALIGN)
+    srn, srh, srw = _aligned(srn, ALIGN), _aligned(srh, ALIGN), _aligned(srw, ALIGN)
+    sgn, sgh, sgw = _aligned(sgn, ALIGN), _aligned(sgh, ALIGN), _aligned(sgw, ALIGN)
+    sdn, sdh, sdw = _aligned(sdn, ALIGN), _aligned(sdh, ALIGN), _aligned(sdw, ALIGN)
+    sen, seh, sew = _aligned(sen, ALIGN), _aligned(seh, ALIGN), _aligned(sew, ALIGN)
+    C_out = _aligned(C_out, ALIGN)
     n, oh, ow, hw_mask, co, c_mask = _output_tile(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
     c = _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh, sxw, swc, swh, sww,
                    PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, MULT, ACC_DTYPE,
@@ -304,6 +326,7 @@ def depthwise_input_grad_kernel(
     DIL_H: tl.constexpr, DIL_W: tl.constexpr,
     MULT: tl.constexpr,  # output channels per input channel
     CHANNELS_LAST: tl.constexpr,  # only an autotune key: the best tile depends on layout
+    ALIGN: tl.constexpr,  # every pixel and tap stride is a multiple of this (`stride_align`)
     ACC_DTYPE: tl.constexpr,  # fp32, or fp64 for fp64 inputs
     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
@@ -322,6 +345,10 @@ def depthwise_input_grad_kernel(
     input channels, and writes all STRIDE_H*STRIDE_W phases of them, one after the other;
     phases with no tap (e.g. dilation 2 with stride 2) store zeros.
     """
+    sgn, sgh, sgw = _aligned(sgn, ALIGN), _aligned(sgh, ALIGN), _aligned(sgw, ALIGN)
+    swh, sww = _aligned(swh, ALIGN), _aligned(sww, ALIGN)
+    sxn, sxh, sxw = _aligned(sxn, ALIGN), _aligned(sxh, ALIGN), _aligned(sxw, ALIGN)
+    C_in = _aligned(C_in, ALIGN)
     pid_tile = tl.program_id(0)  # (n, tile_h, tile_w) flattened, tiles over (QH, QW)
     pid_c = tl.program_id(1)
     tiles_h = tl.cdiv(QH, BLOCK_H)
@@ -419,6 +446,7 @@ def depthwise_weight_grad_kernel(
     DIL_H: tl.constexpr, DIL_W: tl.constexpr,
     MULT: tl.constexpr,
     SPLIT_M: tl.constexpr,  # programs along M per (tap, channel block)
+    ALIGN: tl.constexpr,  # every pixel stride is a multiple of this (`stride_align`)
     ACC_DTYPE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
@@ -426,6 +454,9 @@ def depthwise_weight_grad_kernel(
 
     One program per (tap, channel block, slice of M); no atomics, so the result is deterministic.
     """
+    sxn, sxh, sxw = _aligned(sxn, ALIGN), _aligned(sxh, ALIGN), _aligned(sxw, ALIGN)
+    sgn, sgh, sgw = _aligned(sgn, ALIGN), _aligned(sgh, ALIGN), _aligned(sgw, ALIGN)
+    C_out = _aligned(C_out, ALIGN)
     tap = tl.program_id(0)
     pid_c = tl.program_id(1)
     pid_m = tl.program_id(2)
@@ -482,6 +513,7 @@ def depthwise_weight_grad_taps_kernel(
     DIL_H: tl.constexpr, DIL_W: tl.constexpr,
     MULT: tl.constexpr,
     SPLIT_M: tl.constexpr,
+    ALIGN: tl.constexpr,
     ACC_DTYPE: tl.constexpr,
     TAPS_PAD: tl.constexpr,  # next power of two >= KH*KW
     BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
@@ -496,6 +528,9 @@ def depthwise_weight_grad_taps_kernel(
     arrays), which costs TAPS_PAD * BLOCK_C adds per tap, against BLOCK_M * BLOCK_C
     multiply-adds of real work. Deterministic, no atomics.
     """
+    sxn, sxh, sxw = _aligned(sxn, ALIGN), _aligned(sxh, ALIGN), _aligned(sxw, ALIGN)
+    sgn, sgh, sgw = _aligned(sgn, ALIGN), _aligned(sgh, ALIGN), _aligned(sgw, ALIGN)
+    C_out = _aligned(C_out, ALIGN)
     pid_c = tl.program_id(0)
     pid_m = tl.program_id(1)
     co = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -530,10 +565,29 @@ def _acc_dtype(dtype):
     return tl.float64 if accumulator_dtype(dtype) == torch.float64 else tl.float32
 
 
+def stride_align(*tensors, taps=(), channels=()) -> int:
+    """ALIGN for a launch: the largest power of two up to 8 dividing every pixel (n, h, w)
+    stride of `tensors` and every filter-tap stride in `taps`, or 1 when all of them are
+    multiples of 16 (Triton's launcher then tells the compiler so itself, per argument).
+
+    Why: channels_last with C not a multiple of 16 (Xception's 728) gives strides Triton
+    does not mark as divisible by 16, so no address is known to be 16-byte aligned and every
+    load is 2 bytes wide (PTX of the 3x3 fp16 forward at 728 channels: 153 two-byte loads;
+    on an H100 that layer ran at 0.30x cuDNN, the worst of the list, 2026-11-23). The kernels
+    re-derive each stride as stride // ALIGN * ALIGN, from which the compiler knows it."""
+    strides = [s for t in tensors for s in (t.stride(0), t.stride(2), t.stride(3))] + list(taps) + list(channels)
+    if all(s % 16 == 0 for s in strides):
+        return 1
+    align = 8
+    while align > 1 and any(s % align for s in strides):
+        align //= 2
+    return align
+
+
 def _tile_grid(N, rows, cols, channels):
     """Grid of the tiled kernels: (N * row tiles * column tiles, channel blocks) for a config."""
-    return lambda meta: (N * triton.cdiv(rows, meta["BLOCK_H"]) * triton.cdiv(cols, meta["BLOCK_W"]),
-                         triton.cdiv(channels, meta["BLOCK_C"]))
+    return lambda meta: (N * cdiv(rows, meta["BLOCK_H"]) * cdiv(cols, meta["BLOCK_W"]),
+                         cdiv(channels, meta["BLOCK_C"]))
 
 
 def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=None,
@@ -586,7 +640,7 @@ def _launch_depthwise(x, weight, out, padding, stride, dilation, mult,
         KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
         MULT=mult, CHANNELS_LAST=x.stride(1) == 1,
         HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
-        ACT=activation or "none", ACC_DTYPE=_acc_dtype(x.dtype),
+        ACT=activation or "none", ALIGN=stride_align(x, res, out, taps=w_strides[1:], channels=(C_out,)), ACC_DTYPE=_acc_dtype(x.dtype),
     )
 
 
@@ -599,7 +653,7 @@ def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, stride, padding,
     C_out, _, KH, KW = weight.shape
     OH, OW = grad_conv.shape[2], grad_conv.shape[3]
     (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
-    QH, QW = triton.cdiv(H, SH), triton.cdiv(W, SW)
+    QH, QW = cdiv(H, SH), cdiv(W, SW)
     out = empty_output((N, C_in, H, W), grad_conv.dtype, grad_conv.device, memory_format)
     w_arg, w_strides = _weight_operand(weight)
     depthwise_input_grad_kernel[_tile_grid(N, QH, QW, C_in)](
@@ -610,7 +664,7 @@ def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, stride, padding,
         *out.stride(),
         PAD_H=PH, PAD_W=PW, KH=KH, KW=KW, STRIDE_H=SH, STRIDE_W=SW, DIL_H=DH, DIL_W=DW,
         MULT=C_out // C_in, CHANNELS_LAST=memory_format == torch.channels_last,
-        ACC_DTYPE=_acc_dtype(grad_conv.dtype),
+        ALIGN=stride_align(grad_conv, out, taps=w_strides[1:], channels=(C_in,)), ACC_DTYPE=_acc_dtype(grad_conv.dtype),
     )
     return out
 
@@ -652,7 +706,7 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
         MULT=C_out // C_in, CHANNELS_LAST=x.stride(1) == 1,
         HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
         ACT=activation or "none", WANT_DRES=want_dres, WANT_DSHIFT=want_dshift, WANT_DSCALE=want_dscale,
-        ACC_DTYPE=_acc_dtype(x.dtype),
+        ALIGN=stride_align(x, res, grad_y, dc, dres_arg, taps=w_strides[1:], channels=(C_out,)), ACC_DTYPE=_acc_dtype(x.dtype),
     )
     used = grid(depthwise_epilogue_grad_kernel.best_config.kwargs)[0]  # every one of them written
     dshift = sums[0, :used].sum(0).to(shift.dtype) if want_dshift else x.new_empty(0)
@@ -696,12 +750,12 @@ def depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, stride, padding, di
     partial = torch.empty((split_m, KH * KW, C_out), dtype=accumulator_dtype(x.dtype), device=x.device)
     args = (x, grad_conv, partial, H, W, C_out, OH, OW, M, *x.stride(), *grad_conv.stride(), padding[0], padding[1])
     meta = dict(KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
-                MULT=C_out // C_in, SPLIT_M=split_m, ACC_DTYPE=_acc_dtype(x.dtype))
+                MULT=C_out // C_in, SPLIT_M=split_m, ALIGN=stride_align(x, grad_conv, channels=(C_out,)), ACC_DTYPE=_acc_dtype(x.dtype))
     if all_taps:
-        grid = lambda m: (triton.cdiv(C_out, m["BLOCK_C"]), split_m)  # noqa: E731
+        grid = lambda m: (cdiv(C_out, m["BLOCK_C"]), split_m)  # noqa: E731
         depthwise_weight_grad_taps_kernel[grid](*args, TAPS_PAD=next_power_of_2(KH * KW), **meta)
     else:
-        grid = lambda m: (KH * KW, triton.cdiv(C_out, m["BLOCK_C"]), split_m)  # noqa: E731
+        grid = lambda m: (KH * KW, cdiv(C_out, m["BLOCK_C"]), split_m)  # noqa: E731
         depthwise_weight_grad_kernel[grid](*args, **meta)
     return partial.sum(0).t().contiguous().view(C_out, 1, KH, KW).to(x.dtype)
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from ._runtime import (INTERPRET, accumulator_dtype, empty_output, next_power_of_2, output_hw,
+from ._runtime import (INTERPRET, accumulator_dtype, cdiv, empty_output, next_power_of_2, output_hw,
                        output_memory_format, tuning_space)
 from .epilogue import apply_activation, torch_epilogue
 
@@ -199,7 +199,7 @@ def group_pack(dtype, cin_g, cout_g):
         return 1
     if dtype not in PACK_DTYPES:
         return None
-    pack = max(triton.cdiv(MIN_DOT_WIDTH, cin_g), triton.cdiv(MIN_DOT_WIDTH, cout_g))
+    pack = max(cdiv(MIN_DOT_WIDTH, cin_g), cdiv(MIN_DOT_WIDTH, cout_g))
     if pack * max(cin_g, cout_g) > MAX_PACKED_WIDTH:
         return None
     return pack
@@ -242,10 +242,10 @@ def grouped_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shi
     block_n, block_k = _channel_blocks(pack, cin_g, cout_g)
     assert pack is None or pack == 1 or (block_n >= pack * cout_g), "a pack spans one N tile"
     M = N * OH * OW
-    n_tiles = triton.cdiv((pack or 1) * cout_g, block_n)  # 1 when packed
-    n_packs = triton.cdiv(groups, pack or 1)  # the last pack may be partial
+    n_tiles = cdiv((pack or 1) * cout_g, block_n)  # 1 when packed
+    n_packs = cdiv(groups, pack or 1)  # the last pack may be partial
     res = residual if residual is not None else out  # dummy pointer when unused
-    grid = lambda meta: (triton.cdiv(M, meta["BLOCK_M"]), n_tiles, n_packs)  # noqa: E731
+    grid = lambda meta: (cdiv(M, meta["BLOCK_M"]), n_tiles, n_packs)  # noqa: E731
     # the filter tap-major, [KH, KW, cin_g, C_out] (a small copy): a tap's weights for consecutive
     # output channels are then contiguous, so the B tiles load as vectors rather than as
     # scalars KH*KW elements apart (torch's [C_out, cin_g, KH, KW])

@@ -101,8 +101,9 @@ def ptxas_report(ptx: str, arch: int) -> str:
             + (f", spills {spill.group(1)}/{spill.group(2)} B st/ld" if spill and spill.group(1) != "0" else ""))
 
 
-def record_launches(dtypes):
-    """Every kernel launch the launchers make for a spread of cases (no kernel runs)."""
+def record_launches(dtypes, channels=32):
+    """Every kernel launch the launchers make for a spread of cases (no kernel runs);
+    `channels` per depthwise layer."""
     import kernels.depthwise as dw
     import kernels.grouped as gr
 
@@ -123,11 +124,11 @@ def record_launches(dtypes):
     for dtype in dtypes:
         for channels_last in (True, False):
             for k, stride, mult, act in ((3, 1, 1, "relu"), (7, 1, 1, "gelu"), (5, 2, 2, "silu"), (3, 2, 1, "hardswish")):
-                # 32 channels: like the real layers (all but Xception's 728 are multiples of 16), so
-                # the launch specializes strides as divisible by 16, as it will on the GPU
-                x, w = tensors(2, 32, 32 * mult, 9, k, 32, dtype, channels_last)
-                scale = torch.rand(32 * mult)
-                shift = torch.rand(32 * mult)
+                # 32 channels by default: like the real layers (all but Xception's 728 are multiples
+                # of 16), so the launch specializes strides as divisible by 16, as it will on the GPU
+                x, w = tensors(2, channels, channels * mult, 9, k, channels, dtype, channels_last)
+                scale = torch.rand(channels * mult)
+                shift = torch.rand(channels * mult)
                 geo = ((stride, stride), (k // 2, k // 2), (1, 1))
                 y = dw.depthwise_conv2d(x, w, *geo, scale, shift, None, act)
                 residual = torch.randn_like(y) if stride == 1 else None
@@ -155,6 +156,8 @@ def main(argv=None):
     p.add_argument("--arch", type=int, default=90, help="CUDA compute capability x 10 (90: H100)")
     p.add_argument("--quick", action="store_true", help="the first autotune config of each launch only")
     p.add_argument("--regs", action="store_true", help="also run ptxas -v: registers and spills per thread")
+    p.add_argument("--channels", type=int, default=32,
+                   help="channels of the depthwise cases (728: Xception's, not a multiple of 16)")
     p.add_argument("--dtypes", nargs="+", default=["float16", "bfloat16", "float32", "float64"],
                    choices=["float16", "bfloat16", "float32", "float64"])
     args = p.parse_args(argv)
@@ -170,7 +173,7 @@ def main(argv=None):
         print(f"compile_kernels: this Triton ({triton.__version__}) lacks an internal the script uses: {e}")
         return UNSUPPORTED_TRITON
 
-    calls = record_launches([getattr(torch, d) for d in args.dtypes])
+    calls = record_launches([getattr(torch, d) for d in args.dtypes], args.channels)
     target = GPUTarget("cuda", args.arch, 32)
     backend = make_backend(target)
     seen, failures, done = set(), 0, 0

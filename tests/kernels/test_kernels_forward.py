@@ -237,3 +237,46 @@ def test_backend_table():
     assert kind(torch.randn(32, 32, 3, 3), 1) == "torch"           # dense
     assert kind(torch.randn(32, 1, 13, 13), 32) == "torch"         # filter too large to unroll
     assert kind(torch.randn(32, 1, 3, 3, dtype=torch.float64), 32, x.double()) == "depthwise"
+
+
+# ---------------------------------------------------------------------------
+# Channel counts that are not multiples of 16 (Xception's 728): the launchers pass ALIGN, the
+# largest power of two up to 8 dividing every pixel stride and the channel count, and the
+# kernels re-derive those from it so that the compiler can vectorize (kernels/depthwise.py,
+# `stride_align`). The results must not change.
+# ---------------------------------------------------------------------------
+def test_stride_align_values():
+    from kernels.depthwise import stride_align
+
+    def cl(c):
+        return torch.empty(2, c, 5, 5).to(memory_format=torch.channels_last)
+
+    assert stride_align(cl(32), channels=(32,)) == 1  # all multiples of 16: Triton knows already
+    assert stride_align(cl(728), channels=(728,)) == 8
+    assert stride_align(cl(24), taps=(3 * 24, 24), channels=(24,)) == 8
+    assert stride_align(cl(6), channels=(6,)) == 2
+    assert stride_align(cl(5), channels=(5,)) == 1
+    assert stride_align(torch.empty(2, 24, 5, 5), channels=(24,)) == 1  # NCHW: the w stride is 1
+
+
+@pytest.mark.parametrize("channels", [24, 40, 6])
+def test_depthwise_unaligned_channels_exact(channels):
+    """Forward and every gradient at channels_last with C % 16 != 0 (ALIGN 8 and 2), float64,
+    against F.conv2d + eager autograd."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(channels)
+    opts = dict(dtype=torch.float64)
+    x = torch.randn(2, channels, 7, 9, generator=g, **opts).to(DEVICE).to(memory_format=torch.channels_last)
+    w = torch.randn(channels, 1, 3, 3, generator=g, **opts).to(DEVICE)
+    scale = (torch.rand(channels, generator=g, **opts) + 0.5).to(DEVICE)
+    shift = torch.randn(channels, generator=g, **opts).to(DEVICE)
+    leaves = [t.requires_grad_() for t in (x, w, scale, shift)]
+    conv = dict(stride=1, padding=1, groups=channels)
+    with kernels.poisoned_outputs():
+        out = kernels.conv2d(x, w, scale=scale, shift=shift, activation="silu", **conv)
+    ref = F.silu(F.conv2d(x, w, None, **conv) * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1))
+    torch.testing.assert_close(out, ref, atol=1e-10, rtol=1e-10)
+    go = torch.randn(out.shape, generator=g, **opts).to(DEVICE)
+    for a, b in zip(torch.autograd.grad(out, leaves, go), torch.autograd.grad(ref, leaves, go)):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
