@@ -88,6 +88,22 @@ def _output_tile(OH, OW, C_out, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BL
     return n, oh, ow, hw_mask, co, c_mask
 
 
+@triton.jit
+def _tile_rows(OH, OW, C_out, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
+    """`_output_tile` for the row-reuse path: image n, first output row oh0 (a scalar), the
+    tile's BLOCK_W columns ow and their mask, and its channels. Same grid."""
+    pid_tile = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    tiles_h = tl.cdiv(OH, BLOCK_H)
+    tiles_w = tl.cdiv(OW, BLOCK_W)
+    n = pid_tile // (tiles_h * tiles_w)
+    t = pid_tile % (tiles_h * tiles_w)
+    oh0 = (t // tiles_w) * BLOCK_H
+    ow = (t % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)
+    co = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    return n, oh0, ow, ow < OW, co, co < C_out
+
+
 # Filters with more taps than this loop over their rows at run time (taps of a row unrolled);
 # smaller ones unroll every tap. Fully unrolled, a 7x7 filter puts all 49 taps' loads in flight
 # at once: ptxas then needs 255 registers and spills about 1 KB per thread (fp16, 16 outputs per
@@ -133,6 +149,63 @@ def _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh
     return acc
 
 
+@triton.jit
+def _conv_rows(x_base, w_ptr, oh0, ow, ow_ok, co, c_mask, H, W, sxh, sxw, swc, swh, sww, PAD_H, PAD_W,
+               KH: tl.constexpr, KW: tl.constexpr, STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr,
+               DIL_H: tl.constexpr, DIL_W: tl.constexpr, ACC_DTYPE: tl.constexpr, ROWS: tl.constexpr,
+               BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
+    """The conv of ROWS (2 or 4) consecutive output rows oh0.. of a tile, one [BLOCK_W, BLOCK_C]
+    accumulator per row (unused ones stay zero), with each input row loaded once per filter
+    column and used by every output row it reaches: (ROWS-1)*STRIDE_H + (KH-1)*DIL_H + 1 rows
+    times KW loads for the ROWS rows, instead of KH*KW loads per output row (7x7, 4 rows: 70
+    loads and conversions instead of 196). Which (row, tap) pairs meet is decided at compile
+    time; the filter columns are a run-time loop, so that only one column's row loads are in
+    flight (fully unrolled, ptxas needed 255 registers and spilled for 7x7)."""
+    a0 = tl.zeros((BLOCK_W, BLOCK_C), dtype=ACC_DTYPE)
+    a1 = tl.zeros((BLOCK_W, BLOCK_C), dtype=ACC_DTYPE)
+    a2 = tl.zeros((BLOCK_W, BLOCK_C), dtype=ACC_DTYPE)
+    a3 = tl.zeros((BLOCK_W, BLOCK_C), dtype=ACC_DTYPE)
+    ih0 = oh0 * STRIDE_H - PAD_H
+    for kw in range(KW):  # a run-time loop: only one filter column's row loads are in flight
+        iw = ow * STRIDE_W - PAD_W + kw * DIL_W
+        col_ok = ow_ok & (iw >= 0) & (iw < W)
+        for r in tl.static_range((ROWS - 1) * STRIDE_H + (KH - 1) * DIL_H + 1):
+            ih = ih0 + r
+            ok = col_ok & (ih >= 0) & (ih < H)
+            xv = tl.load(x_base + ih * sxh + iw[:, None] * sxw, mask=ok[:, None] & c_mask[None, :],
+                         other=0.0).to(ACC_DTYPE)
+            for i in tl.static_range(ROWS):
+                d = r - i * STRIDE_H  # input row r is filter row d / DIL_H of output row i, if whole
+                if d >= 0:
+                    if d % DIL_H == 0:
+                        if d // DIL_H < KH:
+                            wv = tl.load(w_ptr + co * swc + (d // DIL_H) * swh + kw * sww, mask=c_mask,
+                                         other=0.0).to(ACC_DTYPE)[None, :]
+                            if i == 0:
+                                a0 += xv * wv
+                            if i == 1:
+                                a1 += xv * wv
+                            if i == 2:
+                                a2 += xv * wv
+                            if i == 3:
+                                a3 += xv * wv
+    return a0, a1, a2, a3
+
+
+@triton.jit
+def _store_row(acc, oh, ow, ow_ok, n, co, c_mask, OH, scale_ptr, shift_ptr, res_ptr, out_ptr, srn, src, srh, srw,
+               son, soc, soh, sow, HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr, HAS_RES: tl.constexpr,
+               ACT: tl.constexpr, ACC_DTYPE: tl.constexpr):
+    """The forward's epilogue and store for one output row oh (a scalar) of the tile."""
+    ohv = ow * 0 + oh
+    out_mask = (ow_ok & (ohv < OH))[:, None] & c_mask[None, :]
+    z = _affine_residual(acc, scale_ptr, shift_ptr, res_ptr, n, ohv, ow, co, c_mask, out_mask, srn, src, srh, srw,
+                         HAS_SCALE, HAS_SHIFT, HAS_RES, ACC_DTYPE)
+    y = apply_activation(z, ACT)
+    o_ptrs = out_ptr + n.to(tl.int64) * son + co[None, :] * soc + ohv[:, None] * soh + ow[:, None] * sow
+    tl.store(o_ptrs, y.to(out_ptr.dtype.element_ty), mask=out_mask)
+
+
 @triton.autotune(
     configs=depthwise_configs(),
     key=["C_out", "OH", "OW", "KH", "KW", "STRIDE_H", "STRIDE_W", "MULT", "CHANNELS_LAST"],
@@ -159,6 +232,7 @@ def depthwise_conv2d_kernel(
     HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr, HAS_RES: tl.constexpr,
     ACT: tl.constexpr,
     ALIGN: tl.constexpr,  # every pixel and tap stride is a multiple of this (`stride_align`)
+    ROW_REUSE: tl.constexpr,  # the row-reuse path for large filters (`forward_path_for`)
     ACC_DTYPE: tl.constexpr,  # fp32, or fp64 for fp64 inputs
     # tiles
     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
@@ -168,18 +242,39 @@ def depthwise_conv2d_kernel(
     srn, srh, srw = _aligned(srn, ALIGN), _aligned(srh, ALIGN), _aligned(srw, ALIGN)
     son, soh, sow = _aligned(son, ALIGN), _aligned(soh, ALIGN), _aligned(sow, ALIGN)
     C_out = _aligned(C_out, ALIGN)  # so that the channel mask is known constant over ALIGN lanes
-    n, oh, ow, hw_mask, co, c_mask = _output_tile(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
-    acc = _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh, sxw, swc, swh, sww,
-                     PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, MULT, ACC_DTYPE,
-                     BLOCK_H * BLOCK_W, BLOCK_C)
+    if ROW_REUSE:
+        # large filters: input rows reused across the tile's output rows (`_conv_rows`)
+        ROWS: tl.constexpr = 2 if BLOCK_H < 4 else 4
+        n, oh0, ow, ow_ok, co, c_mask = _tile_rows(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
+        x_base = x_ptr + n.to(tl.int64) * sxn + (co // MULT)[None, :] * sxc
+        for g in tl.static_range(BLOCK_H // ROWS):
+            a0, a1, a2, a3 = _conv_rows(x_base, w_ptr, oh0 + g * ROWS, ow, ow_ok, co, c_mask, H, W, sxh, sxw,
+                                        swc, swh, sww, PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W,
+                                        ACC_DTYPE, ROWS, BLOCK_W, BLOCK_C)
+            for i in tl.static_range(ROWS):
+                acc = a0
+                if i == 1:
+                    acc = a1
+                if i == 2:
+                    acc = a2
+                if i == 3:
+                    acc = a3
+                _store_row(acc, oh0 + g * ROWS + i, ow, ow_ok, n, co, c_mask, OH, scale_ptr, shift_ptr, res_ptr,
+                           out_ptr, srn, src, srh, srw, son, soc, soh, sow, HAS_SCALE, HAS_SHIFT, HAS_RES, ACT,
+                           ACC_DTYPE)
+    else:
+        n, oh, ow, hw_mask, co, c_mask = _output_tile(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
+        acc = _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh, sxw, swc, swh, sww,
+                         PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, MULT, ACC_DTYPE,
+                         BLOCK_H * BLOCK_W, BLOCK_C)
 
-    # epilogue on the fp32 accumulator: act(acc * scale + shift + residual)
-    out_mask = hw_mask[:, None] & c_mask[None, :]
-    z = _affine_residual(acc, scale_ptr, shift_ptr, res_ptr, n, oh, ow, co, c_mask, out_mask, srn, src, srh, srw,
-                         HAS_SCALE, HAS_SHIFT, HAS_RES, ACC_DTYPE)
-    y = apply_activation(z, ACT)
-    o_ptrs = out_ptr + n.to(tl.int64) * son + co[None, :] * soc + oh[:, None] * soh + ow[:, None] * sow
-    tl.store(o_ptrs, y.to(out_ptr.dtype.element_ty), mask=out_mask)
+        # epilogue on the fp32 accumulator: act(acc * scale + shift + residual)
+        out_mask = hw_mask[:, None] & c_mask[None, :]
+        z = _affine_residual(acc, scale_ptr, shift_ptr, res_ptr, n, oh, ow, co, c_mask, out_mask, srn, src, srh,
+                             srw, HAS_SCALE, HAS_SHIFT, HAS_RES, ACC_DTYPE)
+        y = apply_activation(z, ACT)
+        o_ptrs = out_ptr + n.to(tl.int64) * son + co[None, :] * soc + oh[:, None] * soh + ow[:, None] * sow
+        tl.store(o_ptrs, y.to(out_ptr.dtype.element_ty), mask=out_mask)
 
 
 @triton.jit
@@ -621,6 +716,22 @@ def _weight_operand(weight):
     return weight.reshape(C_out, KH * KW).t().contiguous(), (1, KW * C_out, C_out)
 
 
+def forward_path_for(kh, kw) -> str:
+    """Which loop the depthwise forward runs (CNNC_KERNELS_DW_FORWARD, read at every call:
+    "rows", "taps" or "auto"). "taps": every tap a load, taps unrolled up to
+    MAX_UNROLLED_TAPS and rows in a run-time loop beyond (`_conv_tile`). "rows": input rows
+    shared by the tile's output rows (`_conv_rows`). auto takes "rows" above MAX_UNROLLED_TAPS
+    taps (5x5, 7x7). Chosen from the PTX (7x7, 4x8x64 tile, fp16: 2.8x fewer bytes loaded
+    and converted per thread, 109 registers, no spill), NOT timed on a GPU yet: the
+    2026-11-23 H100 numbers are for "taps" (ConvNeXt 7x7 at 0.70x-0.81x cuDNN)."""
+    mode = os.environ.get("CNNC_KERNELS_DW_FORWARD", "auto")
+    if mode not in ("auto", "rows", "taps"):
+        raise ValueError(f"CNNC_KERNELS_DW_FORWARD: expected auto, rows or taps, got {mode!r}")
+    if mode == "auto":
+        return "rows" if kh * kw > MAX_UNROLLED_TAPS.value else "taps"
+    return mode
+
+
 def _launch_depthwise(x, weight, out, padding, stride, dilation, mult,
                       scale, shift, residual, activation):
     N, _, H, W = x.shape
@@ -640,7 +751,8 @@ def _launch_depthwise(x, weight, out, padding, stride, dilation, mult,
         KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
         MULT=mult, CHANNELS_LAST=x.stride(1) == 1,
         HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
-        ACT=activation or "none", ALIGN=stride_align(x, res, out, taps=w_strides[1:], channels=(C_out,)), ACC_DTYPE=_acc_dtype(x.dtype),
+        ACT=activation or "none", ALIGN=stride_align(x, res, out, taps=w_strides[1:], channels=(C_out,)),
+        ROW_REUSE=forward_path_for(KH, KW) == "rows", ACC_DTYPE=_acc_dtype(x.dtype),
     )
 
 

@@ -280,3 +280,61 @@ def test_depthwise_unaligned_channels_exact(channels):
     go = torch.randn(out.shape, generator=g, **opts).to(DEVICE)
     for a, b in zip(torch.autograd.grad(out, leaves, go), torch.autograd.grad(ref, leaves, go)):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------
+# Filters above MAX_UNROLLED_TAPS taps take the forward's row-reuse path (`_conv_rows`): groups
+# of 2 or 4 output rows share each loaded input row. Every tile height the autotune space has
+# (2 -> groups of 2; 4, 8 -> groups of 4) against F.conv2d, with strides, dilations,
+# asymmetric filters and edges that cut a group short.
+# ---------------------------------------------------------------------------
+ROW_PATH_CASES = {
+    "7x7": ((7, 7), 1, 3, 1),
+    "5x5_s2": ((5, 5), 2, 2, 1),
+    "7x7_dil2": ((7, 7), 1, 6, 2),
+    "5x3_s2_dil2": ((5, 3), 2, (4, 2), 2),
+    "1x11": ((1, 11), 1, (0, 5), 1),
+    "11x1_s2": ((11, 1), 2, (5, 0), 1),
+}
+
+
+@pytest.mark.parametrize("path", ["rows", "taps"])
+@pytest.mark.parametrize("block_h", [2, 4, 8])
+@pytest.mark.parametrize("name", list(ROW_PATH_CASES))
+def test_depthwise_row_reuse_path(name, block_h, path, monkeypatch):
+    import triton
+    import torch.nn.functional as F
+    from kernels import depthwise
+
+    (kh, kw), stride, padding, dilation = ROW_PATH_CASES[name]
+    monkeypatch.delenv("CNNC_KERNELS_DW_FORWARD", raising=False)
+    assert depthwise.forward_path_for(kh, kw) == "rows"  # the default for these filters
+    monkeypatch.setenv("CNNC_KERNELS_DW_FORWARD", path)
+    kernel = depthwise.depthwise_conv2d_kernel
+    monkeypatch.setattr(kernel, "configs", [triton.Config({"BLOCK_H": block_h, "BLOCK_W": 8, "BLOCK_C": 16},
+                                                          num_warps=4, num_stages=1)])
+    monkeypatch.setattr(kernel, "cache", {})
+    g = torch.Generator().manual_seed(kh * 100 + kw + block_h)
+    opts = dict(dtype=torch.float64)
+    x = torch.randn(2, 12, 13, 11, generator=g, **opts).to(DEVICE).to(memory_format=torch.channels_last)
+    w = torch.randn(24, 1, kh, kw, generator=g, **opts).to(DEVICE)  # multiplier 2
+    shift = torch.randn(24, generator=g, **opts).to(DEVICE)
+    conv = dict(stride=stride, padding=padding, dilation=dilation, groups=12)
+    residual = torch.randn(F.conv2d(x, w, None, **conv).shape, generator=g, **opts).to(DEVICE)
+    with kernels.poisoned_outputs():
+        out = kernels.conv2d(x, w, shift=shift, residual=residual, activation="relu6", **conv)
+    ref = F.relu6(F.conv2d(x, w, None, **conv) + shift.view(1, -1, 1, 1) + residual)
+    torch.testing.assert_close(out, ref, atol=1e-10, rtol=1e-10)
+
+
+def test_forward_path_choice(monkeypatch):
+    from kernels.depthwise import forward_path_for
+
+    monkeypatch.delenv("CNNC_KERNELS_DW_FORWARD", raising=False)
+    assert [forward_path_for(k, k) for k in (3, 5, 7)] == ["taps", "rows", "rows"]
+    assert forward_path_for(1, 9) == "taps" and forward_path_for(1, 11) == "rows"
+    monkeypatch.setenv("CNNC_KERNELS_DW_FORWARD", "taps")
+    assert forward_path_for(7, 7) == "taps"
+    monkeypatch.setenv("CNNC_KERNELS_DW_FORWARD", "fast")
+    with pytest.raises(ValueError, match="CNNC_KERNELS_DW_FORWARD: expected auto, rows or taps"):
+        forward_path_for(7, 7)
