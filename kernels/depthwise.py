@@ -69,21 +69,33 @@ def _aligned(stride, ALIGN: tl.constexpr):
 
 
 @triton.jit
+def _pixel_strides(sn, sh, sw, ALIGN: tl.constexpr):
+    """A tensor's (n, h, w) strides through `_aligned`."""
+    return _aligned(sn, ALIGN), _aligned(sh, ALIGN), _aligned(sw, ALIGN)
+
+
+@triton.jit
+def _tile_origin(ROWS, COLS, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    """Grid axis 0 is (n, tile row, tile column) flattened over ROWS x COLS positions: this
+    program's image n and the first row and column of its tile."""
+    pid_tile = tl.program_id(0)
+    tiles_h = tl.cdiv(ROWS, BLOCK_H)
+    tiles_w = tl.cdiv(COLS, BLOCK_W)
+    t = pid_tile % (tiles_h * tiles_w)
+    return pid_tile // (tiles_h * tiles_w), (t // tiles_w) * BLOCK_H, (t % tiles_w) * BLOCK_W
+
+
+@triton.jit
 def _output_tile(OH, OW, C_out, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
     """This program's output tile: image n, BLOCK_H x BLOCK_W pixels (flattened; BLOCK_W is a
     power of two, so // and % are shifts) and BLOCK_C channels, with their masks. Grid:
     (N * tiles_h * tiles_w, channel blocks)."""
-    pid_tile = tl.program_id(0)  # (n, tile_h, tile_w) flattened
-    pid_c = tl.program_id(1)
-    tiles_h = tl.cdiv(OH, BLOCK_H)
-    tiles_w = tl.cdiv(OW, BLOCK_W)
-    n = pid_tile // (tiles_h * tiles_w)
-    t = pid_tile % (tiles_h * tiles_w)
+    n, oh0, ow0 = _tile_origin(OH, OW, BLOCK_H, BLOCK_W)
     hw = tl.arange(0, BLOCK_H * BLOCK_W)
-    oh = (t // tiles_w) * BLOCK_H + hw // BLOCK_W
-    ow = (t % tiles_w) * BLOCK_W + hw % BLOCK_W
+    oh = oh0 + hw // BLOCK_W
+    ow = ow0 + hw % BLOCK_W
     hw_mask = (oh < OH) & (ow < OW)
-    co = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    co = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     c_mask = co < C_out
     return n, oh, ow, hw_mask, co, c_mask
 
@@ -92,15 +104,9 @@ def _output_tile(OH, OW, C_out, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BL
 def _tile_rows(OH, OW, C_out, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
     """`_output_tile` for the row-reuse path: image n, first output row oh0 (a scalar), the
     tile's BLOCK_W columns ow and their mask, and its channels. Same grid."""
-    pid_tile = tl.program_id(0)
-    pid_c = tl.program_id(1)
-    tiles_h = tl.cdiv(OH, BLOCK_H)
-    tiles_w = tl.cdiv(OW, BLOCK_W)
-    n = pid_tile // (tiles_h * tiles_w)
-    t = pid_tile % (tiles_h * tiles_w)
-    oh0 = (t // tiles_w) * BLOCK_H
-    ow = (t % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)
-    co = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    n, oh0, ow0 = _tile_origin(OH, OW, BLOCK_H, BLOCK_W)
+    ow = ow0 + tl.arange(0, BLOCK_W)
+    co = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     return n, oh0, ow, ow < OW, co, co < C_out
 
 
@@ -193,16 +199,15 @@ def _conv_rows(x_base, w_ptr, oh0, ow, ow_ok, co, c_mask, H, W, sxh, sxw, swc, s
 
 
 @triton.jit
-def _store_row(acc, oh, ow, ow_ok, n, co, c_mask, OH, scale_ptr, shift_ptr, res_ptr, out_ptr, srn, src, srh, srw,
-               son, soc, soh, sow, HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr, HAS_RES: tl.constexpr,
-               ACT: tl.constexpr, ACC_DTYPE: tl.constexpr):
-    """The forward's epilogue and store for one output row oh (a scalar) of the tile."""
-    ohv = ow * 0 + oh
-    out_mask = (ow_ok & (ohv < OH))[:, None] & c_mask[None, :]
-    z = _affine_residual(acc, scale_ptr, shift_ptr, res_ptr, n, ohv, ow, co, c_mask, out_mask, srn, src, srh, srw,
+def _epilogue_store(acc, n, oh, ow, co, c_mask, out_mask, scale_ptr, shift_ptr, res_ptr, out_ptr, srn, src, srh,
+                    srw, son, soc, soh, sow, HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr,
+                    HAS_RES: tl.constexpr, ACT: tl.constexpr, ACC_DTYPE: tl.constexpr):
+    """The forward's epilogue on the accumulator, act(acc * scale + shift + residual), stored
+    at pixels (oh, ow) (vectors, one per accumulator row) in the output's dtype."""
+    z = _affine_residual(acc, scale_ptr, shift_ptr, res_ptr, n, oh, ow, co, c_mask, out_mask, srn, src, srh, srw,
                          HAS_SCALE, HAS_SHIFT, HAS_RES, ACC_DTYPE)
     y = apply_activation(z, ACT)
-    o_ptrs = out_ptr + n.to(tl.int64) * son + co[None, :] * soc + ohv[:, None] * soh + ow[:, None] * sow
+    o_ptrs = out_ptr + n.to(tl.int64) * son + co[None, :] * soc + oh[:, None] * soh + ow[:, None] * sow
     tl.store(o_ptrs, y.to(out_ptr.dtype.element_ty), mask=out_mask)
 
 
@@ -237,10 +242,10 @@ def depthwise_conv2d_kernel(
     # tiles
     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    sxn, sxh, sxw = _aligned(sxn, ALIGN), _aligned(sxh, ALIGN), _aligned(sxw, ALIGN)
+    sxn, sxh, sxw = _pixel_strides(sxn, sxh, sxw, ALIGN)
     swh, sww = _aligned(swh, ALIGN), _aligned(sww, ALIGN)
-    srn, srh, srw = _aligned(srn, ALIGN), _aligned(srh, ALIGN), _aligned(srw, ALIGN)
-    son, soh, sow = _aligned(son, ALIGN), _aligned(soh, ALIGN), _aligned(sow, ALIGN)
+    srn, srh, srw = _pixel_strides(srn, srh, srw, ALIGN)
+    son, soh, sow = _pixel_strides(son, soh, sow, ALIGN)
     C_out = _aligned(C_out, ALIGN)  # so that the channel mask is known constant over ALIGN lanes
     if ROW_REUSE:
         # large filters: input rows reused across the tile's output rows (`_conv_rows`)
@@ -259,22 +264,19 @@ def depthwise_conv2d_kernel(
                     acc = a2
                 if i == 3:
                     acc = a3
-                _store_row(acc, oh0 + g * ROWS + i, ow, ow_ok, n, co, c_mask, OH, scale_ptr, shift_ptr, res_ptr,
-                           out_ptr, srn, src, srh, srw, son, soc, soh, sow, HAS_SCALE, HAS_SHIFT, HAS_RES, ACT,
-                           ACC_DTYPE)
+                oh = ow * 0 + (oh0 + g * ROWS + i)  # this row, as a vector over the tile's columns
+                out_mask = (ow_ok & (oh < OH))[:, None] & c_mask[None, :]
+                _epilogue_store(acc, n, oh, ow, co, c_mask, out_mask, scale_ptr, shift_ptr, res_ptr, out_ptr,
+                                srn, src, srh, srw, son, soc, soh, sow, HAS_SCALE, HAS_SHIFT, HAS_RES, ACT, ACC_DTYPE)
     else:
         n, oh, ow, hw_mask, co, c_mask = _output_tile(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
         acc = _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh, sxw, swc, swh, sww,
                          PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, MULT, ACC_DTYPE,
                          BLOCK_H * BLOCK_W, BLOCK_C)
 
-        # epilogue on the fp32 accumulator: act(acc * scale + shift + residual)
-        out_mask = hw_mask[:, None] & c_mask[None, :]
-        z = _affine_residual(acc, scale_ptr, shift_ptr, res_ptr, n, oh, ow, co, c_mask, out_mask, srn, src, srh,
-                             srw, HAS_SCALE, HAS_SHIFT, HAS_RES, ACC_DTYPE)
-        y = apply_activation(z, ACT)
-        o_ptrs = out_ptr + n.to(tl.int64) * son + co[None, :] * soc + oh[:, None] * soh + ow[:, None] * sow
-        tl.store(o_ptrs, y.to(out_ptr.dtype.element_ty), mask=out_mask)
+        _epilogue_store(acc, n, oh, ow, co, c_mask, hw_mask[:, None] & c_mask[None, :], scale_ptr, shift_ptr,
+                        res_ptr, out_ptr, srn, src, srh, srw, son, soc, soh, sow, HAS_SCALE, HAS_SHIFT, HAS_RES,
+                        ACT, ACC_DTYPE)
 
 
 @triton.jit
@@ -331,12 +333,12 @@ def depthwise_epilogue_grad_kernel(
     over the tile's pixels of dz (-> d shift) and dz * c (-> d scale) into
     [programs along pixels, C_out] buffers that the launcher reduces (no atomics).
     """
-    sxn, sxh, sxw = _aligned(sxn, ALIGN), _aligned(sxh, ALIGN), _aligned(sxw, ALIGN)
+    sxn, sxh, sxw = _pixel_strides(sxn, sxh, sxw, ALIGN)
     swh, sww = _aligned(swh, ALIGN), _aligned(sww, ALIGN)
-    srn, srh, srw = _aligned(srn, ALIGN), _aligned(srh, ALIGN), _aligned(srw, ALIGN)
-    sgn, sgh, sgw = _aligned(sgn, ALIGN), _aligned(sgh, ALIGN), _aligned(sgw, ALIGN)
-    sdn, sdh, sdw = _aligned(sdn, ALIGN), _aligned(sdh, ALIGN), _aligned(sdw, ALIGN)
-    sen, seh, sew = _aligned(sen, ALIGN), _aligned(seh, ALIGN), _aligned(sew, ALIGN)
+    srn, srh, srw = _pixel_strides(srn, srh, srw, ALIGN)
+    sgn, sgh, sgw = _pixel_strides(sgn, sgh, sgw, ALIGN)
+    sdn, sdh, sdw = _pixel_strides(sdn, sdh, sdw, ALIGN)
+    sen, seh, sew = _pixel_strides(sen, seh, sew, ALIGN)
     C_out = _aligned(C_out, ALIGN)
     n, oh, ow, hw_mask, co, c_mask = _output_tile(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
     c = _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh, sxw, swc, swh, sww,
@@ -440,22 +442,16 @@ def depthwise_input_grad_kernel(
     input channels, and writes all STRIDE_H*STRIDE_W phases of them, one after the other;
     phases with no tap (e.g. dilation 2 with stride 2) store zeros.
     """
-    sgn, sgh, sgw = _aligned(sgn, ALIGN), _aligned(sgh, ALIGN), _aligned(sgw, ALIGN)
+    sgn, sgh, sgw = _pixel_strides(sgn, sgh, sgw, ALIGN)
     swh, sww = _aligned(swh, ALIGN), _aligned(sww, ALIGN)
-    sxn, sxh, sxw = _aligned(sxn, ALIGN), _aligned(sxh, ALIGN), _aligned(sxw, ALIGN)
+    sxn, sxh, sxw = _pixel_strides(sxn, sxh, sxw, ALIGN)
     C_in = _aligned(C_in, ALIGN)
-    pid_tile = tl.program_id(0)  # (n, tile_h, tile_w) flattened, tiles over (QH, QW)
-    pid_c = tl.program_id(1)
-    tiles_h = tl.cdiv(QH, BLOCK_H)
-    tiles_w = tl.cdiv(QW, BLOCK_W)
-    n = pid_tile // (tiles_h * tiles_w)
-    t = pid_tile % (tiles_h * tiles_w)
-
+    n, qh0, qw0 = _tile_origin(QH, QW, BLOCK_H, BLOCK_W)  # tiles over the (QH, QW) phase positions
     hw = tl.arange(0, BLOCK_H * BLOCK_W)
-    qh = (t // tiles_w) * BLOCK_H + hw // BLOCK_W
-    qw = (t % tiles_w) * BLOCK_W + hw % BLOCK_W
+    qh = qh0 + hw // BLOCK_W
+    qw = qw0 + hw % BLOCK_W
 
-    ci = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    ci = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     c_mask = ci < C_in
 
     n64 = n.to(tl.int64)
@@ -549,8 +545,8 @@ def depthwise_weight_grad_kernel(
 
     One program per (tap, channel block, slice of M); no atomics, so the result is deterministic.
     """
-    sxn, sxh, sxw = _aligned(sxn, ALIGN), _aligned(sxh, ALIGN), _aligned(sxw, ALIGN)
-    sgn, sgh, sgw = _aligned(sgn, ALIGN), _aligned(sgh, ALIGN), _aligned(sgw, ALIGN)
+    sxn, sxh, sxw = _pixel_strides(sxn, sxh, sxw, ALIGN)
+    sgn, sgh, sgw = _pixel_strides(sgn, sgh, sgw, ALIGN)
     C_out = _aligned(C_out, ALIGN)
     tap = tl.program_id(0)
     pid_c = tl.program_id(1)
@@ -623,8 +619,8 @@ def depthwise_weight_grad_taps_kernel(
     arrays), which costs TAPS_PAD * BLOCK_C adds per tap, against BLOCK_M * BLOCK_C
     multiply-adds of real work. Deterministic, no atomics.
     """
-    sxn, sxh, sxw = _aligned(sxn, ALIGN), _aligned(sxh, ALIGN), _aligned(sxw, ALIGN)
-    sgn, sgh, sgw = _aligned(sgn, ALIGN), _aligned(sgh, ALIGN), _aligned(sgw, ALIGN)
+    sxn, sxh, sxw = _pixel_strides(sxn, sxh, sxw, ALIGN)
+    sgn, sgh, sgw = _pixel_strides(sgn, sgh, sgw, ALIGN)
     C_out = _aligned(C_out, ALIGN)
     pid_c = tl.program_id(0)
     pid_m = tl.program_id(1)
