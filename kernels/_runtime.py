@@ -107,3 +107,41 @@ def cdiv(a: int, b: int) -> int:
     depthwise training step: a quarter of the launchers' own host time, measured on CPU)."""
     return -(-a // b)
 
+
+
+# ---------------------------------------------------------------------------
+# Launching an autotuned kernel
+# ---------------------------------------------------------------------------
+def launch(kernel, grid, key, *args, **kwargs):
+    """`kernel[grid](*args, **kwargs)` for a `triton.autotune`d kernel; returns the Config that
+    ran. `grid(config.kwargs)` is the launch grid; `key` is hashable and decides, like the
+    autotuner's own key, which tuned config a launch takes: the launcher passes the values
+    of the kernel's autotune key and x's dtype (finer or coarser keys change speed, never the
+    result: a config only picks tile sizes).
+
+    The first launch for a key goes through the autotuner, which tunes or finds its cached
+    choice; the choice is then remembered under `key`, and later launches call the JIT
+    function with it directly. What is skipped is `Autotuner.run`'s per-call work: it zips
+    every argument into dicts and scans the argument-name list for each of them to rebuild
+    its key (about 50 arguments here). `tools/host_overhead.py` measures both routes.
+
+    A remembered config is dropped when it is no longer in `kernel.configs` (tests swap the
+    configs). A stand-in for a kernel (tests, `tools/compile_kernels.py`) is launched as
+    `kernel[grid](...)`; its `best_config`, if it has one, is returned."""
+    from triton.runtime.autotuner import Autotuner
+
+    if not isinstance(kernel, Autotuner):
+        kernel[grid](*args, **kwargs)
+        return getattr(kernel, "best_config", None)
+    chosen = kernel.__dict__.setdefault("_cnnc_chosen", {})
+    hit = chosen.get(key)
+    if hit is not None and any(c is hit[0] for c in kernel.configs):
+        config, meta = hit
+        kernel.best_config = config
+        kernel.fn.run(*args, grid=grid(config.kwargs), warmup=False, **kwargs, **meta)
+        return config
+    kernel[grid](*args, **kwargs)
+    config = kernel.best_config
+    if config.pre_hook is None:  # (none of cnnc's configs has one; a hook would need the slow route)
+        chosen[key] = (config, config.all_kwargs())
+    return config

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from ._runtime import (INTERPRET, accumulator_dtype, cdiv, empty_output, next_power_of_2, output_hw,
+from ._runtime import (INTERPRET, accumulator_dtype, cdiv, empty_output, launch, next_power_of_2, output_hw,
                        output_memory_format, tuning_space)
 from .epilogue import apply_activation, apply_activation_grad, torch_epilogue
 
@@ -735,7 +735,10 @@ def _launch_depthwise(x, weight, out, padding, stride, dilation, mult,
     KH, KW = weight.shape[2], weight.shape[3]
     res = residual if residual is not None else out  # dummy pointer when unused
     w_arg, w_strides = _weight_operand(weight)
-    depthwise_conv2d_kernel[_tile_grid(N, OH, OW, C_out)](
+    channels_last = x.stride(1) == 1
+    launch(
+        depthwise_conv2d_kernel, _tile_grid(N, OH, OW, C_out),
+        (C_out, OH, OW, KH, KW, stride, mult, channels_last, x.dtype),
         x, w_arg,
         scale if scale is not None else out, shift if shift is not None else out, res, out,
         H, W, C_out, OH, OW,
@@ -745,7 +748,7 @@ def _launch_depthwise(x, weight, out, padding, stride, dilation, mult,
         *out.stride(),
         padding[0], padding[1],
         KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
-        MULT=mult, CHANNELS_LAST=x.stride(1) == 1,
+        MULT=mult, CHANNELS_LAST=channels_last,
         HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
         ACT=activation or "none", ALIGN=stride_align(x, res, out, taps=w_strides[1:], channels=(C_out,)),
         ROW_REUSE=forward_path_for(KH, KW) == "rows", ACC_DTYPE=_acc_dtype(x.dtype),
@@ -764,14 +767,17 @@ def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, stride, padding,
     QH, QW = cdiv(H, SH), cdiv(W, SW)
     out = empty_output((N, C_in, H, W), grad_conv.dtype, grad_conv.device, memory_format)
     w_arg, w_strides = _weight_operand(weight)
-    depthwise_input_grad_kernel[_tile_grid(N, QH, QW, C_in)](
+    channels_last = memory_format == torch.channels_last
+    launch(
+        depthwise_input_grad_kernel, _tile_grid(N, QH, QW, C_in),
+        (C_in, H, W, KH, KW, stride, C_out // C_in, channels_last, grad_conv.dtype),
         grad_conv, w_arg, out,
         H, W, C_in, OH, OW, QH, QW,
         *grad_conv.stride(),
         *w_strides,
         *out.stride(),
         PAD_H=PH, PAD_W=PW, KH=KH, KW=KW, STRIDE_H=SH, STRIDE_W=SW, DIL_H=DH, DIL_W=DW,
-        MULT=C_out // C_in, CHANNELS_LAST=memory_format == torch.channels_last,
+        MULT=C_out // C_in, CHANNELS_LAST=channels_last,
         ALIGN=stride_align(grad_conv, out, taps=w_strides[1:], channels=(C_in,)), ACC_DTYPE=_acc_dtype(grad_conv.dtype),
     )
     return out
@@ -791,8 +797,8 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
     dres = empty_output((N, C_out, OH, OW), residual.dtype, x.device, fmt) if want_dres else None
     # one row of partial sums per program along the pixels. The tile size is the autotuner's
     # choice, so the buffer has rows for the smallest tile, and only the rows of the config that
-    # ran last (the autotuner's `best_config`, set on every launch) are summed: while tuning, the
-    # other configs write rows of their own, which a zero-filled buffer would keep and add in.
+    # ran (returned by `launch`) are summed: while tuning, the other configs write rows of their
+    # own, which a zero-filled buffer would keep and add in.
     grid = _tile_grid(N, OH, OW, C_out)
     rows = max(grid(c.kwargs)[0] for c in depthwise_epilogue_grad_kernel.configs)
     sums = torch.empty((int(want_dshift) + int(want_dscale), rows, C_out), dtype=accumulator_dtype(x.dtype),
@@ -802,7 +808,9 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
     res = residual if residual is not None else dc
     dres_arg = dres if dres is not None else dc
     w_arg, w_strides = _weight_operand(weight)
-    depthwise_epilogue_grad_kernel[grid](
+    channels_last = x.stride(1) == 1
+    config = launch(
+        depthwise_epilogue_grad_kernel, grid, (C_out, OH, OW, KH, KW, stride, C_out // C_in, channels_last, x.dtype),
         x, w_arg, scale if scale is not None else dc, shift if shift is not None else dc, res, grad_y, dc,
         dres_arg, dshift_part, dscale_part,
         H, W, C_out, OH, OW,
@@ -811,12 +819,12 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
         *res.stride(), *grad_y.stride(), *dc.stride(), *dres_arg.stride(),
         padding[0], padding[1],
         KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
-        MULT=C_out // C_in, CHANNELS_LAST=x.stride(1) == 1,
+        MULT=C_out // C_in, CHANNELS_LAST=channels_last,
         HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
         ACT=activation or "none", WANT_DRES=want_dres, WANT_DSHIFT=want_dshift, WANT_DSCALE=want_dscale,
         ALIGN=stride_align(x, res, grad_y, dc, dres_arg, taps=w_strides[1:], channels=(C_out,)), ACC_DTYPE=_acc_dtype(x.dtype),
     )
-    used = grid(depthwise_epilogue_grad_kernel.best_config.kwargs)[0]  # every one of them written
+    used = grid(config.kwargs)[0]  # every one of them written
     dshift = sums[0, :used].sum(0).to(shift.dtype) if want_dshift else x.new_empty(0)
     dscale = sums[-1, :used].sum(0).to(scale.dtype) if want_dscale else x.new_empty(0)
     return dc, dres if dres is not None else x.new_empty(0), dshift, dscale
@@ -859,12 +867,13 @@ def depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, stride, padding, di
     args = (x, grad_conv, partial, H, W, C_out, OH, OW, M, *x.stride(), *grad_conv.stride(), padding[0], padding[1])
     meta = dict(KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
                 MULT=C_out // C_in, SPLIT_M=split_m, ALIGN=stride_align(x, grad_conv, channels=(C_out,)), ACC_DTYPE=_acc_dtype(x.dtype))
+    key = (C_out, M, KH, KW, split_m, x.dtype)
     if all_taps:
         grid = lambda m: (cdiv(C_out, m["BLOCK_C"]), split_m)  # noqa: E731
-        depthwise_weight_grad_taps_kernel[grid](*args, TAPS_PAD=next_power_of_2(KH * KW), **meta)
+        launch(depthwise_weight_grad_taps_kernel, grid, key, *args, TAPS_PAD=next_power_of_2(KH * KW), **meta)
     else:
         grid = lambda m: (KH * KW, cdiv(C_out, m["BLOCK_C"]), split_m)  # noqa: E731
-        depthwise_weight_grad_kernel[grid](*args, **meta)
+        launch(depthwise_weight_grad_kernel, grid, key, *args, **meta)
     return partial.sum(0).t().contiguous().view(C_out, 1, KH, KW).to(x.dtype)
 
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from ._runtime import (INTERPRET, accumulator_dtype, cdiv, empty_output, next_power_of_2, output_hw,
+from ._runtime import (INTERPRET, accumulator_dtype, cdiv, empty_output, launch, next_power_of_2, output_hw,
                        output_memory_format, tuning_space)
 from .epilogue import apply_activation, torch_epilogue
 
@@ -251,14 +251,16 @@ def grouped_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shi
     # scalars KH*KW elements apart (torch's [C_out, cin_g, KH, KW])
     w_arg = weight.permute(2, 3, 1, 0).contiguous()
     w_strides = (w_arg.stride(3), w_arg.stride(2), w_arg.stride(0), w_arg.stride(1))  # (c_out, c_in_g, h, w)
-    grouped_conv2d_kernel[grid](
+    channels_last = x.stride(1) == 1
+    launch(
+        grouped_conv2d_kernel, grid, (M, cin_g, cout_g, KH, KW, stride, channels_last, pack, x.dtype),
         x, w_arg,
         scale if scale is not None else out, shift if shift is not None else out, res, out,
         H, W, OH, OW, M, groups,
         *x.stride(), *w_strides, *res.stride(), *out.stride(),
         PH, PW,
         CIN_G=cin_g, COUT_G=cout_g, KH=KH, KW=KW, STRIDE_H=SH, STRIDE_W=SW, DIL_H=DH, DIL_W=DW,
-        CHANNELS_LAST=x.stride(1) == 1,
+        CHANNELS_LAST=channels_last,
         HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
         ACT=activation or "none",
         ACC_DTYPE=tl.float64 if accumulator_dtype(x.dtype) == torch.float64 else tl.float32,

@@ -1,0 +1,166 @@
+"""Host time of one kernels.conv2d call, up to the Triton launch, measured on the CPU alone.
+
+A call is host work (argument checks, picking a kernel, allocating outputs, the filter's
+tap-major copy, the autotuner's lookup, Triton's binder and launcher) plus device work. When
+the host part is the longer one, the GPU idles and a timed loop measures the host
+(tools/profile_kernels.py shows this on a GPU). This script measures the host part that is
+cnnc's own, without a GPU: Triton's interpreter is on, and the JIT function's `run` (where
+Triton would bind arguments, compile or look up the binary and launch) is replaced by a
+no-op. What runs is everything before it: kernels.conv2d, the launchers, torch's allocation
+and copy ops on CPU tensors, and the autotuner or cnnc's remembered config
+(`kernels._runtime.launch`). Each kernel gets a six-config tuning space (as on a GPU; the
+interpreter has one config), tuned once with fixed fake timings.
+
+Routes, per layer, forward (no grad) and training step (forward + backward, all grads):
+  operator    the `torch.library` operators (what torch.compile/export trace), autotuner
+  autotuner   the eager path (`_EagerConv2d`), every launch through `Autotuner.run`
+  remembered  the eager path, launches with the remembered config (the default)
+and the aten ops each call issues (torch.profiler on CPU).
+
+    python tools/host_overhead.py [--calls 2000] [--out results.json]
+
+CPU figures: a GPU host adds Triton's own launch path and CUDA's per-op cost on top.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ["TRITON_INTERPRET"] = "1"  # before kernels / triton.jit are imported
+os.environ.pop("CNNC_KERNELS_CPU", None)
+
+import torch  # noqa: E402
+import triton  # noqa: E402
+from triton.runtime.autotuner import Autotuner  # noqa: E402
+from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import kernels  # noqa: E402
+from kernels import depthwise, grouped  # noqa: E402
+
+LAYERS = {  # name: (C, H=W, k, stride, groups)
+    "dw 512,14,k3,s1": (512, 14, 3, 1, 512),
+    "dw 96,56,k7,s1": (96, 56, 7, 1, 96),
+    "g32 128,56,k3,s1": (128, 56, 3, 1, 32),
+}
+ROUTES = ("operator", "autotuner", "remembered")
+
+
+class _Forgetful(dict):
+    """A `_cnnc_chosen` that never remembers: every launch goes through `Autotuner.run`."""
+
+    def get(self, key, default=None):
+        return default
+
+    def __setitem__(self, key, value):
+        pass
+
+
+def autotuners():
+    mods = (depthwise, grouped)
+    return [obj for m in mods for obj in vars(m).values() if isinstance(obj, Autotuner)]
+
+
+def six_config_spaces():
+    """Give every kernel six configs (copies of its own with other num_stages: the autotuner's
+    per-call cost depends on the count, not on the contents) and fake timings favouring the
+    first, so that tuning picks it without running anything."""
+    for kernel in autotuners():
+        first = kernel.configs[0]
+        kernel.configs = [first] + [triton.Config(dict(first.kwargs), num_warps=first.num_warps, num_stages=s)
+                                    for s in range(2, 7)]
+        kernel.cache = {}
+        kernel._bench = lambda *a, config, _first=first, **k: [0.0 if config is _first else 1.0] * 3
+
+
+def make_call(layer, mode, route):
+    C, hw, k, stride, groups = LAYERS[layer]
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, C, hw, hw, generator=g).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(C, C // groups, k, k, generator=g)
+    scale, shift = torch.rand(C, generator=g) + 0.5, torch.randn(C, generator=g)
+    conv = dict(stride=stride, padding=k // 2, groups=groups)
+    if mode == "train":
+        for t in (x, w, scale, shift):
+            t.requires_grad_()
+    grad_y = None
+
+    def forward():
+        if route == "operator":
+            return torch.ops.cnnc_kernels.conv2d(x, w, [stride] * 2, [k // 2] * 2, [1, 1], groups, scale, shift,
+                                                 "relu", None)
+        return kernels.conv2d(x, w, scale=scale, shift=shift, activation="relu", **conv)
+
+    def call():
+        nonlocal grad_y
+        if mode == "fwd":
+            with torch.no_grad():
+                return forward()
+        y = forward()
+        if grad_y is None:
+            grad_y = torch.ones_like(y)
+        return torch.autograd.grad(y, [x, w, scale, shift], grad_y)
+
+    return call
+
+
+def per_call_us(call, calls, repeats=5):
+    call()
+    best = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            call()
+        best.append((time.perf_counter() - t0) / calls * 1e6)
+    return min(best)
+
+
+def aten_ops(call):
+    from torch.profiler import ProfilerActivity, profile
+
+    call()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        call()
+    names = [e.name for e in prof.events() if e.name.startswith("aten::")]
+    return len(names), sorted(set(names))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(1)
+    six_config_spaces()
+    InterpretedFunction.run = lambda self, *a, grid, warmup, **k: None  # no launch
+    rows = []
+    for layer in LAYERS:
+        for mode in ("fwd", "train"):
+            row = {"layer": layer, "mode": mode}
+            for route in ROUTES:
+                for kernel in autotuners():
+                    kernel.__dict__["_cnnc_chosen"] = _Forgetful() if route != "remembered" else {}
+                call = make_call(layer, mode, route)
+                row[route] = per_call_us(call, args.calls if mode == "fwd" else args.calls // 4)
+                if route == "remembered":
+                    row["aten_ops"], row["aten_op_names"] = aten_ops(call)
+            rows.append(row)
+    print(f"host us per call on this CPU ({torch.get_num_threads()} thread), Triton's JIT run stubbed out")
+    print(f"{'layer':20s} {'mode':5s} " + " ".join(f"{r:>10s}" for r in ROUTES) + "  remembered/autotuner  aten ops")
+    for r in rows:
+        print(f"{r['layer']:20s} {r['mode']:5s} " + " ".join(f"{r[k]:10.1f}" for k in ROUTES)
+              + f"  {r['remembered'] / r['autotuner']:19.2f}x  {r['aten_ops']:8d}")
+    for r in rows:
+        print(f"  {r['layer']} {r['mode']}: {', '.join(n[6:] for n in r['aten_op_names'])}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"torch": torch.__version__, "triton": triton.__version__, "rows": rows}, f, indent=1)
+    print("median remembered/autotuner:", round(statistics.median(r["remembered"] / r["autotuner"] for r in rows), 2))
+
+
+if __name__ == "__main__":
+    main()
