@@ -4,7 +4,12 @@ The mapping is structural: both state_dicts are walked in order (parameters and 
 `state_dict()` lists them) and paired one by one; names are never compared, so torchvision's
 `layer1.0.conv1.weight` lands on cnnc's `layer1.block0.conv1.weight`. A pair fits when the shapes
 are equal, or when one is a Linear weight [out, in] and the other a 1x1 convolution weight
-[out, in, 1, 1] (the same numbers; the tensor is reshaped). BatchNorm's `num_batches_tracked`
+[out, in, 1, 1] (the same numbers; the tensor is reshaped), and when the last parts of the two
+names do not contradict each other: `weight`, `bias`, `running_mean`, `running_var` and
+`num_batches_tracked` (the names torch's layers use) never pair with another of these five, so
+a BatchNorm's four [C] tensors cannot be paired crosswise (as with a state_dict whose keys were
+sorted: `bias` before `weight`); other last parts (`gamma`, `beta`, `layer_scale`) pair with
+anything of their shape. BatchNorm's `num_batches_tracked`
 counters (0-d integer tensors) take part only when the foreign state_dict has some (older
 checkpoints have none).
 
@@ -47,15 +52,24 @@ def _is_counter(t: torch.Tensor) -> bool:
     return t.dim() == 0 and not t.is_floating_point()
 
 
-def fit_key(t: torch.Tensor) -> tuple:
-    """Two tensors fit each other when their keys are equal: the shape, except that a 1x1
-    convolution weight [out, in, 1, 1] counts as the Linear weight [out, in] it equals."""
+# last parts of state_dict names that torch's layers give their tensors: each pairs only with itself
+_ROLES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def fit_key(t: torch.Tensor, name: str = "") -> tuple:
+    """(shape, role): the shape, except that a 1x1 convolution weight [out, in, 1, 1] counts as
+    the Linear weight [out, in] it equals; the role is the name's last part if it is one of
+    _ROLES, else "". Entries whose keys are all equal are interchangeable to the matcher."""
     shape = tuple(t.shape)
-    return shape[:2] if len(shape) == 4 and shape[2:] == (1, 1) else shape
+    leaf = name.rsplit(".", 1)[-1]
+    return (shape[:2] if len(shape) == 4 and shape[2:] == (1, 1) else shape), (leaf if leaf in _ROLES else "")
 
 
-def _fits(theirs: torch.Tensor, ours: torch.Tensor) -> bool:
-    return fit_key(theirs) == fit_key(ours)
+def _fits(theirs: tuple, ours: tuple) -> bool:
+    """Whether foreign (name, tensor) `theirs` may take the place of the module's `ours`: equal
+    shapes (`fit_key`) and roles that do not contradict each other ("" fits any)."""
+    (shape_a, role_a), (shape_b, role_b) = fit_key(theirs[1], theirs[0]), fit_key(ours[1], ours[0])
+    return shape_a == shape_b and (role_a == role_b or not role_a or not role_b)
 
 
 class ReorderedWeights(UserWarning):
@@ -136,18 +150,18 @@ class _Matcher:
             else:
                 flat.append(e)
         node.flat = flat
-        node.shapes = tuple(fit_key(self.theirs[i][1]) for i in flat)
+        node.shapes = tuple(fit_key(self.theirs[i][1], self.theirs[i][0]) for i in flat)
         node.bag = tuple(sorted(node.shapes))
 
     def _bag(self, e) -> tuple:
         """The shapes an entry holds, in any order: entries with equal bags are interchangeable
         (each could be reordered to fit where the other does), so they keep their given order."""
-        return e.bag if isinstance(e, _Module) else (fit_key(self.theirs[e][1]),)
+        return e.bag if isinstance(e, _Module) else (fit_key(self.theirs[e][1], self.theirs[e][0]),)
 
     def fit(self, e, pos: int):
         """(cost, foreign indices in an order that fits ours[pos:]) for entry `e`, or None."""
         if not isinstance(e, _Module):
-            fits = pos < len(self.ours) and _fits(self.theirs[e][1], self.ours[pos][1])
+            fits = pos < len(self.ours) and _fits(self.theirs[e], self.ours[pos])
             return (_NO_COST, [e]) if fits else None
         key = (id(e), pos)
         if key not in self.memo:
@@ -286,7 +300,7 @@ def remap(module: torch.nn.Module, state_dict: Mapping, moves: list | None = Non
     ours = list(module.state_dict().items())
     if not any(_is_counter(t) for _, t in theirs):
         ours = [(k, t) for k, t in ours if not _is_counter(t)]
-    misfit = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if not _fits(a[1], b[1])), None)
+    misfit = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if not _fits(a, b)), None)
     if len(theirs) != len(ours):  # no reordering can help
         if misfit is not None:
             raise _misfit_error(theirs, ours, misfit, "")
@@ -309,6 +323,8 @@ def remap(module: torch.nn.Module, state_dict: Mapping, moves: list | None = Non
 
 def _misfit_error(theirs, ours, i, why) -> CnncError:
     (tk, tt), (ok, ot) = theirs[i], ours[i]
+    if fit_key(tt) == fit_key(ot):  # the shapes fit, the names' roles do not
+        why = f" (a {tk.rsplit('.', 1)[-1]} where a {ok.rsplit('.', 1)[-1]} belongs){why}"
     return CnncError(f"weights do not fit: tensor #{i} '{tk}' {_shape(tt)} in the weights, "
                      f"'{ok}' {_shape(ot)} in the module{why}; nothing was loaded")
 

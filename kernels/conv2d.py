@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ._runtime import ACTIVATIONS, TRITON_DTYPES, output_hw, output_memory_format, triton_can_run_on
 from .depthwise import (depthwise_conv2d, depthwise_conv2d_input_grad, depthwise_conv2d_weight_grad,
-                        depthwise_epilogue_grad)
+                        depthwise_epilogue_grad, weight_operand)
 from .epilogue import NEEDS_PREACTIVATION, activation_grad, torch_epilogue
 from .grouped import grouped_conv2d, uses_tensor_cores
 
@@ -171,17 +171,24 @@ def _eager(*tensors) -> bool:
 def kernel_for(x, weight, groups=1, stride=1, padding=0, dilation=1):
     """Which implementation a call takes: "depthwise", "grouped-dot" (tensor cores),
     "grouped-direct" (CUDA-core loop) or "torch" (eager fallback)."""
-    C_in = x.shape[1]
-    C_out, cin_g, KH, KW = weight.shape
-    if not triton_can_run_on(x.device) or x.dtype not in TRITON_DTYPES or x.numel() == 0:
+    return _kernel_for_shapes(x.device, x.dtype, x.shape, weight.shape, groups)
+
+
+def _kernel_for_shapes(device, dtype, x_shape, weight_shape, groups):
+    """`kernel_for` from x's device, dtype and shape and the weight's shape (the backward asks
+    without tensors of those shapes at hand)."""
+    C_in = x_shape[1]
+    C_out, cin_g, KH, KW = weight_shape
+    numel = x_shape[0] * C_in * x_shape[2] * x_shape[3]
+    if not triton_can_run_on(device) or dtype not in TRITON_DTYPES or numel == 0:
         return "torch"
     if groups <= 1 or max(KH, KW) > MAX_KERNEL_SIZE:
         return "torch"  # dense convolution: cuDNN / the CPU library is the better choice
-    if x.numel() >= MAX_TRITON_NUMEL or C_out * x.numel() // max(C_in, 1) >= MAX_TRITON_NUMEL:
+    if numel >= MAX_TRITON_NUMEL or C_out * numel // max(C_in, 1) >= MAX_TRITON_NUMEL:
         return "torch"
     if groups == C_in:
         return "depthwise"
-    return "grouped-dot" if uses_tensor_cores(x.dtype, cin_g, C_out // groups) else "grouped-direct"
+    return "grouped-dot" if uses_tensor_cores(dtype, cin_g, C_out // groups) else "grouped-direct"
 
 
 def backend_for(x, weight, groups=1, stride=1, padding=0, dilation=1):
@@ -199,11 +206,11 @@ def _act(activation: str):
 
 # Each operator's body is a plain function (`_conv2d_forward`, `_input_grad`, `_weight_grad`,
 # `_epilogue_grad`): the operators registered below call them, and so does the eager path.
-def _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual):
+def _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual, operand=None):
     stride, padding, dilation, act = tuple(stride), tuple(padding), tuple(dilation), _act(activation)
     kernel = kernel_for(x, weight, groups)
     if kernel == "depthwise":
-        return depthwise_conv2d(x, weight, stride, padding, dilation, scale, shift, residual, act)
+        return depthwise_conv2d(x, weight, stride, padding, dilation, scale, shift, residual, act, operand=operand)
     if kernel.startswith("grouped"):
         return grouped_conv2d(x, weight, stride, padding, dilation, groups, scale, shift, residual, act)
     return torch_conv2d(x, weight, stride, padding, dilation, groups, scale, shift, residual, act)
@@ -258,28 +265,26 @@ def input_grad_kernel_for(grad_conv, weight, input_shape, stride, groups):
     took the depthwise kernel (`kernel_for`: any stride, padding, dilation and channel
     multiplier), the output gradient fits int32 offsets, and stride_h * stride_w <=
     MAX_INPUT_GRAD_PHASES (every depthwise layer in practice: strides 1-8)."""
-    x_like = grad_conv.new_empty(()).expand(*input_shape)  # x's shape, dtype and device; one element
-    if kernel_for(x_like, weight, groups) != "depthwise":
+    if _kernel_for_shapes(grad_conv.device, grad_conv.dtype, input_shape, weight.shape, groups) != "depthwise":
         return "torch"
     if grad_conv.numel() >= MAX_TRITON_NUMEL or stride[0] * stride[1] > MAX_INPUT_GRAD_PHASES:
         return "torch"
     return "triton"
 
 
-def _input_grad(grad_conv, weight, input_shape, stride, padding, dilation, groups, channels_last):
+def _input_grad(grad_conv, weight, input_shape, stride, padding, dilation, groups, channels_last, operand=None):
     """dL/dx, in channels_last when `channels_last` (x's layout).
 
     Depthwise (see `input_grad_kernel_for`): `depthwise_input_grad_kernel`, a deterministic
     gather over the taps that read each input pixel, for every stride, dilation, padding
-    and multiplier. It replaced the earlier stride-1 path (the forward kernel on the
-    flipped filter): at stride 1 the new kernel does the same loads and multiply-adds (one
-    phase, every tap), and it also covers stride > 1 and multiplier > 1, which the
-    flipped forward cannot express, so one kernel is simpler than two. Otherwise
+    and multiplier; at stride 1 with multiplier 1 and more than 9 taps, the forward kernel
+    on the flipped filter instead, for its row reuse (`depthwise.input_grad_path_for`).
+    `operand`: the forward's `weight_operand`, if at hand. Otherwise
     torch.nn.grad.conv2d_input."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if input_grad_kernel_for(grad_conv, weight, input_shape, stride, groups) == "triton":
         return depthwise_conv2d_input_grad(grad_conv, weight, input_shape, tuple(stride), tuple(padding),
-                                           tuple(dilation), fmt)
+                                           tuple(dilation), fmt, operand)
     grad = torch.nn.grad.conv2d_input(input_shape, weight, grad_conv, stride, padding, dilation, groups)
     return grad.contiguous(memory_format=fmt)
 
@@ -300,7 +305,7 @@ def _(grad_conv, weight, input_shape, stride, padding, dilation, groups, channel
 def _weight_grad(x, grad_conv, weight_shape, stride, padding, dilation, groups):
     """dL/dweight. Triton for depthwise (a deterministic per-tap reduction over N*OH*OW);
     otherwise torch.nn.grad.conv2d_weight."""
-    if groups == x.shape[1] and kernel_for(x, torch.empty(weight_shape, device="meta"), groups) == "depthwise":
+    if groups == x.shape[1] and _kernel_for_shapes(x.device, x.dtype, x.shape, weight_shape, groups) == "depthwise":
         return depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, tuple(stride),
                                             tuple(padding), tuple(dilation))
     return torch.nn.grad.conv2d_weight(x, weight_shape, grad_conv, stride, padding, dilation, groups).contiguous()
@@ -319,7 +324,7 @@ def _(x, grad_conv, weight_shape, stride, padding, dilation, groups):
 
 
 def _epilogue_grad(x, weight, stride, padding, dilation, groups, scale, shift, residual, grad_y, y, activation,
-                   want_dres, want_dshift, want_dscale):
+                   want_dres, want_dshift, want_dscale, operand=None):
     """The backward of the epilogue y = act(c * scale + shift + residual), c = conv(x, weight):
     (dc in x's dtype and layout, d residual, d shift, d scale); an unwanted one is empty.
 
@@ -331,7 +336,7 @@ def _epilogue_grad(x, weight, stride, padding, dilation, groups, scale, shift, r
     stride, padding, dilation, act = tuple(stride), tuple(padding), tuple(dilation), _act(activation)
     if kernel_for(x, weight, groups) == "depthwise":
         return depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, residual, grad_y, act,
-                                       want_dres, want_dshift, want_dscale)
+                                       want_dres, want_dshift, want_dscale, operand)
     op = _conv2d_forward  # already inside an operator (or the eager path): no second dispatch
     z = None
     if act in NEEDS_PREACTIVATION:
@@ -383,7 +388,7 @@ def _backward_with(ops, ctx, grad_y):
     """Gradients of y = act(c * scale + shift + residual), c = conv(x, weight): the epilogue's
     (`conv2d_epilogue_grad`: dc, d residual, d shift, d scale), then d x = conv2d_input_grad(dc)
     and d weight = conv2d_weight_grad(x, dc) (see those ops for Triton vs torch). `ops` holds
-    the three: the registered operators (traced), or their bodies (`_EAGER_OPS`)."""
+    the three: the registered operators (traced), or their bodies (`_EagerOps`)."""
     x, weight, scale, shift, residual, y = ctx.saved_tensors
     stride, padding, dilation, groups = ctx.geometry
     need = ctx.needs_input_grad
@@ -408,9 +413,20 @@ def _backward(ctx, grad_y):
 _conv2d_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-class _EAGER_OPS:  # the operators' bodies, under the operators' names
-    conv2d_epilogue_grad = staticmethod(_epilogue_grad)
-    conv2d_input_grad = staticmethod(_input_grad)
+class _EagerOps:
+    """The operators' bodies under the operators' names, with the forward's depthwise filter
+    operand (`weight_operand`, None otherwise) passed on: one filter copy per training step
+    instead of three."""
+
+    def __init__(self, operand):
+        self.operand = operand
+
+    def conv2d_epilogue_grad(self, *args):
+        return _epilogue_grad(*args, operand=self.operand)
+
+    def conv2d_input_grad(self, *args):
+        return _input_grad(*args, operand=self.operand)
+
     conv2d_weight_grad = staticmethod(_weight_grad)
 
 
@@ -420,13 +436,15 @@ class _EagerConv2d(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, *args):
-        y = _conv2d_forward(*args)
+        x, weight, groups = args[0], args[1], args[5]
+        ctx.operand = weight_operand(weight) if kernel_for(x, weight, groups) == "depthwise" else None
+        y = _conv2d_forward(*args, operand=ctx.operand)
         _setup_context(ctx, args, y)
         return y
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y):
-        return _backward_with(_EAGER_OPS, ctx, grad_y)
+        return _backward_with(_EagerOps(ctx.operand), ctx, grad_y)
 
 __all__ = ["conv2d", "backend_for", "kernel_for", "torch_conv2d"]

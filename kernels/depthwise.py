@@ -199,6 +199,19 @@ def _conv_rows(x_base, w_ptr, oh0, ow, ow_ok, co, c_mask, H, W, sxh, sxw, swc, s
 
 
 @triton.jit
+def _row_of(a0, a1, a2, a3, i: tl.constexpr):
+    """Accumulator i of `_conv_rows`' four (Triton has no indexable register arrays)."""
+    acc = a0
+    if i == 1:
+        acc = a1
+    if i == 2:
+        acc = a2
+    if i == 3:
+        acc = a3
+    return acc
+
+
+@triton.jit
 def _epilogue_store(acc, n, oh, ow, co, c_mask, out_mask, scale_ptr, shift_ptr, res_ptr, out_ptr, srn, src, srh,
                     srw, son, soc, soh, sow, HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr,
                     HAS_RES: tl.constexpr, ACT: tl.constexpr, ACC_DTYPE: tl.constexpr):
@@ -257,16 +270,9 @@ def depthwise_conv2d_kernel(
                                         swc, swh, sww, PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W,
                                         ACC_DTYPE, ROWS, BLOCK_W, BLOCK_C)
             for i in tl.static_range(ROWS):
-                acc = a0
-                if i == 1:
-                    acc = a1
-                if i == 2:
-                    acc = a2
-                if i == 3:
-                    acc = a3
                 oh = ow * 0 + (oh0 + g * ROWS + i)  # this row, as a vector over the tile's columns
                 out_mask = (ow_ok & (oh < OH))[:, None] & c_mask[None, :]
-                _epilogue_store(acc, n, oh, ow, co, c_mask, out_mask, scale_ptr, shift_ptr, res_ptr, out_ptr,
+                _epilogue_store(_row_of(a0, a1, a2, a3, i), n, oh, ow, co, c_mask, out_mask, scale_ptr, shift_ptr, res_ptr, out_ptr,
                                 srn, src, srh, srw, son, soc, soh, sow, HAS_SCALE, HAS_SHIFT, HAS_RES, ACT, ACC_DTYPE)
     else:
         n, oh, ow, hw_mask, co, c_mask = _output_tile(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
@@ -321,13 +327,14 @@ def depthwise_epilogue_grad_kernel(
     ACT: tl.constexpr,
     WANT_DRES: tl.constexpr, WANT_DSHIFT: tl.constexpr, WANT_DSCALE: tl.constexpr,
     ALIGN: tl.constexpr,
+    ROW_REUSE: tl.constexpr,  # as in the forward (`forward_path_for`)
     ACC_DTYPE: tl.constexpr,
     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """The backward of the epilogue, in one pass over the output gradient.
 
-    Recomputes the conv c of its tile (the forward's own loop: x is read about once, like
-    the forward) and z = c * scale + shift + residual, then dz = grad_y * act'(z) and
+    Recomputes the conv c of its tile (the forward's own loop, per tap or with row reuse as
+    ROW_REUSE says: x is read about once, like the forward) and z = c * scale + shift + residual, then dz = grad_y * act'(z) and
     writes dc = dz * scale (x's dtype; the conv's output gradient, for the input- and
     weight-gradient kernels), optionally d residual = dz, and per-program partial sums
     over the tile's pixels of dz (-> d shift) and dz * c (-> d scale) into
@@ -340,11 +347,49 @@ def depthwise_epilogue_grad_kernel(
     sdn, sdh, sdw = _pixel_strides(sdn, sdh, sdw, ALIGN)
     sen, seh, sew = _pixel_strides(sen, seh, sew, ALIGN)
     C_out = _aligned(C_out, ALIGN)
-    n, oh, ow, hw_mask, co, c_mask = _output_tile(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
-    c = _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh, sxw, swc, swh, sww,
-                   PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, MULT, ACC_DTYPE,
-                   BLOCK_H * BLOCK_W, BLOCK_C)
-    out_mask = hw_mask[:, None] & c_mask[None, :]
+    if ROW_REUSE:  # large filters: the forward's row-reuse loop (`_conv_rows`) recomputes c
+        ROWS: tl.constexpr = 2 if BLOCK_H < 4 else 4
+        n, oh0, ow, ow_ok, co, c_mask = _tile_rows(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
+        x_base = x_ptr + n.to(tl.int64) * sxn + (co // MULT)[None, :] * sxc
+        sum_dz = tl.zeros((BLOCK_C,), dtype=ACC_DTYPE)
+        sum_dzc = tl.zeros((BLOCK_C,), dtype=ACC_DTYPE)
+        for g in tl.static_range(BLOCK_H // ROWS):
+            a0, a1, a2, a3 = _conv_rows(x_base, w_ptr, oh0 + g * ROWS, ow, ow_ok, co, c_mask, H, W, sxh, sxw,
+                                        swc, swh, sww, PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W,
+                                        ACC_DTYPE, ROWS, BLOCK_W, BLOCK_C)
+            for i in tl.static_range(ROWS):
+                oh = ow * 0 + (oh0 + g * ROWS + i)
+                out_mask = (ow_ok & (oh < OH))[:, None] & c_mask[None, :]
+                dz_part, dzc_part = _epilogue_grad_tile(
+                    _row_of(a0, a1, a2, a3, i), n, oh, ow, co, c_mask, out_mask, scale_ptr, shift_ptr, res_ptr,
+                    gy_ptr, dc_ptr, dres_ptr, srn, src, srh, srw, sgn, sgc, sgh, sgw, sdn, sdc, sdh, sdw,
+                    sen, sec, seh, sew, HAS_SCALE, HAS_SHIFT, HAS_RES, ACT, WANT_DRES, WANT_DSCALE, ACC_DTYPE)
+                sum_dz += dz_part
+                sum_dzc += dzc_part
+    else:
+        n, oh, ow, hw_mask, co, c_mask = _output_tile(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
+        c = _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh, sxw, swc, swh, sww,
+                       PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, MULT, ACC_DTYPE,
+                       BLOCK_H * BLOCK_W, BLOCK_C)
+        sum_dz, sum_dzc = _epilogue_grad_tile(
+            c, n, oh, ow, co, c_mask, hw_mask[:, None] & c_mask[None, :], scale_ptr, shift_ptr, res_ptr, gy_ptr,
+            dc_ptr, dres_ptr, srn, src, srh, srw, sgn, sgc, sgh, sgw, sdn, sdc, sdh, sdw, sen, sec, seh, sew,
+            HAS_SCALE, HAS_SHIFT, HAS_RES, ACT, WANT_DRES, WANT_DSCALE, ACC_DTYPE)
+    row = tl.program_id(0) * C_out + co  # this program's slot in the partial-sum buffers
+    if WANT_DSHIFT:
+        tl.store(dshift_ptr + row, sum_dz, mask=c_mask)
+    if WANT_DSCALE:
+        tl.store(dscale_ptr + row, sum_dzc, mask=c_mask)
+
+
+@triton.jit
+def _epilogue_grad_tile(c, n, oh, ow, co, c_mask, out_mask, scale_ptr, shift_ptr, res_ptr, gy_ptr, dc_ptr, dres_ptr,
+                        srn, src, srh, srw, sgn, sgc, sgh, sgw, sdn, sdc, sdh, sdw, sen, sec, seh, sew,
+                        HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr, HAS_RES: tl.constexpr, ACT: tl.constexpr,
+                        WANT_DRES: tl.constexpr, WANT_DSCALE: tl.constexpr, ACC_DTYPE: tl.constexpr):
+    """The epilogue backward at pixels (oh, ow) (vectors, one per row of c) given the conv c
+    there: stores dc (and d residual), returns the sums over the pixels of dz and of dz * c
+    (zeros when d scale is not wanted)."""
     z = _affine_residual(c, scale_ptr, shift_ptr, res_ptr, n, oh, ow, co, c_mask, out_mask, srn, src, srh, srw,
                          HAS_SCALE, HAS_SHIFT, HAS_RES, ACC_DTYPE)
     n64 = n.to(tl.int64)
@@ -354,16 +399,15 @@ def depthwise_epilogue_grad_kernel(
     if WANT_DRES:
         tl.store(dres_ptr + n64 * sen + co[None, :] * sec + oh[:, None] * seh + ow[:, None] * sew,
                  dz.to(dres_ptr.dtype.element_ty), mask=out_mask)
-    row = tl.program_id(0) * C_out + co  # this program's slot in the partial-sum buffers
-    if WANT_DSHIFT:
-        tl.store(dshift_ptr + row, tl.sum(dz, axis=0), mask=c_mask)
+    sum_dzc = tl.zeros((c.shape[1],), dtype=ACC_DTYPE)
     if WANT_DSCALE:
-        tl.store(dscale_ptr + row, tl.sum(dz * c, axis=0), mask=c_mask)
+        sum_dzc = tl.sum(dz * c, axis=0)
     dc = dz
     if HAS_SCALE:
         dc = dz * tl.load(scale_ptr + co, mask=c_mask, other=0.0).to(ACC_DTYPE)[None, :]
     tl.store(dc_ptr + n64 * sdn + co[None, :] * sdc + oh[:, None] * sdh + ow[:, None] * sdw,
              dc.to(dc_ptr.dtype.element_ty), mask=out_mask)
+    return tl.sum(dz, axis=0), sum_dzc
 
 
 @triton.jit
@@ -682,17 +726,19 @@ def _tile_grid(N, rows, cols, channels):
 
 
 def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=None,
-                     residual=None, activation=None, out=None):
+                     residual=None, activation=None, out=None, operand=None):
     """Launch the forward kernel. Arguments are already validated by `kernels.conv2d`:
     stride/padding/dilation are (h, w) pairs, weight is [C_out, 1, KH, KW] with
-    C_out = MULT * C_in. `out`, if given, must have the output shape (any strides)."""
+    C_out = MULT * C_in. `out`, if given, must have the output shape (any strides);
+    `operand`, if given, is `weight_operand(weight)` made earlier."""
     N, C_in, H, W = x.shape
     C_out, _, KH, KW = weight.shape
     OH, OW = output_hw(H, W, (KH, KW), stride, padding, dilation)
     if out is None:
         out = empty_output((N, C_out, OH, OW), x.dtype, x.device, output_memory_format(x))
     assert out.shape == (N, C_out, OH, OW), (out.shape, (N, C_out, OH, OW))
-    _launch_depthwise(x, weight, out, padding, stride, dilation, C_out // C_in,
+    w_arg, w_strides = operand or weight_operand(weight)
+    _launch_depthwise(x, w_arg, w_strides, KH, KW, out, padding, stride, dilation, C_out // C_in,
                       scale, shift, residual, activation)
     return out
 
@@ -704,12 +750,23 @@ def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=Non
 # makes them vector loads. CNNC_KERNELS_DW_WEIGHTS=as-is (read at every call) keeps torch's
 # layout; which is faster, especially at batch 1 where the copy's launch counts, is NOT
 # measured yet.
-def _weight_operand(weight):
-    """(tensor, its (channel, kh, kw) element strides) for the kernels' weight argument."""
+def weight_operand(weight):
+    """(tensor, its (channel, kh, kw) element strides): the kernels' weight argument. A training
+    step makes it once, in the forward, and hands it to the backward's kernels (`conv2d`'s
+    eager path; the autograd context keeps the weight unchanged until then)."""
+    C_out, _, KH, KW = weight.shape
     if os.environ.get("CNNC_KERNELS_DW_WEIGHTS", "tap-major") == "as-is":
         return weight, (weight.stride(0), weight.stride(2), weight.stride(3))
-    C_out, _, KH, KW = weight.shape
     return weight.reshape(C_out, KH * KW).t().contiguous(), (1, KW * C_out, C_out)
+
+
+def _flipped(operand, KH, KW):
+    """A `weight_operand` rotated 180 degrees, w[c, KH-1-kh, KW-1-kw], as the same memory read
+    backwards: the pointer at the last tap and the tap strides negated (no copy)."""
+    w_arg, strides = operand
+    last = (KH - 1) * strides[1] + (KW - 1) * strides[2]
+    w_arg = torch.as_strided(w_arg, (1,), (1,), w_arg.storage_offset() + last)  # its data_ptr is all a kernel reads
+    return w_arg, (strides[0], -strides[1], -strides[2])
 
 
 def forward_path_for(kh, kw) -> str:
@@ -728,17 +785,17 @@ def forward_path_for(kh, kw) -> str:
     return mode
 
 
-def _launch_depthwise(x, weight, out, padding, stride, dilation, mult,
+def _launch_depthwise(x, w_arg, w_strides, KH, KW, out, padding, stride, dilation, mult,
                       scale, shift, residual, activation):
+    """The forward kernel on x with the filter operand (w_arg, w_strides) of `weight_operand`,
+    writing `out`; padding may be negative (the input gradient's flipped forward)."""
     N, _, H, W = x.shape
     _, C_out, OH, OW = out.shape
-    KH, KW = weight.shape[2], weight.shape[3]
     res = residual if residual is not None else out  # dummy pointer when unused
-    w_arg, w_strides = _weight_operand(weight)
-    channels_last = x.stride(1) == 1
+    channels_last, rows = x.stride(1) == 1, forward_path_for(KH, KW) == "rows"
     launch(
         depthwise_conv2d_kernel, _tile_grid(N, OH, OW, C_out),
-        (C_out, OH, OW, KH, KW, stride, mult, channels_last, x.dtype),
+        (C_out, OH, OW, KH, KW, stride, mult, channels_last, rows, x.dtype),
         x, w_arg,
         scale if scale is not None else out, shift if shift is not None else out, res, out,
         H, W, C_out, OH, OW,
@@ -751,22 +808,47 @@ def _launch_depthwise(x, weight, out, padding, stride, dilation, mult,
         MULT=mult, CHANNELS_LAST=channels_last,
         HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
         ACT=activation or "none", ALIGN=stride_align(x, res, out, taps=w_strides[1:], channels=(C_out,)),
-        ROW_REUSE=forward_path_for(KH, KW) == "rows", ACC_DTYPE=_acc_dtype(x.dtype),
+        ROW_REUSE=rows, ACC_DTYPE=_acc_dtype(x.dtype),
     )
 
 
+def input_grad_path_for(kh, kw, stride, mult) -> str:
+    """How the depthwise input gradient runs (CNNC_KERNELS_DW_INPUT_GRAD, read at every call:
+    "gather", "flipped" or "auto"). "gather": `depthwise_input_grad_kernel`, every stride and
+    multiplier, taps one load each. "flipped": at stride 1 with multiplier 1 the input gradient
+    is the forward conv of grad_out with the filter rotated 180 degrees (padding
+    DIL*(K-1) - PAD), so the forward kernel runs it, with its row reuse for large filters;
+    other strides and multipliers take "gather" whatever the setting. auto takes "flipped"
+    where the forward takes its row-reuse path (`forward_path_for`: above 9 taps), "gather"
+    elsewhere (there both loops are per tap). NOT timed on a GPU yet."""
+    mode = os.environ.get("CNNC_KERNELS_DW_INPUT_GRAD", "auto")
+    if mode not in ("auto", "gather", "flipped"):
+        raise ValueError(f"CNNC_KERNELS_DW_INPUT_GRAD: expected auto, gather or flipped, got {mode!r}")
+    if tuple(stride) != (1, 1) or mult != 1:
+        return "gather"
+    if mode == "auto":
+        return "flipped" if forward_path_for(kh, kw) == "rows" else "gather"
+    return mode
+
+
 def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, stride, padding, dilation,
-                                memory_format=torch.contiguous_format):
+                                memory_format=torch.contiguous_format, operand=None):
     """dL/dx [N, C_in, H, W] in `memory_format` from grad_conv [N, C_out, OH, OW], for any
-    stride, padding, dilation and multiplier (`depthwise_input_grad_kernel`). Every element
-    is written by the kernel, including rows/columns that no output reads (gradient 0)."""
+    stride, padding, dilation and multiplier: `depthwise_input_grad_kernel`, or the forward
+    kernel on the flipped filter (`input_grad_path_for`). Every element is written by the
+    kernel, including rows/columns that no output reads (gradient 0)."""
     N, C_in, H, W = input_shape
     C_out, _, KH, KW = weight.shape
     OH, OW = grad_conv.shape[2], grad_conv.shape[3]
     (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
     QH, QW = cdiv(H, SH), cdiv(W, SW)
     out = empty_output((N, C_in, H, W), grad_conv.dtype, grad_conv.device, memory_format)
-    w_arg, w_strides = _weight_operand(weight)
+    if input_grad_path_for(KH, KW, stride, C_out // C_in) == "flipped":
+        w_arg, w_strides = _flipped(operand or weight_operand(weight), KH, KW)
+        _launch_depthwise(grad_conv, w_arg, w_strides, KH, KW, out, (DH * (KH - 1) - PH, DW * (KW - 1) - PW),
+                          (1, 1), dilation, 1, None, None, None, None)
+        return out
+    w_arg, w_strides = operand or weight_operand(weight)
     channels_last = memory_format == torch.channels_last
     launch(
         depthwise_input_grad_kernel, _tile_grid(N, QH, QW, C_in),
@@ -784,7 +866,7 @@ def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, stride, padding,
 
 
 def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, residual, grad_y, activation,
-                            want_dres, want_dshift, want_dscale):
+                            want_dres, want_dshift, want_dscale, operand=None):
     """(dc, d residual, d shift, d scale) of y = act(conv(x) * scale + shift + residual) given
     dL/dy, in one pass (`depthwise_epilogue_grad_kernel`). dc, the conv output's gradient, is
     in x's dtype and layout; an unwanted result is an empty tensor. The partial sums are
@@ -807,10 +889,11 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
     dscale_part = sums[-1] if want_dscale else dc
     res = residual if residual is not None else dc
     dres_arg = dres if dres is not None else dc
-    w_arg, w_strides = _weight_operand(weight)
-    channels_last = x.stride(1) == 1
+    w_arg, w_strides = operand or weight_operand(weight)
+    channels_last, rows = x.stride(1) == 1, forward_path_for(KH, KW) == "rows"
     config = launch(
-        depthwise_epilogue_grad_kernel, grid, (C_out, OH, OW, KH, KW, stride, C_out // C_in, channels_last, x.dtype),
+        depthwise_epilogue_grad_kernel, grid,
+        (C_out, OH, OW, KH, KW, stride, C_out // C_in, channels_last, rows, x.dtype),
         x, w_arg, scale if scale is not None else dc, shift if shift is not None else dc, res, grad_y, dc,
         dres_arg, dshift_part, dscale_part,
         H, W, C_out, OH, OW,
@@ -822,7 +905,8 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
         MULT=C_out // C_in, CHANNELS_LAST=channels_last,
         HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
         ACT=activation or "none", WANT_DRES=want_dres, WANT_DSHIFT=want_dshift, WANT_DSCALE=want_dscale,
-        ALIGN=stride_align(x, res, grad_y, dc, dres_arg, taps=w_strides[1:], channels=(C_out,)), ACC_DTYPE=_acc_dtype(x.dtype),
+        ALIGN=stride_align(x, res, grad_y, dc, dres_arg, taps=w_strides[1:], channels=(C_out,)),
+        ROW_REUSE=rows, ACC_DTYPE=_acc_dtype(x.dtype),
     )
     used = grid(config.kwargs)[0]  # every one of them written
     dshift = sums[0, :used].sum(0).to(shift.dtype) if want_dshift else x.new_empty(0)
@@ -874,7 +958,9 @@ def depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, stride, padding, di
     else:
         grid = lambda m: (KH * KW, cdiv(C_out, m["BLOCK_C"]), split_m)  # noqa: E731
         launch(depthwise_weight_grad_kernel, grid, key, *args, **meta)
-    return partial.sum(0).t().contiguous().view(C_out, 1, KH, KW).to(x.dtype)
+    grad = torch.empty((C_out, 1, KH, KW), dtype=x.dtype, device=x.device)
+    grad.view(C_out, KH * KW).t().copy_(partial.sum(0))  # transposed and cast in one copy
+    return grad
 
 
 # ---------------------------------------------------------------------------

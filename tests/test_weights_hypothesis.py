@@ -80,3 +80,55 @@ def test_any_reordering_within_modules_is_undone(keys):
     for name, tensor in target.state_dict().items():
         assert torch.equal(tensor, STATE[name]), name
     assert any(issubclass(w.category, cnnc.ReorderedWeights) for w in caught) == moved
+
+
+# ---------------------------------------------------------------------------
+# Names' roles: equal shapes alone do not pair a bias with a weight
+# ---------------------------------------------------------------------------
+def _conv_bn(seed):
+    torch.manual_seed(seed)
+    m = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, bias=False), torch.nn.BatchNorm2d(4), torch.nn.Linear(4, 4))
+    with torch.no_grad():
+        for t in (m[1].weight, m[1].bias, m[1].running_mean, m[1].running_var):
+            t.copy_(torch.rand(4) + 0.5)  # four distinct [4] tensors
+    return m
+
+
+def test_sorted_keys_land_by_their_names():
+    """A state_dict whose keys were sorted (BatchNorm's `bias` before its `weight`): every
+    BatchNorm tensor has the same shape, so only the names can put them back."""
+    from cnnc.weights import ReorderedWeights
+
+    src = _conv_bn(0).state_dict()
+    foreign = dict(sorted(src.items()))
+    assert list(foreign)[1:3] == ["1.bias", "1.num_batches_tracked"]
+    dst = _conv_bn(1)
+    with pytest.warns(ReorderedWeights):
+        cnnc.import_weights(dst, foreign)
+    for name, t in src.items():
+        assert torch.equal(dst.state_dict()[name], t), name
+
+
+def test_other_names_still_pair_by_shape():
+    """Names outside torch's five (`gamma`, `beta`, as converted checkpoints have) pair with
+    anything of their shape, in order."""
+    src = _conv_bn(0).state_dict()
+    renames = {"1.weight": "1.gamma", "1.bias": "1.beta"}
+    foreign = {renames.get(k, k): t for k, t in src.items()}
+    dst = _conv_bn(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing moves
+        cnnc.import_weights(dst, foreign)
+    for name, t in src.items():
+        assert torch.equal(dst.state_dict()[name], t), name
+
+
+def test_contradicting_roles_are_a_located_misfit():
+    dst = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    before = {k: t.clone() for k, t in dst.state_dict().items()}
+    foreign = {"conv.weight": torch.randn(4, 3, 3, 3), "conv.running_mean": torch.randn(4)}
+    with pytest.raises(cnnc.CnncError, match=r"tensor #1 'conv.running_mean' \[4\] in the weights, '0.bias' \[4\] "
+                                             r"in the module \(a running_mean where a bias belongs\)"):
+        cnnc.import_weights(dst, foreign)
+    for name, t in dst.state_dict().items():
+        assert torch.equal(t, before[name]), "nothing may be loaded"

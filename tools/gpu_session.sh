@@ -10,6 +10,9 @@
 #       layer list in one process. If a call is cut off, its JSON keeps the rows measured; run
 #       the other slices with `bench 2/2` etc. and join them, on any machine, with
 #   python3 tools/bench_kernels.py --merge <JSON files> --out benchmarks/raw
+#   bash tools/gpu_session.sh ab [ab_kernels options...]
+#       tools/ab_kernels.py: rows vs taps forward, flipped vs gather input gradient, per-tap vs
+#       all-taps weight gradient, tap-major vs as-is filter, timed side by side in one process
 #   bash tools/gpu_session.sh models [bench_models options...]
 #       tools/bench_models.py: torchvision eager / torch.compile against cnnc's modules. It needs
 #       lark (the cnnc front end), which the device image lacks: before the call, here,
@@ -95,6 +98,11 @@ bench)
     timeout $(( ${BENCH_LIMIT:-560} - (SECONDS - start) )) python3 tools/bench_kernels.py --shard "$shard" --out "$OUT" "$@" 2>&1 \
         | tee "$OUT/bench.log"
     ;;
+ab)  # ab [ab_kernels options...]: the depthwise kernels' alternative paths side by side
+    shift
+    versions > "$OUT/versions.txt"
+    timeout ${AB_LIMIT:-560} python3 tools/ab_kernels.py --out "$OUT" "$@" 2>&1 | tee "$OUT/ab.log"
+    ;;
 models)
     if ! python3 -c "import lark" 2>/dev/null; then
         ls .whl/lark-*.whl >/dev/null 2>&1 || { echo "gpu_session: no lark and no .whl/lark-*.whl (see the header)" >&2; exit 2; }
@@ -106,7 +114,7 @@ models)
     timeout 560 python3 tools/bench_models.py --out "$OUT" "$@" 2>&1 | tee "$OUT/models.log"
     ;;
 *)
-    echo "usage: bash tools/gpu_session.sh check | warmcheck | bench [I/N] | models" >&2
+    echo "usage: bash tools/gpu_session.sh check | warmcheck | profile | bench [I/N] | ab | models" >&2
     exit 2
     ;;
 esac

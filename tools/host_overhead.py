@@ -15,7 +15,8 @@ Routes, per layer, forward (no grad) and training step (forward + backward, all 
   operator    the `torch.library` operators (what torch.compile/export trace), autotuner
   autotuner   the eager path (`_EagerConv2d`), every launch through `Autotuner.run`
   remembered  the eager path, launches with the remembered config (the default)
-and the aten ops each call issues (torch.profiler on CPU).
+and the aten ops each call issues (torch.profiler on CPU; `aten_copies`: the `contiguous` calls,
+the depthwise filter's tap-major copy among them).
 
     python tools/host_overhead.py [--calls 2000] [--out results.json]
 
@@ -125,7 +126,7 @@ def aten_ops(call):
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         call()
     names = [e.name for e in prof.events() if e.name.startswith("aten::")]
-    return len(names), sorted(set(names))
+    return len(names), sorted(set(names)), names.count("aten::contiguous")
 
 
 def main(argv=None):
@@ -147,7 +148,7 @@ def main(argv=None):
                 call = make_call(layer, mode, route)
                 row[route] = per_call_us(call, args.calls if mode == "fwd" else args.calls // 4)
                 if route == "remembered":
-                    row["aten_ops"], row["aten_op_names"] = aten_ops(call)
+                    row["aten_ops"], row["aten_op_names"], row["aten_copies"] = aten_ops(call)
             rows.append(row)
     print(f"host us per call on this CPU ({torch.get_num_threads()} thread), Triton's JIT run stubbed out")
     print(f"{'layer':20s} {'mode':5s} " + " ".join(f"{r:>10s}" for r in ROUTES) + "  remembered/autotuner  aten ops")

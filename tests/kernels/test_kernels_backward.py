@@ -168,7 +168,7 @@ def test_depthwise_epilogue_grad_one_pass_partial_needs(wanted, monkeypatch):
     calls = []
     launcher = conv2d_module.depthwise_epilogue_grad
     monkeypatch.setattr(conv2d_module, "depthwise_epilogue_grad",
-                        lambda *a: calls.append(a[-3:]) or launcher(*a))
+                        lambda *a: calls.append(a[10:13]) or launcher(*a))  # the want_* flags
     g = torch.Generator().manual_seed(3)
     opts = dict(dtype=torch.float64)
     x = torch.randn(2, 4, 7, 6, generator=g, **opts).to(DEVICE).to(memory_format=torch.channels_last)
@@ -471,3 +471,75 @@ def test_epilogue_grad_partial_sums_of_the_config_that_ran(monkeypatch):
     want = torch.autograd.grad(ref, [scale, shift], grad_out)
     for name, a, b in zip(("scale", "shift"), got, want):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10, msg=lambda m: f"grad {name}: {m}")
+
+
+# ---------------------------------------------------------------------------
+# Large filters in the backward: the epilogue backward recomputes the conv with the forward's
+# row-reuse loop (CNNC_KERNELS_DW_FORWARD), and at stride 1 with multiplier 1 the input gradient
+# is the forward kernel on the flipped filter (CNNC_KERNELS_DW_INPUT_GRAD). Every tile height the
+# autotune spaces have, both loops, against eager autograd in float64; which kernel ran is checked.
+# ---------------------------------------------------------------------------
+BACKWARD_PATH_CASES = {  # ((KH, KW), stride, padding, dilation, multiplier)
+    "7x7": ((7, 7), 1, 3, 1, 1),
+    "7x7_dil2": ((7, 7), 1, 6, 2, 1),
+    "5x5_pad_beyond_reach": ((5, 5), 1, 5, 1, 1),  # flipped padding 4 - 5 = -1
+    "5x5_pad0": ((5, 5), 1, 0, 1, 1),
+    "1x11": ((1, 11), 1, (0, 5), 1, 1),
+    "11x1_dil2": ((11, 1), 1, (7, 0), (2, 1), 1),
+    "5x5_s2": ((5, 5), 2, 2, 1, 1),  # input gradient: gather at any setting
+    "7x7_mult2": ((7, 7), 1, 3, 1, 2),  # likewise
+}
+
+
+@pytest.mark.parametrize("path, block_h", [("rows", 2), ("rows", 4), ("rows", 8), ("taps", 4)])
+@pytest.mark.parametrize("name", list(BACKWARD_PATH_CASES))
+def test_depthwise_backward_large_filter_paths(name, block_h, path, monkeypatch):
+    import triton
+
+    (kh, kw), stride, padding, dilation, mult = BACKWARD_PATH_CASES[name]
+    monkeypatch.setenv("CNNC_KERNELS_DW_FORWARD", path)
+    monkeypatch.setenv("CNNC_KERNELS_DW_INPUT_GRAD", "flipped" if path == "rows" else "gather")
+    tile = triton.Config({"BLOCK_H": block_h, "BLOCK_W": 8, "BLOCK_C": 16}, num_warps=4, num_stages=1)
+    launched = []
+    for name_ in ("depthwise_conv2d_kernel", "depthwise_epilogue_grad_kernel", "depthwise_input_grad_kernel"):
+        kernel = getattr(depthwise_module, name_)
+        monkeypatch.setattr(kernel, "configs", [tile])
+        monkeypatch.setattr(kernel, "cache", {})
+        monkeypatch.setattr(kernel, "_cnnc_chosen", {}, raising=False)
+        real_run = kernel.fn.run
+        monkeypatch.setattr(kernel.fn, "run", lambda *a, _n=name_, _r=real_run, **k: (launched.append(_n), _r(*a, **k))[1])
+    g = torch.Generator().manual_seed(kh * 100 + kw + block_h)
+    opts = dict(dtype=torch.float64)
+    C = 6
+    x = torch.randn(1, C, 13, 11, generator=g, **opts).to(DEVICE).to(memory_format=torch.channels_last)
+    w = torch.randn(C * mult, 1, kh, kw, generator=g, **opts).to(DEVICE)
+    scale = (torch.rand(C * mult, generator=g, **opts) + 0.5).to(DEVICE)
+    shift = torch.randn(C * mult, generator=g, **opts).to(DEVICE)
+    conv = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
+    residual = torch.randn(F.conv2d(x, w, None, **conv).shape, generator=g, **opts).to(DEVICE)
+    leaves = [t.requires_grad_() for t in (x, w, scale, shift, residual)]
+    with kernels.poisoned_outputs():
+        out = kernels.conv2d(x, w, scale=scale, shift=shift, residual=residual, activation="silu", **conv)
+        grad_out = torch.randn(out.shape, generator=g, **opts).to(DEVICE)
+        got = torch.autograd.grad(out, leaves, grad_out)
+    ref = _eager_block(x, w, scale, shift, residual, "silu", **conv)
+    want = torch.autograd.grad(ref, leaves, grad_out)
+    for leaf, a, b in zip(("x", "weight", "scale", "shift", "residual"), got, want):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10, msg=lambda m: f"grad {leaf}: {m}")
+    flipped = path == "rows" and stride == 1 and mult == 1
+    want_input = ["depthwise_conv2d_kernel"] if flipped else ["depthwise_input_grad_kernel"]
+    assert launched == ["depthwise_conv2d_kernel", "depthwise_epilogue_grad_kernel"] + want_input
+
+
+def test_input_grad_path_choice(monkeypatch):
+    from kernels.depthwise import input_grad_path_for
+
+    monkeypatch.delenv("CNNC_KERNELS_DW_INPUT_GRAD", raising=False)
+    monkeypatch.delenv("CNNC_KERNELS_DW_FORWARD", raising=False)
+    assert [input_grad_path_for(k, k, (1, 1), 1) for k in (3, 5, 7)] == ["gather", "flipped", "flipped"]
+    assert input_grad_path_for(7, 7, (2, 2), 1) == "gather" and input_grad_path_for(7, 7, (1, 1), 2) == "gather"
+    monkeypatch.setenv("CNNC_KERNELS_DW_INPUT_GRAD", "flipped")
+    assert input_grad_path_for(3, 3, (1, 1), 1) == "flipped" and input_grad_path_for(3, 3, (1, 2), 1) == "gather"
+    monkeypatch.setenv("CNNC_KERNELS_DW_INPUT_GRAD", "fast")
+    with pytest.raises(ValueError, match="CNNC_KERNELS_DW_INPUT_GRAD: expected auto, gather or flipped"):
+        input_grad_path_for(7, 7, (1, 1), 1)

@@ -113,3 +113,33 @@ def test_targets_on_device_time_read_the_graph_columns():
                            rows, 3000.0, bench.parse_args([]))
     assert "| MobileNetV1 dw 32,112,k3,s1 | 64 | 3.000 | 4.000 | 2.000 | 75% | 1.50x | 2.00x |" in table
     assert "## targets on device time alone (batch 64, CUDA graphs)" in table
+
+
+def _tool(name, *args):
+    env = dict(os.environ, TRITON_INTERPRET="1", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", name), *args], env=env,
+                            capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a harness check for machines without a GPU")
+def test_ab_kernels_smoke(tmp_path):
+    """tools/ab_kernels.py --smoke: every variant runs and passes its check against eager."""
+    _tool("ab_kernels.py", "--smoke", "--out", str(tmp_path))
+    rows = json.load(open(tmp_path / "ab_kernels.json"))["rows"]
+    assert [(r["mode"], r["variant"]) for r in rows][:3] == [
+        ("fwd", "taps"), ("fwd", "rows"), ("fwd", "rows, as-is filter")]
+    assert len(rows) == 7 and all(r["err"] < 1e-4 and r["ms"] > 0 for r in rows)
+
+
+def test_host_overhead_runs(tmp_path):
+    """tools/host_overhead.py (CPU only, Triton's run stubbed) runs end to end; the aten ops of
+    a depthwise training step include one filter copy, not three (the forward's is reused)."""
+    _tool("host_overhead.py", "--calls", "20", "--out", str(tmp_path / "host.json"))
+    rows = json.load(open(tmp_path / "host.json"))["rows"]
+    assert len(rows) == 6 and all(r[k] > 0 for r in rows for k in ("operator", "autotuner", "remembered"))
+    train = next(r for r in rows if r["layer"].startswith("dw 512") and r["mode"] == "train")
+    fwd = next(r for r in rows if r["layer"].startswith("dw 512") and r["mode"] == "fwd")
+    assert "aten::contiguous" in fwd["aten_op_names"]
+    assert train["aten_copies"] == fwd["aten_copies"] == 1, (fwd, train)
