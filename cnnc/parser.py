@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast
@@ -47,7 +47,7 @@ def parse(text: str, file: str) -> ast.Module:
     except UnexpectedInput as e:
         raise _parse_error(e, text, file) from None
     except RecursionError:
-        raise CnncError("spec is nested too deeply to parse", Loc(file, 1, 1)) from None
+        raise CnncError("spec is nested too deeply to parse", _deepest_bracket(text, file)) from None
     try:
         items = _Builder(file).transform(tree)
     except VisitError as e:
@@ -55,8 +55,42 @@ def parse(text: str, file: str) -> ast.Module:
             raise e.orig_exc from None
         raise
     except RecursionError:
-        raise CnncError("expression is nested too deeply", Loc(file, 1, 1)) from None
+        raise CnncError("expression is nested too deeply", _deepest_node(tree, file)) from None
     return ast.Module(file, tuple(items))
+
+
+def _deepest_node(tree: Tree, file: str) -> Loc:
+    """Where the parse tree is deepest (the first such node): the start of the expression whose
+    nesting (brackets, or a long chain of operators, which the tree nests one level per
+    operator) was too deep to build. Iterative: the tree is too deep to recurse over."""
+    best_depth, best = -1, Loc(file, 1, 1)
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        if depth > best_depth and not node.meta.empty:
+            best_depth, best = depth, Loc(file, node.meta.line, node.meta.column)
+        stack.extend((child, depth + 1) for child in reversed(node.children))
+    return best
+
+
+def _deepest_bracket(text: str, file: str) -> Loc:
+    """The first bracket at the text's greatest bracket depth (where parsing ran out of stack)."""
+    depth = best_depth = 0
+    line, col, best = 1, 1, Loc(file, 1, 1)
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+            if depth > best_depth:
+                best_depth, best = depth, Loc(file, line, col)
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "\n":
+            line, col = line + 1, 1
+        else:
+            col += 1
+    return best
 
 
 # ---- parse errors -------------------------------------------------------------

@@ -218,3 +218,24 @@ def test_block_nesting_past_the_recursion_limit_is_a_located_error():
     err = info.value
     assert err.message == "spec is nested too deeply (expressions or block calls)"
     assert 1 < err.loc.line <= 3000  # at a block call inside the chain, not at the top of the file
+
+
+def test_expression_too_deep_to_build_is_located_at_the_expression():
+    """A chain of 20,000 additions nests the parse tree one level per operator, past what the
+    AST builder can recurse through: the error points at the expression, not at 1:1."""
+    from cnnc.diagnostics import CnncError
+
+    chain = "+".join(["1"] * 20000)
+    spec = f"network n() {{\n x = input(3, 8, 8)\n\n output o = x -> conv({chain}, 3)\n}}\n"
+    with pytest.raises(CnncError) as info:
+        front_end(spec)
+    assert info.value.message == "expression is nested too deeply"
+    assert (info.value.loc.line, info.value.loc.col) == (4, 23)  # the chain's first term
+
+
+def test_deepest_bracket_is_where_parsing_ran_out_of_stack():
+    from cnnc.parser import _deepest_bracket
+
+    text = "a(b)\nc(d[(e)], [f])\n"
+    loc = _deepest_bracket(text, "s.cnn")
+    assert (loc.file, loc.line, loc.col) == ("s.cnn", 2, 5)  # the '(' inside the '[' inside c(
