@@ -351,8 +351,10 @@ def depthwise_epilogue_grad_kernel(
         ROWS: tl.constexpr = 2 if BLOCK_H < 4 else 4
         n, oh0, ow, ow_ok, co, c_mask = _tile_rows(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
         x_base = x_ptr + n.to(tl.int64) * sxn + (co // MULT)[None, :] * sxc
-        sum_dz = tl.zeros((BLOCK_C,), dtype=ACC_DTYPE)
-        sum_dzc = tl.zeros((BLOCK_C,), dtype=ACC_DTYPE)
+        # dz and dz * c summed over the rows elementwise, over the columns once at the end: one
+        # cross-thread reduction each per program, not one per row
+        rows_dz = tl.zeros((BLOCK_W, BLOCK_C), dtype=ACC_DTYPE)
+        rows_dzc = tl.zeros((BLOCK_W, BLOCK_C), dtype=ACC_DTYPE)
         for g in tl.static_range(BLOCK_H // ROWS):
             a0, a1, a2, a3 = _conv_rows(x_base, w_ptr, oh0 + g * ROWS, ow, ow_ok, co, c_mask, H, W, sxh, sxw,
                                         swc, swh, sww, PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W,
@@ -360,21 +362,23 @@ def depthwise_epilogue_grad_kernel(
             for i in tl.static_range(ROWS):
                 oh = ow * 0 + (oh0 + g * ROWS + i)
                 out_mask = (ow_ok & (oh < OH))[:, None] & c_mask[None, :]
-                dz_part, dzc_part = _epilogue_grad_tile(
+                dz, dzc = _epilogue_grad_tile(
                     _row_of(a0, a1, a2, a3, i), n, oh, ow, co, c_mask, out_mask, scale_ptr, shift_ptr, res_ptr,
                     gy_ptr, dc_ptr, dres_ptr, srn, src, srh, srw, sgn, sgc, sgh, sgw, sdn, sdc, sdh, sdw,
                     sen, sec, seh, sew, HAS_SCALE, HAS_SHIFT, HAS_RES, ACT, WANT_DRES, WANT_DSCALE, ACC_DTYPE)
-                sum_dz += dz_part
-                sum_dzc += dzc_part
+                rows_dz += dz
+                rows_dzc += dzc
+        sum_dz, sum_dzc = tl.sum(rows_dz, axis=0), tl.sum(rows_dzc, axis=0)
     else:
         n, oh, ow, hw_mask, co, c_mask = _output_tile(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
         c = _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh, sxw, swc, swh, sww,
                        PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, MULT, ACC_DTYPE,
                        BLOCK_H * BLOCK_W, BLOCK_C)
-        sum_dz, sum_dzc = _epilogue_grad_tile(
+        dz, dzc = _epilogue_grad_tile(
             c, n, oh, ow, co, c_mask, hw_mask[:, None] & c_mask[None, :], scale_ptr, shift_ptr, res_ptr, gy_ptr,
             dc_ptr, dres_ptr, srn, src, srh, srw, sgn, sgc, sgh, sgw, sdn, sdc, sdh, sdw, sen, sec, seh, sew,
             HAS_SCALE, HAS_SHIFT, HAS_RES, ACT, WANT_DRES, WANT_DSCALE, ACC_DTYPE)
+        sum_dz, sum_dzc = tl.sum(dz, axis=0), tl.sum(dzc, axis=0)
     row = tl.program_id(0) * C_out + co  # this program's slot in the partial-sum buffers
     if WANT_DSHIFT:
         tl.store(dshift_ptr + row, sum_dz, mask=c_mask)
@@ -388,8 +392,8 @@ def _epilogue_grad_tile(c, n, oh, ow, co, c_mask, out_mask, scale_ptr, shift_ptr
                         HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr, HAS_RES: tl.constexpr, ACT: tl.constexpr,
                         WANT_DRES: tl.constexpr, WANT_DSCALE: tl.constexpr, ACC_DTYPE: tl.constexpr):
     """The epilogue backward at pixels (oh, ow) (vectors, one per row of c) given the conv c
-    there: stores dc (and d residual), returns the sums over the pixels of dz and of dz * c
-    (zeros when d scale is not wanted)."""
+    there: stores dc (and d residual), returns dz and dz * c (zeros when d scale is not
+    wanted), for the caller's sums over pixels."""
     z = _affine_residual(c, scale_ptr, shift_ptr, res_ptr, n, oh, ow, co, c_mask, out_mask, srn, src, srh, srw,
                          HAS_SCALE, HAS_SHIFT, HAS_RES, ACC_DTYPE)
     n64 = n.to(tl.int64)
@@ -399,15 +403,15 @@ def _epilogue_grad_tile(c, n, oh, ow, co, c_mask, out_mask, scale_ptr, shift_ptr
     if WANT_DRES:
         tl.store(dres_ptr + n64 * sen + co[None, :] * sec + oh[:, None] * seh + ow[:, None] * sew,
                  dz.to(dres_ptr.dtype.element_ty), mask=out_mask)
-    sum_dzc = tl.zeros((c.shape[1],), dtype=ACC_DTYPE)
+    dzc = tl.zeros_like(dz)
     if WANT_DSCALE:
-        sum_dzc = tl.sum(dz * c, axis=0)
+        dzc = dz * c
     dc = dz
     if HAS_SCALE:
         dc = dz * tl.load(scale_ptr + co, mask=c_mask, other=0.0).to(ACC_DTYPE)[None, :]
     tl.store(dc_ptr + n64 * sdn + co[None, :] * sdc + oh[:, None] * sdh + ow[:, None] * sdw,
              dc.to(dc_ptr.dtype.element_ty), mask=out_mask)
-    return tl.sum(dz, axis=0), sum_dzc
+    return dz, dzc
 
 
 @triton.jit
