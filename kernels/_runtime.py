@@ -14,6 +14,7 @@ import torch
 
 try:  # triton is optional: without it every call takes the torch path
     import triton  # noqa: F401
+    from triton.runtime.autotuner import Autotuner
 
     HAS_TRITON = True
 except ImportError:  # pragma: no cover - triton is installed in CI
@@ -112,6 +113,12 @@ def cdiv(a: int, b: int) -> int:
 # ---------------------------------------------------------------------------
 # Launching an autotuned kernel
 # ---------------------------------------------------------------------------
+# CNNC_KERNELS_REMEMBER=0 (read at import; tools flip the attribute) sends every launch through
+# `Autotuner.run`, the route before `launch` existed: tools/ab_kernels.py and host_overhead.py
+# time both.
+REMEMBER_CONFIGS = os.environ.get("CNNC_KERNELS_REMEMBER", "1") != "0"
+
+
 def launch(kernel, grid, key, *args, **kwargs):
     """`kernel[grid](*args, **kwargs)` for a `triton.autotune`d kernel; returns the Config that
     ran. `grid(config.kwargs)` is the launch grid; `key` is hashable and decides, like the
@@ -127,14 +134,13 @@ def launch(kernel, grid, key, *args, **kwargs):
 
     A remembered config is dropped when it is no longer in `kernel.configs` (tests swap the
     configs). A stand-in for a kernel (tests, `tools/compile_kernels.py`) is launched as
-    `kernel[grid](...)`; its `best_config`, if it has one, is returned."""
-    from triton.runtime.autotuner import Autotuner
-
+    `kernel[grid](...)`; its `best_config`, if it has one, is returned. With
+    REMEMBER_CONFIGS off every launch goes through the autotuner (for comparisons)."""
     if not isinstance(kernel, Autotuner):
         kernel[grid](*args, **kwargs)
         return getattr(kernel, "best_config", None)
     chosen = kernel.__dict__.setdefault("_cnnc_chosen", {})
-    hit = chosen.get(key)
+    hit = chosen.get(key) if REMEMBER_CONFIGS else None
     if hit is not None and any(c is hit[0] for c in kernel.configs):
         config, meta = hit
         kernel.best_config = config

@@ -9,6 +9,7 @@ and the replay of a CUDA graph of the same call (device time alone).
                CNNC_KERNELS_DW_WEIGHTS  tap-major | as-is    (the filter copy, or torch's layout)
   training     CNNC_KERNELS_DW_FORWARD + CNNC_KERNELS_DW_INPUT_GRAD  taps+gather | rows+flipped
                CNNC_KERNELS_DW_WGRAD    per-tap | all-taps
+  both         CNNC_KERNELS_REMEMBER=0  every launch through Autotuner.run (host time; `launch`)
 
     python tools/ab_kernels.py [--layers ConvNeXt EfficientNet] [--batch 64] [--out DIR]
     python tools/ab_kernels.py --smoke --out DIR     # CPU + interpreter, tiny shapes (the harness only)
@@ -34,6 +35,7 @@ FORWARD_VARIANTS = [
     ("taps", {"CNNC_KERNELS_DW_FORWARD": "taps"}),
     ("rows", {"CNNC_KERNELS_DW_FORWARD": "rows"}),
     ("rows, as-is filter", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_DW_WEIGHTS": "as-is"}),
+    ("rows, autotuner route", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_REMEMBER": "0"}),
 ]
 TRAINING_VARIANTS = [
     ("taps+gather, per-tap wgrad", {"CNNC_KERNELS_DW_FORWARD": "taps", "CNNC_KERNELS_DW_INPUT_GRAD": "gather",
@@ -44,17 +46,25 @@ TRAINING_VARIANTS = [
                                      "CNNC_KERNELS_DW_WGRAD": "per-tap"}),
     ("rows+flipped, all-taps wgrad", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_DW_INPUT_GRAD": "flipped",
                                       "CNNC_KERNELS_DW_WGRAD": "all-taps"}),
+    ("the same, autotuner route", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_DW_INPUT_GRAD": "flipped",
+                                   "CNNC_KERNELS_DW_WGRAD": "all-taps", "CNNC_KERNELS_REMEMBER": "0"}),
 ]
 KNOBS = sorted({k for _, env in FORWARD_VARIANTS + TRAINING_VARIANTS for k in env})
 
 
 def with_env(env, fn):
-    """fn() with exactly `env` of the knobs set (the others at their defaults)."""
+    """fn() with exactly `env` of the knobs set (the others at their defaults).
+    CNNC_KERNELS_REMEMBER, read by `kernels` at import, is applied to its flag here."""
+    from kernels import _runtime
+
     saved = {k: os.environ.pop(k, None) for k in KNOBS}
     os.environ.update(env)
+    remember = _runtime.REMEMBER_CONFIGS
+    _runtime.REMEMBER_CONFIGS = env.get("CNNC_KERNELS_REMEMBER", "1") != "0"
     try:
         return fn()
     finally:
+        _runtime.REMEMBER_CONFIGS = remember
         for k, v in saved.items():
             os.environ.pop(k, None)
             if v is not None:

@@ -40,7 +40,7 @@ from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import kernels  # noqa: E402
-from kernels import depthwise, grouped  # noqa: E402
+from kernels import _runtime, depthwise, grouped  # noqa: E402
 
 LAYERS = {  # name: (C, H=W, k, stride, groups)
     "dw 512,14,k3,s1": (512, 14, 3, 1, 512),
@@ -48,16 +48,6 @@ LAYERS = {  # name: (C, H=W, k, stride, groups)
     "g32 128,56,k3,s1": (128, 56, 3, 1, 32),
 }
 ROUTES = ("operator", "autotuner", "remembered")
-
-
-class _Forgetful(dict):
-    """A `_cnnc_chosen` that never remembers: every launch goes through `Autotuner.run`."""
-
-    def get(self, key, default=None):
-        return default
-
-    def __setitem__(self, key, value):
-        pass
 
 
 def autotuners():
@@ -143,8 +133,7 @@ def main(argv=None):
         for mode in ("fwd", "train"):
             row = {"layer": layer, "mode": mode}
             for route in ROUTES:
-                for kernel in autotuners():
-                    kernel.__dict__["_cnnc_chosen"] = _Forgetful() if route != "remembered" else {}
+                _runtime.REMEMBER_CONFIGS = route == "remembered"
                 call = make_call(layer, mode, route)
                 row[route] = per_call_us(call, args.calls if mode == "fwd" else args.calls // 4)
                 if route == "remembered":

@@ -98,3 +98,14 @@ def test_a_training_step_after_the_first_runs_no_autotuner(autotuner_runs):
     assert autotuner_runs == tuned
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_remembering_off_sends_every_launch_through_the_autotuner(autotuner_runs, monkeypatch):
+    from kernels import _runtime
+
+    monkeypatch.setattr(_runtime, "REMEMBER_CONFIGS", False)
+    x, w, _ = _inputs(6)
+    require_triton_path(x, w, 6)
+    for _ in range(3):
+        kernels.conv2d(x, w, padding=1, groups=6)
+    assert autotuner_runs == {"depthwise_conv2d_kernel": 3}
