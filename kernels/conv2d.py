@@ -206,9 +206,11 @@ def _act(activation: str):
 
 # Each operator's body is a plain function (`_conv2d_forward`, `_input_grad`, `_weight_grad`,
 # `_epilogue_grad`): the operators registered below call them, and so does the eager path.
-def _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual, operand=None):
+def _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual, operand=None,
+                    kernel=None):
+    """The forward; `kernel`: `kernel_for`'s answer when the caller has it already."""
     stride, padding, dilation, act = tuple(stride), tuple(padding), tuple(dilation), _act(activation)
-    kernel = kernel_for(x, weight, groups)
+    kernel = kernel or kernel_for(x, weight, groups)
     if kernel == "depthwise":
         return depthwise_conv2d(x, weight, stride, padding, dilation, scale, shift, residual, act, operand=operand)
     if kernel.startswith("grouped"):
@@ -437,8 +439,9 @@ class _EagerConv2d(torch.autograd.Function):
     @staticmethod
     def forward(ctx, *args):
         x, weight, groups = args[0], args[1], args[5]
-        ctx.operand = weight_operand(weight) if kernel_for(x, weight, groups) == "depthwise" else None
-        y = _conv2d_forward(*args, operand=ctx.operand)
+        kernel = kernel_for(x, weight, groups)
+        ctx.operand = weight_operand(weight) if kernel == "depthwise" else None
+        y = _conv2d_forward(*args, operand=ctx.operand, kernel=kernel)
         _setup_context(ctx, args, y)
         return y
 

@@ -199,6 +199,14 @@ def _conv_rows(x_base, w_ptr, oh0, ow, ow_ok, co, c_mask, H, W, sxh, sxw, swc, s
 
 
 @triton.jit
+def _row_pixels(row, ow, ow_ok, c_mask, OH):
+    """Output row `row` of a row-reuse tile as pixel vectors over its columns, (oh, ow), and the
+    mask of its [BLOCK_W, BLOCK_C] block."""
+    oh = ow * 0 + row
+    return oh, (ow_ok & (oh < OH))[:, None] & c_mask[None, :]
+
+
+@triton.jit
 def _row_of(a0, a1, a2, a3, i: tl.constexpr):
     """Accumulator i of `_conv_rows`' four (Triton has no indexable register arrays)."""
     acc = a0
@@ -270,8 +278,7 @@ def depthwise_conv2d_kernel(
                                         swc, swh, sww, PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W,
                                         ACC_DTYPE, ROWS, BLOCK_W, BLOCK_C)
             for i in tl.static_range(ROWS):
-                oh = ow * 0 + (oh0 + g * ROWS + i)  # this row, as a vector over the tile's columns
-                out_mask = (ow_ok & (oh < OH))[:, None] & c_mask[None, :]
+                oh, out_mask = _row_pixels(oh0 + g * ROWS + i, ow, ow_ok, c_mask, OH)
                 _epilogue_store(_row_of(a0, a1, a2, a3, i), n, oh, ow, co, c_mask, out_mask, scale_ptr, shift_ptr, res_ptr, out_ptr,
                                 srn, src, srh, srw, son, soc, soh, sow, HAS_SCALE, HAS_SHIFT, HAS_RES, ACT, ACC_DTYPE)
     else:
@@ -360,8 +367,7 @@ def depthwise_epilogue_grad_kernel(
                                         swc, swh, sww, PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W,
                                         ACC_DTYPE, ROWS, BLOCK_W, BLOCK_C)
             for i in tl.static_range(ROWS):
-                oh = ow * 0 + (oh0 + g * ROWS + i)
-                out_mask = (ow_ok & (oh < OH))[:, None] & c_mask[None, :]
+                oh, out_mask = _row_pixels(oh0 + g * ROWS + i, ow, ow_ok, c_mask, OH)
                 dz, dzc = _epilogue_grad_tile(
                     _row_of(a0, a1, a2, a3, i), n, oh, ow, co, c_mask, out_mask, scale_ptr, shift_ptr, res_ptr,
                     gy_ptr, dc_ptr, dres_ptr, srn, src, srh, srw, sgn, sgc, sgh, sgw, sdn, sdc, sdh, sdw,
