@@ -305,7 +305,7 @@ def _(grad_conv, weight, input_shape, stride, padding, dilation, groups, channel
 
 
 def _weight_grad(x, grad_conv, weight_shape, stride, padding, dilation, groups):
-    """dL/dweight. Triton for depthwise (a deterministic per-tap reduction over N*OH*OW);
+    """dL/dweight. Triton for depthwise (a deterministic reduction over N*OH*OW per tap block);
     otherwise torch.nn.grad.conv2d_weight."""
     if groups == x.shape[1] and _kernel_for_shapes(x.device, x.dtype, x.shape, weight_shape, groups) == "depthwise":
         return depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, tuple(stride),

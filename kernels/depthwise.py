@@ -19,7 +19,8 @@ Backward pieces that are Triton kernels live here too:
 * input gradient, any stride, dilation, padding and MULT: a gather over the taps that
   read each input pixel, split by stride phase so every tap/phase pairing is settled at
   compile time (`depthwise_input_grad_kernel`);
-* weight gradient: a per-tap reduction over (N, OH, OW) (`depthwise_weight_grad_kernel`).
+* weight gradient: a reduction over (N, OH, OW) for one tap or a block of taps per program
+  (`depthwise_weight_grad_kernel`).
 Both are deterministic (no atomics).
 
 File layout: kernels, then launchers, then the eager reference.
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from ._runtime import (INTERPRET, accumulator_dtype, cdiv, empty_output, launch, next_power_of_2, output_hw,
+from ._runtime import (AUTOTUNE, INTERPRET, accumulator_dtype, cdiv, empty_output, launch, next_power_of_2, output_hw,
                        output_memory_format, tuning_space)
 from .epilogue import apply_activation, apply_activation_grad, torch_epilogue
 
@@ -541,46 +542,59 @@ def depthwise_input_grad_kernel(
             tl.store(dx_ptrs, acc.to(dx_ptr.dtype.element_ty), mask=in_mask[:, None] & c_mask[None, :])
 
 
-@triton.jit
-def _m_slice(pid_m, M, SPLIT_M: tl.constexpr, BLOCK_M: tl.constexpr):
-    """[start, end) of the output pixels (n, oh, ow flattened) program pid_m reduces over."""
-    m_per_split = tl.cdiv(tl.cdiv(M, SPLIT_M), BLOCK_M) * BLOCK_M
-    return pid_m * m_per_split, (pid_m + 1) * m_per_split
+# The weight-gradient kernel's tile space: (TAP_BLOCK, BLOCK_P, BLOCK_C, num_warps). TAP_BLOCK is
+# how many filter taps one program reduces for (1: one tap per program, the grid has a tap axis);
+# BLOCK_P the output pixels per loop step. Each program holds a [TAP_BLOCK, BLOCK_P, BLOCK_C]
+# accumulator, 16-64 fp32 values per thread here.
+WGRAD_TILES = (
+    (1, 64, 64, 4), (1, 128, 32, 4), (1, 32, 128, 4),  # one tap per program
+    (16, 4, 32, 4), (16, 8, 64, 8), (32, 4, 32, 4), (32, 2, 64, 4), (64, 2, 32, 4),  # tap blocks
+)
+# Under the interpreter: one tile per mode (per-tap, tap blocks), so CI runs both code paths.
+WGRAD_TILES_INTERPRETED = ((1, 32, 16, 4), (16, 4, 16, 4))
 
 
-@triton.jit
-def _grad_out_chunk(g_ptr, m0, M, OH, OW, co, c_mask, sgn, sgc, sgh, sgw, ACC_DTYPE: tl.constexpr,
-                    BLOCK_M: tl.constexpr):
-    """Output pixels m0 .. m0+BLOCK_M as (n (int64), oh, ow, in range) and their grad_out
-    [BLOCK_M, BLOCK_C] in ACC_DTYPE (0 outside)."""
-    m = m0 + tl.arange(0, BLOCK_M)
-    n64 = (m // (OH * OW)).to(tl.int64)
-    oh = (m // OW) % OH
-    ow = m % OW
-    m_ok = m < M
-    gv = tl.load(g_ptr + n64[:, None] * sgn + co[None, :] * sgc + oh[:, None] * sgh + ow[:, None] * sgw,
-                 mask=m_ok[:, None] & c_mask[None, :], other=0.0).to(ACC_DTYPE)
-    return n64, oh, ow, m_ok, gv
+def weight_grad_configs():
+    """Autotune space of the weight-gradient kernel: WGRAD_TILES, pruned per launch by
+    `_weight_grad_prune`. Under the interpreter WGRAD_TILES_INTERPRETED; with autotuning off
+    (CNNC_KERNELS_AUTOTUNE=0) the first tile of each mode."""
+    tiles = WGRAD_TILES_INTERPRETED if INTERPRET else WGRAD_TILES if AUTOTUNE else (WGRAD_TILES[0], WGRAD_TILES[3])
+    return [triton.Config({"TAP_BLOCK": t, "BLOCK_P": p, "BLOCK_C": c}, num_warps=w, num_stages=2)
+            for t, p, c, w in tiles]
 
 
-def weight_grad_configs(shapes=((64, 64, 4), (128, 32, 4), (32, 128, 4)), interpreted=(64, 16)):
-    """Autotune space of a weight-gradient kernel: (BLOCK_M, BLOCK_C, num_warps) tiles; one
-    (BLOCK_M, BLOCK_C) tile under the interpreter."""
-    if INTERPRET:
-        return [triton.Config({"BLOCK_M": interpreted[0], "BLOCK_C": interpreted[1]}, num_warps=4)]
-    return tuning_space([
-        triton.Config({"BLOCK_M": bm, "BLOCK_C": bc}, num_warps=w, num_stages=2)
-        for bm, bc, w in shapes
-    ])
+# Filters from this many taps up prefer tap blocks when nothing is timed (the interpreter,
+# autotuning off): one tap per program would read grad_out and x 25-49 times through L2.
+WGRAD_TAP_BLOCKS_FROM = 25
 
 
-@triton.autotune(configs=weight_grad_configs(), key=["C_out", "M", "KH", "KW", "SPLIT_M"])
+def _weight_grad_prune(configs, named_args, **kwargs):
+    """The configs a launch may choose from: those of its TAPS_MODE ("per-tap": TAP_BLOCK 1;
+    "tap-blocks": TAP_BLOCK > 1; "auto": both), without tap blocks wider than the filter needs
+    (16 taps at least). The autotuner times what is left. Where nothing is timed (the
+    interpreter; CNNC_KERNELS_AUTOTUNE=0) one is taken: tap blocks from WGRAD_TAP_BLOCKS_FROM
+    taps up, else one tap per program."""
+    taps = kwargs["KH"] * kwargs["KW"]
+    mode = kwargs["TAPS_MODE"]
+    kept = [c for c in configs
+            if (mode != "per-tap" or c.kwargs["TAP_BLOCK"] == 1)
+            and (mode != "tap-blocks" or c.kwargs["TAP_BLOCK"] > 1)
+            and c.kwargs["TAP_BLOCK"] <= max(16, next_power_of_2(taps))]
+    if INTERPRET or not AUTOTUNE:
+        blocked = [c for c in kept if c.kwargs["TAP_BLOCK"] > 1]
+        return blocked[:1] if blocked and (taps >= WGRAD_TAP_BLOCKS_FROM or mode == "tap-blocks") else kept[:1]
+    return kept
+
+
+@triton.autotune(configs=weight_grad_configs(), key=["C_out", "N", "OH", "OW", "KH", "KW", "OH_SLICES", "TAPS_MODE"],
+                 prune_configs_by={"early_config_prune": _weight_grad_prune})
 @triton.jit
 def depthwise_weight_grad_kernel(
-    # pointers: partial is [SPLIT_M, KH*KW, C_out] fp32/fp64, summed over SPLIT_M by the launcher
+    # pointers: partial is [N * OH_SLICES, KH*KW, C_out] fp32/fp64, summed over its first axis by the launcher
     x_ptr, g_ptr, partial_ptr,
-    # sizes: M = N * OH * OW output pixels reduced over
-    H, W, C_out, OH, OW, M,
+    # sizes (the reduction runs over the N * OH * OW output pixels)
+    N, H, W, C_out, OH, OW,
+    OH_SLICES, SLICE_ROWS,  # each image's output rows in OH_SLICES slices of SLICE_ROWS rows
     # strides (elements), (n, c, h, w)
     sxn, sxc, sxh, sxw,
     sgn, sgc, sgh, sgw,
@@ -590,116 +604,73 @@ def depthwise_weight_grad_kernel(
     STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr,
     DIL_H: tl.constexpr, DIL_W: tl.constexpr,
     MULT: tl.constexpr,
-    SPLIT_M: tl.constexpr,  # programs along M per (tap, channel block)
     ALIGN: tl.constexpr,  # every pixel stride is a multiple of this (`stride_align`)
     ACC_DTYPE: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+    TAPS_MODE: tl.constexpr,  # which configs the launch may take (`_weight_grad_prune`); an autotune key
+    OW_POW2: tl.constexpr,  # OW rounded up to a power of two (a step spans at most that many columns)
+    TAP_BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """grad_w[co, kh, kw] = sum over (n, oh, ow) of grad_out[n, co, oh, ow] * x[n, co // MULT, ih, iw].
 
-    One program per (tap, channel block, slice of M); no atomics, so the result is deterministic.
+    One program per (block of TAP_BLOCK taps, block of BLOCK_C channels, slice of SLICE_ROWS
+    output rows of one image). Each loop step takes BLOCK_P output pixels, COLS columns of
+    BLOCK_P // COLS rows (COLS = BLOCK_P, or fewer on narrow maps: OW_POW2 is OW rounded up to
+    a power of two), loads their [BLOCK_P, BLOCK_C] grad_out once and the [TAP_BLOCK, BLOCK_P,
+    BLOCK_C] input values the block's taps pair with them (neighbouring taps read overlapping
+    windows, served by L1), and adds the products into a [TAP_BLOCK, BLOCK_P, BLOCK_C]
+    accumulator elementwise: no reduction and no select inside the loop, one sum over the pixels
+    at the end. A pixel's row and column within the step are compile-time shifts and masks, the
+    image is fixed per program, and the step's addresses are a scalar pointer plus offsets
+    computed before the loop: no division inside it.
+
+    TAP_BLOCK = 1 is one tap per program (grad_out and x then pass through L2 once per tap);
+    larger blocks read grad_out once per block, at the price of the padding taps of the last
+    block (49 taps fill 64). The autotuner picks. Deterministic, no atomics.
     """
     sxn, sxh, sxw = _pixel_strides(sxn, sxh, sxw, ALIGN)
     sgn, sgh, sgw = _pixel_strides(sgn, sgh, sgw, ALIGN)
     C_out = _aligned(C_out, ALIGN)
-    tap = tl.program_id(0)
+    COLS: tl.constexpr = min(BLOCK_P, OW_POW2)
+    pid_t = tl.program_id(0)
     pid_c = tl.program_id(1)
-    pid_m = tl.program_id(2)
-    kh = tap // KW
-    kw = tap % KW
+    pid_m = tl.program_id(2)  # = n * OH_SLICES + slice
+    n64 = (pid_m // OH_SLICES).to(tl.int64)
+    oh_start = (pid_m % OH_SLICES) * SLICE_ROWS
+    oh_end = tl.minimum(oh_start + SLICE_ROWS, OH)
 
+    t = pid_t * TAP_BLOCK + tl.arange(0, TAP_BLOCK)
+    t_ok = t < KH * KW
+    dh = (t // KW) * DIL_H - PAD_H  # input row of tap t, relative to oh * STRIDE_H
+    dw = (t % KW) * DIL_W - PAD_W
+    q = tl.arange(0, BLOCK_P)
+    q_row = q // COLS  # pixel q of a step is at (oh0 + q_row, ow0 + q_col)
+    q_col = q % COLS
+    ih_step = (q_row * STRIDE_H)[None, :] + dh[:, None]  # [TAP_BLOCK, BLOCK_P], from oh0 * STRIDE_H
+    iw_step = (q_col * STRIDE_W)[None, :] + dw[:, None]  # from ow0 * STRIDE_W
     co = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     c_mask = co < C_out
-    ci = co // MULT
+    x_off = (ih_step * sxh + iw_step * sxw)[:, :, None] + ((co // MULT) * sxc)[None, None, :]
+    g_off = (q_row * sgh + q_col * sgw)[:, None] + (co * sgc)[None, :]
+    x_img = x_ptr + n64 * sxn
+    g_img = g_ptr + n64 * sgn
 
-    acc = tl.zeros((BLOCK_M, BLOCK_C), dtype=ACC_DTYPE)
-    m_start, m_end = _m_slice(pid_m, M, SPLIT_M, BLOCK_M)
-    for m0 in range(m_start, m_end, BLOCK_M):
-        n64, oh, ow, m_ok, gv = _grad_out_chunk(g_ptr, m0, M, OH, OW, co, c_mask, sgn, sgc, sgh, sgw,
-                                                ACC_DTYPE, BLOCK_M)
-        ih = oh * STRIDE_H - PAD_H + kh * DIL_H
-        iw = ow * STRIDE_W - PAD_W + kw * DIL_W
-        ok = m_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-        xv = tl.load(x_ptr + n64[:, None] * sxn + ci[None, :] * sxc + ih[:, None] * sxh + iw[:, None] * sxw,
-                     mask=ok[:, None] & c_mask[None, :], other=0.0)
-        acc += gv * xv.to(ACC_DTYPE)
+    acc = tl.zeros((TAP_BLOCK, BLOCK_P, BLOCK_C), dtype=ACC_DTYPE)
+    for oh0 in range(oh_start, oh_end, BLOCK_P // COLS):
+        q_in_rows = oh0 + q_row < oh_end
+        ih = oh0 * STRIDE_H + ih_step
+        rows_ok = t_ok[:, None] & q_in_rows[None, :] & (ih >= 0) & (ih < H)  # [TAP_BLOCK, BLOCK_P]
+        for ow0 in range(0, OW, COLS):
+            q_ok = q_in_rows & (ow0 + q_col < OW)
+            gv = tl.load(g_img + oh0 * sgh + ow0 * sgw + g_off, mask=q_ok[:, None] & c_mask[None, :], other=0.0)
+            iw = ow0 * STRIDE_W + iw_step
+            ok = rows_ok & q_ok[None, :] & (iw >= 0) & (iw < W)
+            xv = tl.load(x_img + (oh0 * STRIDE_H) * sxh + (ow0 * STRIDE_W) * sxw + x_off,
+                         mask=ok[:, :, None] & c_mask[None, None, :], other=0.0)
+            acc += xv.to(ACC_DTYPE) * gv.to(ACC_DTYPE)[None, :, :]
 
-    total = tl.sum(acc, axis=0)
-    tl.store(partial_ptr + (pid_m * KH * KW + tap) * C_out + co, total, mask=c_mask)
-
-
-@triton.jit
-def _weight_grad_row(acc, gv, x_base, kh, oh, ow, m_ok, c_mask, taps, H, W, sxh, sxw, PAD_H, PAD_W,
-                     KW: tl.constexpr, STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr, DIL_H: tl.constexpr,
-                     DIL_W: tl.constexpr, ACC_DTYPE: tl.constexpr):
-    """acc[tap] += sum over the chunk of grad_out * x for the taps of filter row kh."""
-    ih = oh * STRIDE_H - PAD_H + kh * DIL_H
-    row_ok = m_ok & (ih >= 0) & (ih < H)
-    for kw in tl.static_range(KW):
-        iw = ow * STRIDE_W - PAD_W + kw * DIL_W
-        ok = row_ok & (iw >= 0) & (iw < W)
-        xv = tl.load(x_base + ih[:, None] * sxh + iw[:, None] * sxw, mask=ok[:, None] & c_mask[None, :], other=0.0)
-        part = tl.sum(gv * xv.to(ACC_DTYPE), axis=0)
-        acc += tl.where((taps == kh * KW + kw)[:, None], part[None, :], 0.0)
-    return acc
-
-
-@triton.autotune(configs=weight_grad_configs(((128, 32, 4), (256, 32, 8), (64, 64, 4)), interpreted=(32, 16)), key=["C_out", "M", "KH", "KW", "SPLIT_M"])
-@triton.jit
-def depthwise_weight_grad_taps_kernel(
-    # pointers: partial is [SPLIT_M, KH*KW, C_out] fp32/fp64, summed over SPLIT_M by the launcher
-    x_ptr, g_ptr, partial_ptr,
-    H, W, C_out, OH, OW, M,
-    sxn, sxc, sxh, sxw,
-    sgn, sgc, sgh, sgw,
-    PAD_H, PAD_W,
-    KH: tl.constexpr, KW: tl.constexpr,
-    STRIDE_H: tl.constexpr, STRIDE_W: tl.constexpr,
-    DIL_H: tl.constexpr, DIL_W: tl.constexpr,
-    MULT: tl.constexpr,
-    SPLIT_M: tl.constexpr,
-    ALIGN: tl.constexpr,
-    ACC_DTYPE: tl.constexpr,
-    TAPS_PAD: tl.constexpr,  # next power of two >= KH*KW
-    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
-):
-    """The same weight gradient as `depthwise_weight_grad_kernel`, all taps in one program.
-
-    One program per (channel block, slice of M): each BLOCK_M chunk of grad_out is loaded
-    once and multiplied with the KH*KW shifted input windows, whose overlap the L1 cache
-    serves, instead of once per tap program (KH*KW reads of grad_out and x through L2,
-    49 for 7x7). The per-tap sums over the chunk are added into row `tap` of a
-    [TAPS_PAD, BLOCK_C] accumulator (a one-hot select: Triton has no indexable register
-    arrays), which costs TAPS_PAD * BLOCK_C adds per tap, against BLOCK_M * BLOCK_C
-    multiply-adds of real work. Deterministic, no atomics.
-    """
-    sxn, sxh, sxw = _pixel_strides(sxn, sxh, sxw, ALIGN)
-    sgn, sgh, sgw = _pixel_strides(sgn, sgh, sgw, ALIGN)
-    C_out = _aligned(C_out, ALIGN)
-    pid_c = tl.program_id(0)
-    pid_m = tl.program_id(1)
-    co = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_mask = co < C_out
-    ci = co // MULT
-    taps = tl.arange(0, TAPS_PAD)
-
-    acc = tl.zeros((TAPS_PAD, BLOCK_C), dtype=ACC_DTYPE)
-    m_start, m_end = _m_slice(pid_m, M, SPLIT_M, BLOCK_M)
-    for m0 in range(m_start, m_end, BLOCK_M):
-        n64, oh, ow, m_ok, gv = _grad_out_chunk(g_ptr, m0, M, OH, OW, co, c_mask, sgn, sgc, sgh, sgw,
-                                                ACC_DTYPE, BLOCK_M)
-        x_base = x_ptr + n64[:, None] * sxn + ci[None, :] * sxc
-        if KH * KW <= MAX_UNROLLED_TAPS:
-            for kh in tl.static_range(KH):
-                acc = _weight_grad_row(acc, gv, x_base, kh, oh, ow, m_ok, c_mask, taps, H, W, sxh, sxw,
-                                       PAD_H, PAD_W, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, ACC_DTYPE)
-        else:  # rows in a run-time loop, as in the forward (register pressure)
-            for kh in range(KH):
-                acc = _weight_grad_row(acc, gv, x_base, kh, oh, ow, m_ok, c_mask, taps, H, W, sxh, sxw,
-                                       PAD_H, PAD_W, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W, ACC_DTYPE)
-
-    out = partial_ptr + (pid_m * KH * KW + taps[:, None]) * C_out + co[None, :]
-    tl.store(out, acc, mask=(taps < KH * KW)[:, None] & c_mask[None, :])
+    total = tl.sum(acc, axis=1)  # [TAP_BLOCK, BLOCK_C]
+    out = partial_ptr + (pid_m * KH * KW + t[:, None]) * C_out + co[None, :]
+    tl.store(out, total, mask=t_ok[:, None] & c_mask[None, :])
 
 
 # ---------------------------------------------------------------------------
@@ -924,50 +895,49 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
     return dc, dres if dres is not None else x.new_empty(0), dshift, dscale
 
 
-# Which weight-gradient kernel (CNNC_KERNELS_DW_WGRAD, read at every call: "per-tap",
-# "all-taps", or "auto"). auto takes all-taps from 5x5 up, where per-tap programs would read
-# grad_out and x 25-49 times through L2. A guess from that count, NOT measured on a GPU yet;
-# tools/bench_kernels.py can time both (set the variable).
-WGRAD_ALL_TAPS_FROM = 25
+# Which weight-gradient tiles a launch may take (CNNC_KERNELS_DW_WGRAD, read at every call):
+# "per-tap" (one tap per program), "tap-blocks" (several taps per program) or "auto" (both, and
+# the autotuner times them; see `_weight_grad_prune`).
+WGRAD_MODES = ("auto", "per-tap", "tap-blocks")
 
 
-def weight_grad_kernel_for(kh, kw) -> str:
+def weight_grad_mode() -> str:
     mode = os.environ.get("CNNC_KERNELS_DW_WGRAD", "auto")
-    if mode not in ("auto", "per-tap", "all-taps"):
-        raise ValueError(f"CNNC_KERNELS_DW_WGRAD: expected auto, per-tap or all-taps, got {mode!r}")
-    if mode == "auto":
-        return "all-taps" if kh * kw >= WGRAD_ALL_TAPS_FROM else "per-tap"
+    if mode not in WGRAD_MODES:
+        raise ValueError(f"CNNC_KERNELS_DW_WGRAD: expected auto, per-tap or tap-blocks, got {mode!r}")
     return mode
 
 
+def weight_grad_slices(N, OH, OW, C_out) -> tuple[int, int]:
+    """(slices per image, rows per slice) of the weight gradient's programs along the pixels:
+    about 2048 programs in all at one tap block of 32-channel blocks (fewer taps per program
+    only add programs), with at least 256 pixels per slice. The same for every config, since
+    the partial-sum buffer is allocated first. The interpreter takes 2 slices where it can, so
+    CI covers the sum over slices and a slice shorter than the others."""
+    if INTERPRET:
+        wanted = min(2, OH)
+    else:
+        wanted = max(1, min(OH, cdiv(cdiv(2048, cdiv(C_out, 32)), N), OH * OW // 256))
+    rows = cdiv(OH, wanted)
+    return cdiv(OH, rows), rows
+
+
 def depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, stride, padding, dilation):
-    """Weight gradient [C_out, 1, KH, KW] in weight's dtype, reduced in fp32 (fp64 for fp64):
-    `depthwise_weight_grad_kernel` (one program per tap) or `depthwise_weight_grad_taps_kernel`
-    (all taps per program), see `weight_grad_kernel_for`."""
+    """Weight gradient [C_out, 1, KH, KW] in weight's dtype, reduced in fp32 (fp64 for fp64) by
+    `depthwise_weight_grad_kernel` into [N * slices, KH*KW, C_out] partial sums, then summed here
+    (deterministic; no atomics)."""
     N, C_in, H, W = x.shape
     C_out, _, KH, KW = weight_shape
     OH, OW = grad_conv.shape[2], grad_conv.shape[3]
-    M = N * OH * OW
-    all_taps = weight_grad_kernel_for(KH, KW) == "all-taps"
-    # enough programs to fill the machine; deterministic two-stage reduction. The all-taps
-    # kernel has no tap axis in its grid, so it splits M further.
-    if INTERPRET:
-        split_m = 1
-    elif all_taps:
-        split_m = max(1, min(M // 1024, 512 // max(1, C_out // 32)))
-    else:
-        split_m = max(1, min(64, M // 4096))
-    partial = torch.empty((split_m, KH * KW, C_out), dtype=accumulator_dtype(x.dtype), device=x.device)
-    args = (x, grad_conv, partial, H, W, C_out, OH, OW, M, *x.stride(), *grad_conv.stride(), padding[0], padding[1])
-    meta = dict(KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
-                MULT=C_out // C_in, SPLIT_M=split_m, ALIGN=stride_align(x, grad_conv, channels=(C_out,)), ACC_DTYPE=_acc_dtype(x.dtype))
-    key = (C_out, M, KH, KW, split_m, x.dtype)
-    if all_taps:
-        grid = lambda m: (cdiv(C_out, m["BLOCK_C"]), split_m)  # noqa: E731
-        launch(depthwise_weight_grad_taps_kernel, grid, key, *args, TAPS_PAD=next_power_of_2(KH * KW), **meta)
-    else:
-        grid = lambda m: (KH * KW, cdiv(C_out, m["BLOCK_C"]), split_m)  # noqa: E731
-        launch(depthwise_weight_grad_kernel, grid, key, *args, **meta)
+    mode = weight_grad_mode()
+    slices, slice_rows = weight_grad_slices(N, OH, OW, C_out)
+    partial = torch.empty((N * slices, KH * KW, C_out), dtype=accumulator_dtype(x.dtype), device=x.device)
+    grid = lambda m: (cdiv(KH * KW, m["TAP_BLOCK"]), cdiv(C_out, m["BLOCK_C"]), N * slices)  # noqa: E731
+    launch(depthwise_weight_grad_kernel, grid, (C_out, N, OH, OW, KH, KW, slices, mode, x.dtype),
+           x, grad_conv, partial, N, H, W, C_out, OH, OW, slices, slice_rows, *x.stride(), *grad_conv.stride(), padding[0], padding[1],
+           KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
+           MULT=C_out // C_in, ALIGN=stride_align(x, grad_conv, channels=(C_out,)),
+           ACC_DTYPE=_acc_dtype(x.dtype), TAPS_MODE=mode, OW_POW2=next_power_of_2(OW))
     grad = torch.empty((C_out, 1, KH, KW), dtype=x.dtype, device=x.device)
     grad.view(C_out, KH * KW).t().copy_(partial.sum(0))  # transposed and cast in one copy
     return grad

@@ -8,7 +8,7 @@ and the replay of a CUDA graph of the same call (device time alone).
   forward      CNNC_KERNELS_DW_FORWARD  taps | rows          (the per-tap loop, or row reuse)
                CNNC_KERNELS_DW_WEIGHTS  tap-major | as-is    (the filter copy, or torch's layout)
   training     CNNC_KERNELS_DW_FORWARD + CNNC_KERNELS_DW_INPUT_GRAD  taps+gather | rows+flipped
-               CNNC_KERNELS_DW_WGRAD    per-tap | all-taps
+               CNNC_KERNELS_DW_WGRAD    per-tap | tap-blocks | auto (the autotuner picks among both)
   both         CNNC_KERNELS_REMEMBER=0  every launch through Autotuner.run (host time; `launch`)
 
     python tools/ab_kernels.py [--layers ConvNeXt EfficientNet] [--batch 64] [--out DIR]
@@ -40,14 +40,16 @@ FORWARD_VARIANTS = [
 TRAINING_VARIANTS = [
     ("taps+gather, per-tap wgrad", {"CNNC_KERNELS_DW_FORWARD": "taps", "CNNC_KERNELS_DW_INPUT_GRAD": "gather",
                                     "CNNC_KERNELS_DW_WGRAD": "per-tap"}),
-    ("taps+gather, all-taps wgrad", {"CNNC_KERNELS_DW_FORWARD": "taps", "CNNC_KERNELS_DW_INPUT_GRAD": "gather",
-                                     "CNNC_KERNELS_DW_WGRAD": "all-taps"}),
+    ("taps+gather, tap-block wgrad", {"CNNC_KERNELS_DW_FORWARD": "taps", "CNNC_KERNELS_DW_INPUT_GRAD": "gather",
+                                      "CNNC_KERNELS_DW_WGRAD": "tap-blocks"}),
     ("rows+flipped, per-tap wgrad", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_DW_INPUT_GRAD": "flipped",
                                      "CNNC_KERNELS_DW_WGRAD": "per-tap"}),
-    ("rows+flipped, all-taps wgrad", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_DW_INPUT_GRAD": "flipped",
-                                      "CNNC_KERNELS_DW_WGRAD": "all-taps"}),
+    ("rows+flipped, tap-block wgrad", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_DW_INPUT_GRAD": "flipped",
+                                       "CNNC_KERNELS_DW_WGRAD": "tap-blocks"}),
+    ("rows+flipped, wgrad tiles tuned", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_DW_INPUT_GRAD": "flipped",
+                                         "CNNC_KERNELS_DW_WGRAD": "auto"}),
     ("the same, autotuner route", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_DW_INPUT_GRAD": "flipped",
-                                   "CNNC_KERNELS_DW_WGRAD": "all-taps", "CNNC_KERNELS_REMEMBER": "0"}),
+                                   "CNNC_KERNELS_DW_WGRAD": "auto", "CNNC_KERNELS_REMEMBER": "0"}),
 ]
 KNOBS = sorted({k for _, env in FORWARD_VARIANTS + TRAINING_VARIANTS for k in env})
 

@@ -9,7 +9,7 @@ every config of the kernel's autotune space, through Triton's full pipeline (TTI
 LLVM IR -> PTX -> cubin with the ptxas that ships with Triton) for the target. It prints one line
 per compile (with its shared memory) and exits 1 if any compile fails.
 
-    python tools/compile_kernels.py [--arch 90] [--quick] [--dtypes float16 ...]   # --quick: first config only
+    python tools/compile_kernels.py [--arch 90] [--quick] [--dtypes float16 ...]   # --quick: first config only (see quick_configs)
 
 Run with TRITON_INTERPRET unset: under the interpreter the autotune spaces shrink to one config
 and `triton.jit` builds interpreted functions.
@@ -101,15 +101,65 @@ def ptxas_report(ptx: str, arch: int) -> str:
             + (f", spills {spill.group(1)}/{spill.group(2)} B st/ld" if spill and spill.group(1) != "0" else ""))
 
 
-def record_launches(dtypes, channels=32):
+def sass_of(cubin: bytes) -> str:
+    """The SASS of a cubin (nvdisasm, shipped with Triton)."""
+    import subprocess
+    import tempfile
+
+    import triton
+
+    nvdisasm = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "nvdisasm")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        return subprocess.run([nvdisasm, "-c", f.name], capture_output=True, text=True, check=True).stdout
+
+
+LOOP_CLASSES = {  # SASS opcode prefixes counted per loop
+    "fma": ("FFMA", "HFMA2", "DFMA", "HMMA", "FMUL", "FADD"),
+    "ldg": ("LDG",),
+    "shared/sync": ("LDS", "STS", "BAR", "SHFL"),
+}
+
+
+def innermost_loop(sass: str) -> str:
+    """The instruction mix of the kernel's innermost loop (the shortest span from a label back
+    to a branch that jumps up to it, among those that load from global memory): how many instructions one trip issues per thread, and how
+    many of them are floating-point math, global loads and shared-memory or cross-thread traffic.
+    A memory-bound kernel wants few instructions per loaded byte; a reduction inside the loop
+    shows as shared/sync."""
+    labels, body = {}, []
+    for line in sass.splitlines():
+        label = re.match(r"^(\.L_x_\d+):", line.strip())
+        if label:
+            labels[label.group(1)] = len(body)
+            continue
+        ins = re.match(r"^\s*/\*([0-9a-f]{4,})\*/\s+(.*?);", line)
+        if ins:
+            body.append(ins.group(2).strip())
+    loops = []
+    for i, text in enumerate(body):
+        jump = re.search(r"\bBRA\b.*`\((\.L_x_\d+)\)", text)
+        if jump and labels.get(jump.group(1), i) < i:  # (not the `BRA` to itself after EXIT)
+            loops.append(body[labels[jump.group(1)]:i + 1])
+    loops = [loop for loop in loops if any(" LDG" in f" {t}" for t in loop)]
+    if not loops:
+        return "no loop with a global load"
+    loop = min(loops, key=len)
+    ops = [re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for t in loop]
+    mix = {name: sum(op.startswith(prefixes) for op in ops) for name, prefixes in LOOP_CLASSES.items()}
+    return f"innermost loop {len(loop)} instructions (" + ", ".join(f"{n} {k}" for k, n in mix.items()) + ")"
+
+
+def record_launches(dtypes, channels=32, layouts=(True, False)):
     """Every kernel launch the launchers make for a spread of cases (no kernel runs);
-    `channels` per depthwise layer."""
+    `channels` per depthwise layer; `layouts`: channels_last or not."""
     import kernels.depthwise as dw
     import kernels.grouped as gr
 
     calls = []
     names = ["depthwise_conv2d_kernel", "depthwise_epilogue_grad_kernel", "depthwise_input_grad_kernel",
-             "depthwise_weight_grad_kernel", "depthwise_weight_grad_taps_kernel"]
+             "depthwise_weight_grad_kernel"]
     for name in names:
         setattr(dw, name, Recorder(getattr(dw, name), calls))
     gr.grouped_conv2d_kernel = Recorder(gr.grouped_conv2d_kernel, calls)
@@ -122,7 +172,7 @@ def record_launches(dtypes, channels=32):
         return x, w
 
     for dtype in dtypes:
-        for channels_last in (True, False):
+        for channels_last in layouts:
             for k, stride, mult, act in ((3, 1, 1, "relu"), (7, 1, 1, "gelu"), (5, 2, 2, "silu"), (3, 2, 1, "hardswish")):
                 # 32 channels by default: like the real layers (all but Xception's 728 are multiples
                 # of 16), so the launch specializes strides as divisible by 16, as it will on the GPU
@@ -137,10 +187,7 @@ def record_launches(dtypes, channels=32):
                                            residual is not None, True, True)
                 dw.depthwise_conv2d_input_grad(y, w, list(x.shape), *geo,
                                                torch.channels_last if channels_last else torch.contiguous_format)
-                for mode in ("per-tap", "all-taps"):
-                    os.environ["CNNC_KERNELS_DW_WGRAD"] = mode
-                    dw.depthwise_conv2d_weight_grad(x, y, tuple(w.shape), *geo)
-            os.environ.pop("CNNC_KERNELS_DW_WGRAD", None)
+                dw.depthwise_conv2d_weight_grad(x, y, tuple(w.shape), *geo)  # every tile compiled below
             # grouped: ResNeXt's 4 and 8 channels per group (packed), 32 (one group per tile), fp64 direct
             for cin_g, cout_g, groups in ((4, 4, 8), (8, 8, 4), (32, 32, 2), (4, 32, 2)):
                 x, w = tensors(2, cin_g * groups, cout_g * groups, 9, 3, groups, dtype, channels_last)
@@ -151,11 +198,28 @@ def record_launches(dtypes, channels=32):
     return calls
 
 
+def quick_configs(configs):
+    """The first config, and the first for each other value of a meta-parameter that changes
+    the code's structure rather than a tile size (e.g. the weight gradient's TAP_BLOCK: 1 is
+    one tap per program, more a tap axis in every tensor); tile sizes are named BLOCK_*."""
+    seen, kept = set(), []
+    for config in configs:
+        shape = tuple(sorted((k, v) for k, v in config.kwargs.items() if not k.startswith("BLOCK_")))
+        if shape not in seen:
+            seen.add(shape)
+            kept.append(config)
+    return kept
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arch", type=int, default=90, help="CUDA compute capability x 10 (90: H100)")
-    p.add_argument("--quick", action="store_true", help="the first autotune config of each launch only")
+    p.add_argument("--quick", action="store_true", help="the first autotune config of each launch only (`quick_configs`)")
     p.add_argument("--regs", action="store_true", help="also run ptxas -v: registers and spills per thread")
+    p.add_argument("--loops", action="store_true",
+                   help="also disassemble (nvdisasm) and print the innermost loop's instruction mix")
+    p.add_argument("--layout", choices=["both", "nhwc", "nchw"], default="both")
+    p.add_argument("--kernels", nargs="+", help="only these kernels (function names)")
     p.add_argument("--channels", type=int, default=32,
                    help="channels of the depthwise cases (728: Xception's, not a multiple of 16)")
     p.add_argument("--dtypes", nargs="+", default=["float16", "bfloat16", "float32", "float64"],
@@ -173,14 +237,17 @@ def main(argv=None):
         print(f"compile_kernels: this Triton ({triton.__version__}) lacks an internal the script uses: {e}")
         return UNSUPPORTED_TRITON
 
-    calls = record_launches([getattr(torch, d) for d in args.dtypes], args.channels)
+    layouts = {"both": (True, False), "nhwc": (True,), "nchw": (False,)}[args.layout]
+    calls = record_launches([getattr(torch, d) for d in args.dtypes], args.channels, layouts)
     target = GPUTarget("cuda", args.arch, 32)
     backend = make_backend(target)
     seen, failures, done = set(), 0, 0
     t0 = time.time()
     for autotuner, call_args, kwargs in calls:
         fn = autotuner.fn
-        for config in autotuner.configs[:1] if args.quick else autotuner.configs:
+        if args.kernels and fn.__name__ not in args.kernels:
+            continue
+        for config in quick_configs(autotuner.configs) if args.quick else autotuner.configs:
             launch = dict(kwargs, **config.kwargs, num_warps=config.num_warps, num_stages=config.num_stages)
             (signature, constexprs, attrs), options = specialize(fn, backend, call_args, launch)
             key = (fn.__name__, str(signature), str(constexprs), str(attrs), config.num_warps, config.num_stages)
@@ -195,6 +262,8 @@ def main(argv=None):
                                           options=options.__dict__)
                 done += 1
                 regs = f"{ptxas_report(compiled.asm['ptx'], args.arch)}, " if args.regs else ""
+                if args.loops:
+                    regs += f"{innermost_loop(sass_of(compiled.asm['cubin']))}, "
                 print(f"ok   {what}: {regs}shared {compiled.metadata.shared} B, {load_widths(compiled.asm['ptx'])}",
                       flush=True)
             except Exception as e:  # report every failure, then fail

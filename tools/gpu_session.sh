@@ -12,7 +12,7 @@
 #   python3 tools/bench_kernels.py --merge <JSON files> --out benchmarks/raw
 #   bash tools/gpu_session.sh ab [ab_kernels options...]
 #       tools/ab_kernels.py: rows vs taps forward, flipped vs gather input gradient, per-tap vs
-#       all-taps weight gradient, tap-major vs as-is filter, timed side by side in one process
+#       tap-block vs tuned weight gradient, tap-major vs as-is filter, timed side by side in one process
 #   bash tools/gpu_session.sh models [bench_models options...]
 #       tools/bench_models.py: torchvision eager / torch.compile against cnnc's modules. It needs
 #       lark (the cnnc front end), which the device image lacks: before the call, here,

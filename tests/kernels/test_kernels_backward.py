@@ -8,12 +8,14 @@ import importlib
 import pytest
 import torch
 import torch.nn.functional as F
+import triton
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kernels
+from kernels import _runtime
 from kernels.conv2d import MAX_INPUT_GRAD_PHASES, input_grad_kernel_for
-from kernels_testlib import DEVICE, GRAD_TOLERANCES, REFERENCE_ACTIVATIONS, require_triton_path, same_memory_format
+from kernels_testlib import DEVICE, ON_CUDA, GRAD_TOLERANCES, REFERENCE_ACTIVATIONS, require_triton_path, same_memory_format
 
 # the module, not the `kernels.conv2d` function that kernels/__init__.py exports under that name
 conv2d_module = importlib.import_module("kernels.conv2d")
@@ -356,8 +358,8 @@ def test_input_grad_torch_fallbacks(input_grad_launches):
 
 
 # ---------------------------------------------------------------------------
-# Depthwise weight gradient: one program per tap, or all taps per program
-# (CNNC_KERNELS_DW_WGRAD; `weight_grad_kernel_for` picks by filter size on auto).
+# Depthwise weight gradient: one tap per program, or blocks of taps
+# (CNNC_KERNELS_DW_WGRAD; on auto the autotuner picks, by filter size where nothing is timed).
 # ---------------------------------------------------------------------------
 depthwise_module = importlib.import_module("kernels.depthwise")
 
@@ -379,18 +381,19 @@ WGRAD_CASES = {  # (C_in, mult, (KH, KW), stride, padding, dilation, H, W)
     "5x5_s2_mult2": (2, 2, (5, 5), 2, 2, 1, 9, 7),
     "3x3_dil2_s2": (3, 1, (3, 3), 2, 2, 2, 8, 9),
     "1x7": (2, 1, (1, 7), 1, (0, 3), 1, 4, 9),
+    "11x11_pad_beyond": (2, 1, (11, 11), 1, 6, 1, 5, 6),  # padding wider than half the filter
+    "1x1": (3, 1, (1, 1), 1, 0, 1, 4, 5),
 }
 
 
-@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
-@pytest.mark.parametrize("mode", ["per-tap", "all-taps"])
-@pytest.mark.parametrize("name", list(WGRAD_CASES))
-def test_depthwise_weight_grad_both_kernels(name, mode, channels_last, monkeypatch):
+def _weight_grad_tap_block(name, mode, channels_last, monkeypatch):
+    """Run one depthwise weight gradient under CNNC_KERNELS_DW_WGRAD=mode; check it exactly
+    against eager autograd in float64 and return the TAP_BLOCK of the config that ran."""
     C, mult, (KH, KW), stride, padding, dilation, H, W = WGRAD_CASES[name]
-    monkeypatch.setenv("CNNC_KERNELS_DW_WGRAD", mode)
-    calls = []
-    for kernel in ("depthwise_weight_grad_kernel", "depthwise_weight_grad_taps_kernel"):
-        monkeypatch.setattr(depthwise_module, kernel, _Recorder(getattr(depthwise_module, kernel), kernel, calls))
+    if mode is None:
+        monkeypatch.delenv("CNNC_KERNELS_DW_WGRAD", raising=False)
+    else:
+        monkeypatch.setenv("CNNC_KERNELS_DW_WGRAD", mode)
     g = torch.Generator().manual_seed(5)
     x = torch.randn(2, C, H, W, generator=g, dtype=torch.float64).to(DEVICE)
     if channels_last:
@@ -399,19 +402,54 @@ def test_depthwise_weight_grad_both_kernels(name, mode, channels_last, monkeypat
     conv = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
     out = kernels.conv2d(x, w, activation="silu", **conv)
     grad_out = torch.randn(out.shape, generator=g, dtype=torch.float64).to(DEVICE)
+    calls = []
+    kernel = depthwise_module.depthwise_weight_grad_kernel
+    monkeypatch.setattr(depthwise_module, "depthwise_weight_grad_kernel", _Recorder(kernel, "wgrad", calls))
     (got,) = torch.autograd.grad(out, [w], grad_out)
     (want,) = torch.autograd.grad(F.silu(F.conv2d(x, w, None, **conv)), [w], grad_out)
-    assert calls == ["depthwise_weight_grad_taps_kernel" if mode == "all-taps" else "depthwise_weight_grad_kernel"]
+    assert calls == ["wgrad"]
     torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+    return kernel.best_config.kwargs["TAP_BLOCK"]
 
 
-def test_weight_grad_kernel_choice(monkeypatch):
-    monkeypatch.delenv("CNNC_KERNELS_DW_WGRAD", raising=False)
-    assert [depthwise_module.weight_grad_kernel_for(k, k) for k in (1, 3, 5, 7)] == [
-        "per-tap", "per-tap", "all-taps", "all-taps"]
-    monkeypatch.setenv("CNNC_KERNELS_DW_WGRAD", "fastest")
-    with pytest.raises(ValueError, match="CNNC_KERNELS_DW_WGRAD: expected auto, per-tap or all-taps"):
-        depthwise_module.weight_grad_kernel_for(3, 3)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("mode", ["per-tap", "tap-blocks"])
+@pytest.mark.parametrize("name", list(WGRAD_CASES))
+def test_depthwise_weight_grad_both_tilings(name, mode, channels_last, monkeypatch):
+    tap_block = _weight_grad_tap_block(name, mode, channels_last, monkeypatch)
+    assert (tap_block == 1) == (mode == "per-tap"), tap_block
+
+
+@pytest.mark.skipif(ON_CUDA and _runtime.AUTOTUNE, reason="natively, with autotuning on, the autotuner times the tilings")
+@pytest.mark.parametrize("name, tap_blocks", [("3x3", False), ("1x7", False), ("5x5_s2_mult2", True), ("7x7", True)])
+def test_weight_grad_auto_takes_tap_blocks_for_large_filters_when_untimed(name, tap_blocks, monkeypatch):
+    assert (_weight_grad_tap_block(name, None, True, monkeypatch) > 1) == tap_blocks
+
+
+def test_weight_grad_mode_is_checked(monkeypatch):
+    monkeypatch.setenv("CNNC_KERNELS_DW_WGRAD", "all-taps")
+    with pytest.raises(ValueError, match="CNNC_KERNELS_DW_WGRAD: expected auto, per-tap or tap-blocks"):
+        depthwise_module.weight_grad_mode()
+
+
+def test_weight_grad_prune_keeps_each_modes_tiles():
+    """On a GPU the autotuner times every tile the mode allows, except tap blocks wider than
+    the filter needs (a 3x3 filter has 9 taps: blocks of 32 or 64 would be mostly padding)."""
+    configs = [triton.Config({"TAP_BLOCK": t, "BLOCK_P": p, "BLOCK_C": c}, num_warps=w)
+               for t, p, c, w in depthwise_module.WGRAD_TILES]
+    prune = depthwise_module._weight_grad_prune
+
+    def blocks(mode, k):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(depthwise_module, "INTERPRET", False)
+            mp.setattr(depthwise_module, "AUTOTUNE", True)
+            return sorted({c.kwargs["TAP_BLOCK"] for c in prune(configs, {}, KH=k, KW=k, TAPS_MODE=mode)})
+
+    assert blocks("auto", 3) == [1, 16]
+    assert blocks("auto", 5) == [1, 16, 32]
+    assert blocks("auto", 7) == [1, 16, 32, 64]
+    assert blocks("per-tap", 7) == [1]
+    assert blocks("tap-blocks", 3) == [16]
 
 
 @pytest.mark.parametrize("layout", ["as-is", "tap-major"])

@@ -130,7 +130,7 @@ def test_ab_kernels_smoke(tmp_path):
     rows = json.load(open(tmp_path / "ab_kernels.json"))["rows"]
     assert [(r["mode"], r["variant"]) for r in rows][:3] == [
         ("fwd", "taps"), ("fwd", "rows"), ("fwd", "rows, as-is filter")]
-    assert len(rows) == 9 and all(r["err"] < 1e-4 and r["ms"] > 0 for r in rows)
+    assert len(rows) == 10 and all(r["err"] < 1e-4 and r["ms"] > 0 for r in rows)
 
 
 def test_host_overhead_runs(tmp_path):

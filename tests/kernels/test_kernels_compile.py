@@ -15,7 +15,7 @@ import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KERNELS = ["depthwise_conv2d_kernel", "depthwise_epilogue_grad_kernel", "depthwise_input_grad_kernel",
-           "depthwise_weight_grad_kernel", "depthwise_weight_grad_taps_kernel", "grouped_conv2d_kernel"]
+           "depthwise_weight_grad_kernel", "grouped_conv2d_kernel"]
 
 
 def test_every_kernel_compiles_for_sm90():

@@ -80,7 +80,7 @@ def test_a_training_step_after_the_first_runs_no_autotuner(autotuner_runs):
     x, w, scale = _inputs(5, K=7)
     require_triton_path(x, w, 6)
     for kernel in ("depthwise_conv2d_kernel", "depthwise_epilogue_grad_kernel", "depthwise_input_grad_kernel",
-                   "depthwise_weight_grad_kernel", "depthwise_weight_grad_taps_kernel"):
+                   "depthwise_weight_grad_kernel"):
         getattr(depthwise_module, kernel).__dict__.pop("_cnnc_chosen", None)
     x.requires_grad_()
     w.requires_grad_()
@@ -94,7 +94,7 @@ def test_a_training_step_after_the_first_runs_no_autotuner(autotuner_runs):
     # (7x7 at stride 1: the input gradient is the forward kernel on the flipped filter, with
     # the forward's key here, so it takes the forward's remembered config at once)
     assert set(tuned) == {"depthwise_conv2d_kernel", "depthwise_epilogue_grad_kernel",
-                          "depthwise_weight_grad_taps_kernel"}, tuned
+                          "depthwise_weight_grad_kernel"}, tuned
     assert autotuner_runs == tuned
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
