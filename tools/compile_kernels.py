@@ -10,6 +10,11 @@ LLVM IR -> PTX -> cubin with the ptxas that ships with Triton) for the target. I
 per compile (with its shared memory) and exits 1 if any compile fails.
 
     python tools/compile_kernels.py [--arch 90] [--quick] [--dtypes float16 ...]   # --quick: first config only (see quick_configs)
+    python tools/compile_kernels.py --regs --loops --layout nhwc --kernels depthwise_weight_grad_kernel
+
+--regs adds registers and spills per thread (ptxas -v); --loops the innermost loop's SASS
+instruction mix per trip (nvdisasm): floating-point math, global loads, shared-memory or
+cross-thread traffic, divisions (`innermost_loop`).
 
 Run with TRITON_INTERPRET unset: under the interpreter the autotune spaces shrink to one config
 and `triton.jit` builds interpreted functions.
@@ -119,6 +124,7 @@ LOOP_CLASSES = {  # SASS opcode prefixes counted per loop
     "fma": ("FFMA", "HFMA2", "DFMA", "HMMA", "FMUL", "FADD"),
     "ldg": ("LDG",),
     "shared/sync": ("LDS", "STS", "BAR", "SHFL"),
+    "div": ("MUFU.RCP",),  # a division by a run-time value (integer or float) starts with a reciprocal
 }
 
 
