@@ -586,15 +586,18 @@ def _weight_grad_prune(configs, named_args, **kwargs):
     return kept
 
 
-@triton.autotune(configs=weight_grad_configs(), key=["C_out", "N", "OH", "OW", "KH", "KW", "OH_SLICES", "TAPS_MODE"],
+@triton.autotune(configs=weight_grad_configs(), key=["C_out", "N", "OH", "OW", "KH", "KW", "IMAGES", "OH_SLICES", "TAPS_MODE"],
                  prune_configs_by={"early_config_prune": _weight_grad_prune})
 @triton.jit
 def depthwise_weight_grad_kernel(
-    # pointers: partial is [N * OH_SLICES, KH*KW, C_out] fp32/fp64, summed over its first axis by the launcher
+    # pointers: partial is [programs along the pixels, KH*KW, C_out] fp32/fp64, summed over its
+    # first axis by the launcher
     x_ptr, g_ptr, partial_ptr,
     # sizes (the reduction runs over the N * OH * OW output pixels)
     N, H, W, C_out, OH, OW,
-    OH_SLICES, SLICE_ROWS,  # each image's output rows in OH_SLICES slices of SLICE_ROWS rows
+    # what one program reduces over: IMAGES consecutive images, or (when IMAGES is 1) one of
+    # OH_SLICES slices of SLICE_ROWS output rows of one image (`weight_grad_split`)
+    IMAGES, OH_SLICES, SLICE_ROWS,
     # strides (elements), (n, c, h, w)
     sxn, sxc, sxh, sxw,
     sgn, sgc, sgh, sgw,
@@ -612,16 +615,16 @@ def depthwise_weight_grad_kernel(
 ):
     """grad_w[co, kh, kw] = sum over (n, oh, ow) of grad_out[n, co, oh, ow] * x[n, co // MULT, ih, iw].
 
-    One program per (block of TAP_BLOCK taps, block of BLOCK_C channels, slice of SLICE_ROWS
-    output rows of one image). Each loop step takes BLOCK_P output pixels, COLS columns of
-    BLOCK_P // COLS rows (COLS = BLOCK_P, or fewer on narrow maps: OW_POW2 is OW rounded up to
-    a power of two), loads their [BLOCK_P, BLOCK_C] grad_out once and the [TAP_BLOCK, BLOCK_P,
-    BLOCK_C] input values the block's taps pair with them (neighbouring taps read overlapping
-    windows, served by L1), and adds the products into a [TAP_BLOCK, BLOCK_P, BLOCK_C]
-    accumulator elementwise: no reduction and no select inside the loop, one sum over the pixels
-    at the end. A pixel's row and column within the step are compile-time shifts and masks, the
-    image is fixed per program, and the step's addresses are a scalar pointer plus offsets
-    computed before the loop: no division inside it.
+    One program per (block of TAP_BLOCK taps, block of BLOCK_C channels, share of the pixels:
+    IMAGES whole images, or a slice of SLICE_ROWS output rows of one image). Each loop step
+    takes BLOCK_P output pixels, COLS columns of BLOCK_P // COLS rows (COLS = BLOCK_P, or fewer
+    on narrow maps: OW_POW2 is OW rounded up to a power of two), loads their [BLOCK_P, BLOCK_C]
+    grad_out once and the [TAP_BLOCK, BLOCK_P, BLOCK_C] input values the block's taps pair with
+    them (neighbouring taps read overlapping windows, served by L1), and adds the products into
+    a [TAP_BLOCK, BLOCK_P, BLOCK_C] accumulator elementwise: no reduction and no select inside
+    the loop, one sum over the pixels at the end. A pixel's row and column within the step are
+    compile-time shifts and masks, the image changes only in the outermost loop, and the step's
+    addresses are a scalar pointer plus offsets computed before the loop: no division inside it.
 
     TAP_BLOCK = 1 is one tap per program (grad_out and x then pass through L2 once per tap);
     larger blocks read grad_out once per block, at the price of the padding taps of the last
@@ -633,8 +636,8 @@ def depthwise_weight_grad_kernel(
     COLS: tl.constexpr = min(BLOCK_P, OW_POW2)
     pid_t = tl.program_id(0)
     pid_c = tl.program_id(1)
-    pid_m = tl.program_id(2)  # = n * OH_SLICES + slice
-    n64 = (pid_m // OH_SLICES).to(tl.int64)
+    pid_m = tl.program_id(2)  # = image group * OH_SLICES + slice
+    n_start = (pid_m // OH_SLICES) * IMAGES
     oh_start = (pid_m % OH_SLICES) * SLICE_ROWS
     oh_end = tl.minimum(oh_start + SLICE_ROWS, OH)
 
@@ -651,22 +654,27 @@ def depthwise_weight_grad_kernel(
     c_mask = co < C_out
     x_off = (ih_step * sxh + iw_step * sxw)[:, :, None] + ((co // MULT) * sxc)[None, None, :]
     g_off = (q_row * sgh + q_col * sgw)[:, None] + (co * sgc)[None, :]
-    x_img = x_ptr + n64 * sxn
-    g_img = g_ptr + n64 * sgn
 
     acc = tl.zeros((TAP_BLOCK, BLOCK_P, BLOCK_C), dtype=ACC_DTYPE)
-    for oh0 in range(oh_start, oh_end, BLOCK_P // COLS):
-        q_in_rows = oh0 + q_row < oh_end
-        ih = oh0 * STRIDE_H + ih_step
-        rows_ok = t_ok[:, None] & q_in_rows[None, :] & (ih >= 0) & (ih < H)  # [TAP_BLOCK, BLOCK_P]
-        for ow0 in range(0, OW, COLS):
-            q_ok = q_in_rows & (ow0 + q_col < OW)
-            gv = tl.load(g_img + oh0 * sgh + ow0 * sgw + g_off, mask=q_ok[:, None] & c_mask[None, :], other=0.0)
-            iw = ow0 * STRIDE_W + iw_step
-            ok = rows_ok & q_ok[None, :] & (iw >= 0) & (iw < W)
-            xv = tl.load(x_img + (oh0 * STRIDE_H) * sxh + (ow0 * STRIDE_W) * sxw + x_off,
-                         mask=ok[:, :, None] & c_mask[None, None, :], other=0.0)
-            acc += xv.to(ACC_DTYPE) * gv.to(ACC_DTYPE)[None, :, :]
+    x_img = x_ptr + n_start.to(tl.int64) * sxn
+    g_img = g_ptr + n_start.to(tl.int64) * sgn
+    for n in range(n_start, tl.minimum(n_start + IMAGES, N)):
+        for oh0 in range(oh_start, oh_end, BLOCK_P // COLS):
+            q_in_rows = oh0 + q_row < oh_end
+            ih = oh0 * STRIDE_H + ih_step
+            rows_ok = t_ok[:, None] & q_in_rows[None, :] & (ih >= 0) & (ih < H)  # [TAP_BLOCK, BLOCK_P]
+            x_rows = x_img + (oh0 * STRIDE_H) * sxh
+            g_rows = g_img + oh0 * sgh
+            for ow0 in range(0, OW, COLS):
+                q_ok = q_in_rows & (ow0 + q_col < OW)
+                gv = tl.load(g_rows + ow0 * sgw + g_off, mask=q_ok[:, None] & c_mask[None, :], other=0.0)
+                iw = ow0 * STRIDE_W + iw_step
+                ok = rows_ok & q_ok[None, :] & (iw >= 0) & (iw < W)
+                xv = tl.load(x_rows + (ow0 * STRIDE_W) * sxw + x_off, mask=ok[:, :, None] & c_mask[None, None, :],
+                             other=0.0)
+                acc += xv.to(ACC_DTYPE) * gv.to(ACC_DTYPE)[None, :, :]
+        x_img += sxn
+        g_img += sgn
 
     total = tl.sum(acc, axis=1)  # [TAP_BLOCK, BLOCK_C]
     out = partial_ptr + (pid_m * KH * KW + t[:, None]) * C_out + co[None, :]
@@ -908,33 +916,46 @@ def weight_grad_mode() -> str:
     return mode
 
 
-def weight_grad_slices(N, OH, OW, C_out) -> tuple[int, int]:
-    """(slices per image, rows per slice) of the weight gradient's programs along the pixels:
-    about 2048 programs in all at one tap block of 32-channel blocks (fewer taps per program
-    only add programs), with at least 256 pixels per slice. The same for every config, since
-    the partial-sum buffer is allocated first. The interpreter takes 2 slices where it can, so
-    CI covers the sum over slices and a slice shorter than the others."""
+# Each program reduces over at least this many pixels per filter tap (16 x 49 = 784 for 7x7): its
+# partial sums (taps x BLOCK_C fp32) then cost at most 1/16 of the bytes of grad_out and x it
+# reads in fp16 (4 * taps bytes per channel written and read again, 4 per pixel read).
+WGRAD_PIXELS_PER_TAP = 16
+
+
+def weight_grad_split(N, OH, OW, C_out, taps) -> tuple[int, int, int]:
+    """(images, slices per image, rows per slice) of one weight-gradient program's share of the
+    pixels: about 2048 programs along the pixels and channels at one tap block of 32-channel
+    blocks (fewer taps per program only add programs), but no fewer than
+    WGRAD_PIXELS_PER_TAP * taps pixels per program. Several whole images per program where that
+    many programs would be too many, slices of one image where there are fewer images than
+    programs wanted. The same for every config, since the partial-sum buffer is allocated
+    first. The interpreter splits as finely as it can (one image per program, 2 slices where
+    OH allows) so CI covers the sum over programs and a slice shorter than the others."""
     if INTERPRET:
-        wanted = min(2, OH)
+        wanted = N * min(2, OH)
     else:
-        wanted = max(1, min(OH, cdiv(cdiv(2048, cdiv(C_out, 32)), N), OH * OW // 256))
-    rows = cdiv(OH, wanted)
-    return cdiv(OH, rows), rows
+        wanted = max(1, min(cdiv(2048, cdiv(C_out, 32)), N * OH * OW // (WGRAD_PIXELS_PER_TAP * taps)))
+    if wanted <= N:
+        images = cdiv(N, wanted)
+        return images, 1, OH
+    rows = cdiv(OH, min(OH, cdiv(wanted, N)))
+    return 1, cdiv(OH, rows), rows
 
 
 def depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, stride, padding, dilation):
     """Weight gradient [C_out, 1, KH, KW] in weight's dtype, reduced in fp32 (fp64 for fp64) by
-    `depthwise_weight_grad_kernel` into [N * slices, KH*KW, C_out] partial sums, then summed here
+    `depthwise_weight_grad_kernel` into [programs along the pixels, KH*KW, C_out] partial sums, then summed here
     (deterministic; no atomics)."""
     N, C_in, H, W = x.shape
     C_out, _, KH, KW = weight_shape
     OH, OW = grad_conv.shape[2], grad_conv.shape[3]
     mode = weight_grad_mode()
-    slices, slice_rows = weight_grad_slices(N, OH, OW, C_out)
-    partial = torch.empty((N * slices, KH * KW, C_out), dtype=accumulator_dtype(x.dtype), device=x.device)
-    grid = lambda m: (cdiv(KH * KW, m["TAP_BLOCK"]), cdiv(C_out, m["BLOCK_C"]), N * slices)  # noqa: E731
-    launch(depthwise_weight_grad_kernel, grid, (C_out, N, OH, OW, KH, KW, slices, mode, x.dtype),
-           x, grad_conv, partial, N, H, W, C_out, OH, OW, slices, slice_rows, *x.stride(), *grad_conv.stride(), padding[0], padding[1],
+    images, slices, slice_rows = weight_grad_split(N, OH, OW, C_out, KH * KW)
+    programs = cdiv(N, images) * slices  # along the pixels
+    partial = torch.empty((programs, KH * KW, C_out), dtype=accumulator_dtype(x.dtype), device=x.device)
+    grid = lambda m: (cdiv(KH * KW, m["TAP_BLOCK"]), cdiv(C_out, m["BLOCK_C"]), programs)  # noqa: E731
+    launch(depthwise_weight_grad_kernel, grid, (C_out, N, OH, OW, KH, KW, images, slices, mode, x.dtype),
+           x, grad_conv, partial, N, H, W, C_out, OH, OW, images, slices, slice_rows, *x.stride(), *grad_conv.stride(), padding[0], padding[1],
            KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
            MULT=C_out // C_in, ALIGN=stride_align(x, grad_conv, channels=(C_out,)),
            ACC_DTYPE=_acc_dtype(x.dtype), TAPS_MODE=mode, OW_POW2=next_power_of_2(OW))

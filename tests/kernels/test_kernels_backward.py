@@ -420,6 +420,27 @@ def test_depthwise_weight_grad_both_tilings(name, mode, channels_last, monkeypat
     assert (tap_block == 1) == (mode == "per-tap"), tap_block
 
 
+@pytest.mark.parametrize("mode", ["per-tap", "tap-blocks"])
+@pytest.mark.parametrize("split", [(2, 1, 7), (3, 1, 7), (1, 3, 3), (1, 1, 7)],
+                         ids=["2-images", "all-3-images", "3-slices", "whole-images"])
+def test_depthwise_weight_grad_any_split_of_the_pixels(split, mode, monkeypatch):
+    """However the launcher shares the pixels among programs (several whole images each, a
+    last group with fewer images, or slices of rows of one image, the last one short), the
+    partial sums add up to the exact weight gradient."""
+    monkeypatch.setenv("CNNC_KERNELS_DW_WGRAD", mode)
+    monkeypatch.setattr(depthwise_module, "weight_grad_split", lambda N, OH, OW, C, taps: split)
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(5, 3, 7, 6, generator=g, dtype=torch.float64).to(DEVICE).to(memory_format=torch.channels_last)
+    w = torch.randn(3, 1, 5, 3, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
+    conv = dict(padding=(2, 1), groups=3)
+    out = kernels.conv2d(x, w, **conv)
+    assert out.shape[2] == 7, "the splits above assume 7 output rows"
+    grad_out = torch.randn(out.shape, generator=g, dtype=torch.float64).to(DEVICE)
+    (got,) = torch.autograd.grad(out, [w], grad_out)
+    (want,) = torch.autograd.grad(F.conv2d(x, w, None, **conv), [w], grad_out)
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+
+
 @pytest.mark.skipif(ON_CUDA and _runtime.AUTOTUNE, reason="natively, with autotuning on, the autotuner times the tilings")
 @pytest.mark.parametrize("name, tap_blocks", [("3x3", False), ("1x7", False), ("5x5_s2_mult2", True), ("7x7", True)])
 def test_weight_grad_auto_takes_tap_blocks_for_large_filters_when_untimed(name, tap_blocks, monkeypatch):
