@@ -586,7 +586,8 @@ def _weight_grad_prune(configs, named_args, **kwargs):
     return kept
 
 
-@triton.autotune(configs=weight_grad_configs(), key=["C_out", "N", "OH", "OW", "KH", "KW", "IMAGES", "OH_SLICES", "TAPS_MODE"],
+@triton.autotune(configs=weight_grad_configs(),
+                 key=["C_out", "N", "OH", "OW", "KH", "KW", "IMAGES", "OH_SLICES", "TAPS_MODE"],
                  prune_configs_by={"early_config_prune": _weight_grad_prune})
 @triton.jit
 def depthwise_weight_grad_kernel(
@@ -944,8 +945,8 @@ def weight_grad_split(N, OH, OW, C_out, taps) -> tuple[int, int, int]:
 
 def depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, stride, padding, dilation):
     """Weight gradient [C_out, 1, KH, KW] in weight's dtype, reduced in fp32 (fp64 for fp64) by
-    `depthwise_weight_grad_kernel` into [programs along the pixels, KH*KW, C_out] partial sums, then summed here
-    (deterministic; no atomics)."""
+    `depthwise_weight_grad_kernel` into [programs along the pixels, KH*KW, C_out] partial sums,
+    then summed here (deterministic; no atomics)."""
     N, C_in, H, W = x.shape
     C_out, _, KH, KW = weight_shape
     OH, OW = grad_conv.shape[2], grad_conv.shape[3]
@@ -955,7 +956,8 @@ def depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, stride, padding, di
     partial = torch.empty((programs, KH * KW, C_out), dtype=accumulator_dtype(x.dtype), device=x.device)
     grid = lambda m: (cdiv(KH * KW, m["TAP_BLOCK"]), cdiv(C_out, m["BLOCK_C"]), programs)  # noqa: E731
     launch(depthwise_weight_grad_kernel, grid, (C_out, N, OH, OW, KH, KW, images, slices, mode, x.dtype),
-           x, grad_conv, partial, N, H, W, C_out, OH, OW, images, slices, slice_rows, *x.stride(), *grad_conv.stride(), padding[0], padding[1],
+           x, grad_conv, partial, N, H, W, C_out, OH, OW, images, slices, slice_rows,
+           *x.stride(), *grad_conv.stride(), padding[0], padding[1],
            KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
            MULT=C_out // C_in, ALIGN=stride_align(x, grad_conv, channels=(C_out,)),
            ACC_DTYPE=_acc_dtype(x.dtype), TAPS_MODE=mode, OW_POW2=next_power_of_2(OW))

@@ -9,7 +9,7 @@ every config of the kernel's autotune space, through Triton's full pipeline (TTI
 LLVM IR -> PTX -> cubin with the ptxas that ships with Triton) for the target. It prints one line
 per compile (with its shared memory) and exits 1 if any compile fails.
 
-    python tools/compile_kernels.py [--arch 90] [--quick] [--dtypes float16 ...]   # --quick: first config only (see quick_configs)
+    python tools/compile_kernels.py [--arch 90] [--quick] [--dtypes float16 ...]   # --quick: see quick_configs
     python tools/compile_kernels.py --regs --loops --layout nhwc --kernels depthwise_weight_grad_kernel
 
 --regs adds registers and spills per thread (ptxas -v); --loops the innermost loop's SASS
@@ -130,10 +130,11 @@ LOOP_CLASSES = {  # SASS opcode prefixes counted per loop
 
 def innermost_loop(sass: str) -> str:
     """The instruction mix of the kernel's innermost loop (the shortest span from a label back
-    to a branch that jumps up to it, among those that load from global memory): how many instructions one trip issues per thread, and how
-    many of them are floating-point math, global loads and shared-memory or cross-thread traffic.
+    to a branch that jumps up to it, among those that load from global memory): how many
+    instructions one trip issues per thread, and how many of them are floating-point math,
+    global loads, shared-memory or cross-thread traffic, and divisions by run-time values.
     A memory-bound kernel wants few instructions per loaded byte; a reduction inside the loop
-    shows as shared/sync."""
+    shows as shared/sync, index arithmetic on flattened indices as div."""
     labels, body = {}, []
     for line in sass.splitlines():
         label = re.match(r"^(\.L_x_\d+):", line.strip())

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 import kernels
 from kernels import _runtime
 from kernels.conv2d import MAX_INPUT_GRAD_PHASES, input_grad_kernel_for
-from kernels_testlib import DEVICE, ON_CUDA, GRAD_TOLERANCES, REFERENCE_ACTIVATIONS, require_triton_path, same_memory_format
+from kernels_testlib import (DEVICE, GRAD_TOLERANCES, ON_CUDA, REFERENCE_ACTIVATIONS, require_triton_path,
+                             same_memory_format)
 
 # the module, not the `kernels.conv2d` function that kernels/__init__.py exports under that name
 conv2d_module = importlib.import_module("kernels.conv2d")
@@ -441,7 +442,8 @@ def test_depthwise_weight_grad_any_split_of_the_pixels(split, mode, monkeypatch)
     torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
 
 
-@pytest.mark.skipif(ON_CUDA and _runtime.AUTOTUNE, reason="natively, with autotuning on, the autotuner times the tilings")
+@pytest.mark.skipif(ON_CUDA and _runtime.AUTOTUNE,
+                    reason="natively, with autotuning on, the autotuner times the tilings")
 @pytest.mark.parametrize("name, tap_blocks", [("3x3", False), ("1x7", False), ("5x5_s2_mult2", True), ("7x7", True)])
 def test_weight_grad_auto_takes_tap_blocks_for_large_filters_when_untimed(name, tap_blocks, monkeypatch):
     assert (_weight_grad_tap_block(name, None, True, monkeypatch) > 1) == tap_blocks
