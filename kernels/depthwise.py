@@ -558,7 +558,9 @@ def weight_grad_configs():
     """Autotune space of the weight-gradient kernel: WGRAD_TILES, pruned per launch by
     `_weight_grad_prune`. Under the interpreter WGRAD_TILES_INTERPRETED; with autotuning off
     (CNNC_KERNELS_AUTOTUNE=0) the first tile of each mode."""
-    tiles = WGRAD_TILES_INTERPRETED if INTERPRET else WGRAD_TILES if AUTOTUNE else (WGRAD_TILES[0], WGRAD_TILES[3])
+    tiles = WGRAD_TILES_INTERPRETED if INTERPRET else WGRAD_TILES
+    if not INTERPRET and not AUTOTUNE:
+        tiles = [next(t for t in tiles if t[0] == 1), next(t for t in tiles if t[0] > 1)]
     return [triton.Config({"TAP_BLOCK": t, "BLOCK_P": p, "BLOCK_C": c}, num_warps=w, num_stages=2)
             for t, p, c, w in tiles]
 
@@ -587,7 +589,7 @@ def _weight_grad_prune(configs, named_args, **kwargs):
 
 
 @triton.autotune(configs=weight_grad_configs(),
-                 key=["C_out", "N", "OH", "OW", "KH", "KW", "IMAGES", "OH_SLICES", "TAPS_MODE"],
+                 key=["C_out", "N", "OH", "OW", "KH", "KW", "TAPS_MODE"],
                  prune_configs_by={"early_config_prune": _weight_grad_prune})
 @triton.jit
 def depthwise_weight_grad_kernel(
@@ -955,7 +957,7 @@ def depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, stride, padding, di
     programs = cdiv(N, images) * slices  # along the pixels
     partial = torch.empty((programs, KH * KW, C_out), dtype=accumulator_dtype(x.dtype), device=x.device)
     grid = lambda m: (cdiv(KH * KW, m["TAP_BLOCK"]), cdiv(C_out, m["BLOCK_C"]), programs)  # noqa: E731
-    launch(depthwise_weight_grad_kernel, grid, (C_out, N, OH, OW, KH, KW, images, slices, mode, x.dtype),
+    launch(depthwise_weight_grad_kernel, grid, (C_out, N, OH, OW, KH, KW, mode, x.dtype),
            x, grad_conv, partial, N, H, W, C_out, OH, OW, images, slices, slice_rows,
            *x.stride(), *grad_conv.stride(), padding[0], padding[1],
            KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],

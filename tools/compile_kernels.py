@@ -23,7 +23,9 @@ and `triton.jit` builds interpreted functions.
 import argparse
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 
@@ -86,19 +88,21 @@ def load_widths(ptx: str) -> str:
             + f"; stores {fmt(stores)}")
 
 
-def ptxas_report(ptx: str, arch: int) -> str:
-    """Registers and spills per thread, from `ptxas -v` (the ptxas that ships with Triton)."""
-    import subprocess
-    import tempfile
-
+def run_nvidia_tool(tool: str, data, suffix: str, *args: str) -> subprocess.CompletedProcess:
+    """Run one of the NVIDIA tools that ship with Triton (ptxas, nvdisasm) on `data` (str or
+    bytes) written to a temporary file: `tool *args FILE`."""
     import triton
 
-    ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
-    with tempfile.NamedTemporaryFile("w", suffix=".ptx") as f:
-        f.write(ptx)
+    path = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", tool)
+    with tempfile.NamedTemporaryFile("wb" if isinstance(data, bytes) else "w", suffix=suffix) as f:
+        f.write(data)
         f.flush()
-        run = subprocess.run([ptxas, f"-arch=sm_{arch}a", "-v", f.name, "-o", os.devnull],
-                             capture_output=True, text=True)
+        return subprocess.run([path, *args, f.name], capture_output=True, text=True)
+
+
+def ptxas_report(ptx: str, arch: int) -> str:
+    """Registers and spills per thread, from `ptxas -v` (the ptxas that ships with Triton)."""
+    run = run_nvidia_tool("ptxas", ptx, ".ptx", f"-arch=sm_{arch}a", "-v", "-o", os.devnull)
     info = run.stderr + run.stdout
     regs = re.search(r"Used (\d+) registers", info)
     spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", info)
@@ -108,16 +112,9 @@ def ptxas_report(ptx: str, arch: int) -> str:
 
 def sass_of(cubin: bytes) -> str:
     """The SASS of a cubin (nvdisasm, shipped with Triton)."""
-    import subprocess
-    import tempfile
-
-    import triton
-
-    nvdisasm = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "nvdisasm")
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(cubin)
-        f.flush()
-        return subprocess.run([nvdisasm, "-c", f.name], capture_output=True, text=True, check=True).stdout
+    run = run_nvidia_tool("nvdisasm", cubin, ".cubin", "-c")
+    run.check_returncode()
+    return run.stdout
 
 
 LOOP_CLASSES = {  # SASS opcode prefixes counted per loop

@@ -387,16 +387,17 @@ WGRAD_CASES = {  # (C_in, mult, (KH, KW), stride, padding, dilation, H, W)
 }
 
 
-def _weight_grad_tap_block(name, mode, channels_last, monkeypatch):
-    """Run one depthwise weight gradient under CNNC_KERNELS_DW_WGRAD=mode; check it exactly
-    against eager autograd in float64 and return the TAP_BLOCK of the config that ran."""
-    C, mult, (KH, KW), stride, padding, dilation, H, W = WGRAD_CASES[name]
+def _weight_grad_tap_block(case, mode, channels_last, monkeypatch, images=2):
+    """Run one depthwise weight gradient (a WGRAD_CASES tuple, `images` images) under
+    CNNC_KERNELS_DW_WGRAD=mode; check it exactly against eager autograd in float64 and return
+    the TAP_BLOCK of the config that ran."""
+    C, mult, (KH, KW), stride, padding, dilation, H, W = case
     if mode is None:
         monkeypatch.delenv("CNNC_KERNELS_DW_WGRAD", raising=False)
     else:
         monkeypatch.setenv("CNNC_KERNELS_DW_WGRAD", mode)
     g = torch.Generator().manual_seed(5)
-    x = torch.randn(2, C, H, W, generator=g, dtype=torch.float64).to(DEVICE)
+    x = torch.randn(images, C, H, W, generator=g, dtype=torch.float64).to(DEVICE)
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
     w = torch.randn(C * mult, 1, KH, KW, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
@@ -417,7 +418,7 @@ def _weight_grad_tap_block(name, mode, channels_last, monkeypatch):
 @pytest.mark.parametrize("mode", ["per-tap", "tap-blocks"])
 @pytest.mark.parametrize("name", list(WGRAD_CASES))
 def test_depthwise_weight_grad_both_tilings(name, mode, channels_last, monkeypatch):
-    tap_block = _weight_grad_tap_block(name, mode, channels_last, monkeypatch)
+    tap_block = _weight_grad_tap_block(WGRAD_CASES[name], mode, channels_last, monkeypatch)
     assert (tap_block == 1) == (mode == "per-tap"), tap_block
 
 
@@ -428,25 +429,18 @@ def test_depthwise_weight_grad_any_split_of_the_pixels(split, mode, monkeypatch)
     """However the launcher shares the pixels among programs (several whole images each, a
     last group with fewer images, or slices of rows of one image, the last one short), the
     partial sums add up to the exact weight gradient."""
-    monkeypatch.setenv("CNNC_KERNELS_DW_WGRAD", mode)
+    case = (3, 1, (5, 3), 1, (2, 1), 1, 7, 6)  # 5 images of 7 output rows
+    assert _runtime.output_hw(7, 6, (5, 3), (1, 1), (2, 1), (1, 1))[0] == 7, "the splits above assume 7 output rows"
     monkeypatch.setattr(depthwise_module, "weight_grad_split", lambda N, OH, OW, C, taps: split)
-    g = torch.Generator().manual_seed(11)
-    x = torch.randn(5, 3, 7, 6, generator=g, dtype=torch.float64).to(DEVICE).to(memory_format=torch.channels_last)
-    w = torch.randn(3, 1, 5, 3, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
-    conv = dict(padding=(2, 1), groups=3)
-    out = kernels.conv2d(x, w, **conv)
-    assert out.shape[2] == 7, "the splits above assume 7 output rows"
-    grad_out = torch.randn(out.shape, generator=g, dtype=torch.float64).to(DEVICE)
-    (got,) = torch.autograd.grad(out, [w], grad_out)
-    (want,) = torch.autograd.grad(F.conv2d(x, w, None, **conv), [w], grad_out)
-    torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+    tap_block = _weight_grad_tap_block(case, mode, True, monkeypatch, images=5)
+    assert (tap_block == 1) == (mode == "per-tap"), tap_block
 
 
 @pytest.mark.skipif(ON_CUDA and _runtime.AUTOTUNE,
                     reason="natively, with autotuning on, the autotuner times the tilings")
 @pytest.mark.parametrize("name, tap_blocks", [("3x3", False), ("1x7", False), ("5x5_s2_mult2", True), ("7x7", True)])
 def test_weight_grad_auto_takes_tap_blocks_for_large_filters_when_untimed(name, tap_blocks, monkeypatch):
-    assert (_weight_grad_tap_block(name, None, True, monkeypatch) > 1) == tap_blocks
+    assert (_weight_grad_tap_block(WGRAD_CASES[name], None, True, monkeypatch) > 1) == tap_blocks
 
 
 def test_weight_grad_mode_is_checked(monkeypatch):
