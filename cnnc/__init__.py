@@ -4,7 +4,7 @@ Importing cnnc imports no torch; `compile` and `import_weights` load it when cal
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 from .diagnostics import CnncError  # noqa: E402
 
@@ -12,7 +12,7 @@ from .diagnostics import CnncError  # noqa: E402
 def summary(spec, depth: int | None = None, **params) -> dict:
     """The data of `cnnc summary --format json` for a spec path or spec text."""
     from .pipeline import front_end
-    from .report import summary_data
+    from .backends.summary import summary_data
 
     return summary_data(front_end(spec, params).graph, depth)
 

@@ -20,10 +20,10 @@ import warnings
 
 import torch
 
-from .codegen import Generated, generate
+from .backends.codegen import Generated, generate
 from .diagnostics import CnncError
 from .pipeline import front_end
-from .weights import ReorderedWeights, import_weights
+from .backends.weights import ReorderedWeights, import_weights
 
 __all__ = ["compile", "import_weights", "ReorderedWeights", "generate_source", "load_source", "CnncError"]
 

@@ -14,11 +14,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .irgen import generate
-from .ir import Graph
-from .loader import Program, load_file, load_text
+from .frontend.loader import Program, load_file, load_text
+from .ir.graph import Graph
+from .ir.irgen import generate
+from .ir.verify import verify
 from .passes.prune_unused import prune_unused
-from .verify import verify
 
 
 @dataclass

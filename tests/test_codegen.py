@@ -15,9 +15,9 @@ torch = pytest.importorskip("torch")
 import cnnc  # noqa: E402
 from cnnc import cli  # noqa: E402
 from cnnc.api import generate_source, load_source  # noqa: E402
-from cnnc.codegen import EMIT, generate  # noqa: E402
+from cnnc.backends.codegen import EMIT, generate  # noqa: E402
 from cnnc.diagnostics import CnncError  # noqa: E402
-from cnnc.ops import OPS  # noqa: E402
+from cnnc.ir.ops import OPS  # noqa: E402
 from cnnc.pipeline import front_end, fuse  # noqa: E402
 from cnnc_testlib import GOLDEN, ROOT, SPECS, TEST_SPECS, check_golden  # noqa: E402
 from cnnc_testlib import module_prefixes, param_layers_in_ir_order
@@ -25,7 +25,7 @@ from cnnc_testlib import module_prefixes, param_layers_in_ir_order
 torch.set_num_threads(2)
 TINY = TEST_SPECS / "codegen_tiny.cnn"
 OPS_SPEC = TEST_SPECS / "codegen_ops.cnn"
-ALLOWED_IMPORTS = {"torch", "torch.nn", "torch.nn.functional", "typing", "cnnc"}
+ALLOWED_IMPORTS = {"torch", "torch.nn", "torch.nn.functional", "typing", "cnnc.backends"}
 
 
 # ---- generated source -------------------------------------------------------------------------
@@ -130,7 +130,7 @@ def test_train_mode_uses_batch_statistics_and_updates_running_stats():
 
 
 def test_droppath_and_dropout_follow_the_mode():
-    from cnnc.runtime import DropPath
+    from cnnc.backends.runtime import DropPath
 
     torch.manual_seed(0)
     dp = DropPath(0.5)

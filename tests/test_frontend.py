@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from cnnc.ast import dump_ast
-from cnnc.ir import dump_ir
+from cnnc.frontend.ast import dump_ast
+from cnnc.ir.graph import dump_ir
 from cnnc.pipeline import front_end, load
-from cnnc.report import summary_data
-from cnnc.verify import verify
+from cnnc.backends.summary import summary_data
+from cnnc.ir.verify import verify
 from cnnc_testlib import GOLDEN, ROOT, TEST_SPECS, check_golden
 
 GOLDEN_SPECS = ["tiny_resnet", "tiny_inception"]
@@ -234,7 +234,7 @@ def test_expression_too_deep_to_build_is_located_at_the_expression():
 
 
 def test_deepest_bracket_is_where_parsing_ran_out_of_stack():
-    from cnnc.parser import _deepest_bracket
+    from cnnc.frontend.parser import _deepest_bracket
 
     text = "a(b)\nc(d[(e)], [f])\n"
     loc = _deepest_bracket(text, "s.cnn")

@@ -6,10 +6,10 @@ parameters keyed by instance path, and compares the outputs.
 """
 import pytest
 
-from cnnc.fused import FUSED_CONV
-from cnnc.ir import dump_ir
+from cnnc.ir.ops import FUSED_CONV
+from cnnc.ir.graph import dump_ir
 from cnnc.pipeline import front_end, fuse
-from cnnc.report import totals
+from cnnc.backends.summary import totals
 from cnnc_testlib import GOLDEN, SPECS, TEST_SPECS, check_golden
 
 

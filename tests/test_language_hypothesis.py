@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from cnnc.diagnostics import CnncError
 from cnnc.pipeline import front_end
-from cnnc.report import totals
+from cnnc.backends.summary import totals
 from cnnc_testlib import SPECS, TEST_SPECS
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -13,9 +13,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from cnnc.cli import main
-from cnnc.ops import OPS
+from cnnc.ir.ops import OPS
 from cnnc.pipeline import front_end
-from cnnc.render import DEFAULT_MAX_NODES, choose_depth, node_count, plan, to_dot
+from cnnc.backends.render import DEFAULT_MAX_NODES, choose_depth, node_count, plan, to_dot
 from cnnc_testlib import GOLDEN, ROOT, SPECS, TEST_SPECS, check_golden
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
@@ -71,7 +71,7 @@ def test_golden_dot(capsys, spec, flags):
 
 
 def test_every_op_has_a_style():
-    from cnnc.dot_style import OP_STYLES
+    from cnnc.backends.dot_style import OP_STYLES
 
     assert set(OPS) <= set(OP_STYLES)
 
@@ -269,7 +269,7 @@ def test_output_directory_that_cannot_be_created(tmp_path, capsys):
 @needs_dot
 def test_failed_dot_leaves_nothing(tmp_path):
     from cnnc.diagnostics import CnncError
-    from cnnc.render import render_file
+    from cnnc.backends.render import render_file
 
     with pytest.raises(CnncError, match="Graphviz's `dot` failed"):
         render_file("digraph { this is not dot", "svg", str(tmp_path / "x.svg"))

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 
 import cnnc  # noqa: E402
-from cnnc.weights import fit_key  # noqa: E402
+from cnnc.backends.weights import fit_key  # noqa: E402
 from cnnc_testlib import TEST_SPECS  # noqa: E402
 
 TINY = TEST_SPECS / "codegen_tiny.cnn"
@@ -97,7 +97,7 @@ def _conv_bn(seed):
 def test_sorted_keys_land_by_their_names():
     """A state_dict whose keys were sorted (BatchNorm's `bias` before its `weight`): every
     BatchNorm tensor has the same shape, so only the names can put them back."""
-    from cnnc.weights import ReorderedWeights
+    from cnnc.backends.weights import ReorderedWeights
 
     src = _conv_bn(0).state_dict()
     foreign = dict(sorted(src.items()))

@@ -57,7 +57,7 @@ KNOBS = sorted({k for _, env in FORWARD_VARIANTS + TRAINING_VARIANTS for k in en
 def with_env(env, fn):
     """fn() with exactly `env` of the knobs set (the others at their defaults).
     CNNC_KERNELS_REMEMBER, read by `kernels` at import, is applied to its flag here."""
-    from kernels import _runtime
+    from cnnc.kernels import _runtime
 
     saved = {k: os.environ.pop(k, None) for k in KNOBS}
     os.environ.update(env)

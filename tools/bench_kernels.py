@@ -111,7 +111,7 @@ def copy_bandwidth_gbs(device, timer, nbytes):
 # One layer
 # ---------------------------------------------------------------------------
 def build(layer, batch, dtype, channels_last, device):
-    import kernels
+    from cnnc import kernels
 
     torch.manual_seed(0)
     C, k = layer.channels, layer.kernel

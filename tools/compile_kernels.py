@@ -158,8 +158,8 @@ def innermost_loop(sass: str) -> str:
 def record_launches(dtypes, channels=32, layouts=(True, False)):
     """Every kernel launch the launchers make for a spread of cases (no kernel runs);
     `channels` per depthwise layer; `layouts`: channels_last or not."""
-    import kernels.depthwise as dw
-    import kernels.grouped as gr
+    import cnnc.kernels.depthwise as dw
+    import cnnc.kernels.grouped as gr
 
     calls = []
     names = ["depthwise_conv2d_kernel", "depthwise_epilogue_grad_kernel", "depthwise_input_grad_kernel",

@@ -39,8 +39,8 @@ from triton.runtime.autotuner import Autotuner  # noqa: E402
 from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import kernels  # noqa: E402
-from kernels import _runtime, depthwise, grouped  # noqa: E402
+from cnnc import kernels  # noqa: E402
+from cnnc.kernels import _runtime, depthwise, grouped  # noqa: E402
 
 LAYERS = {  # name: (C, H=W, k, stride, groups)
     "dw 512,14,k3,s1": (512, 14, 3, 1, 512),

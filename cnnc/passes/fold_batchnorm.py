@@ -8,8 +8,8 @@ training a BatchNorm normalises with batch statistics and must stay a separate o
 """
 from __future__ import annotations
 
-from ..fused import FUSED_CONV
-from ..ir import Graph
+from cnnc.ir.graph import Graph
+from cnnc.ir.ops import FUSED_CONV
 from .fusion_util import as_fused, fused_attrs, rewrite, single_user
 
 

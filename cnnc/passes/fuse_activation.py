@@ -6,8 +6,8 @@ one user, the activation, and has no activation yet. A plain conv becomes a fuse
 """
 from __future__ import annotations
 
-from ..fused import FUSED_CONV, KERNEL_ACTIVATIONS
-from ..ir import Graph
+from cnnc.ir.graph import Graph
+from cnnc.ir.ops import FUSED_CONV, KERNEL_ACTIVATIONS
 from .fusion_util import as_fused, fused_attrs, rewrite, single_user
 
 

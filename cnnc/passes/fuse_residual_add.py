@@ -9,8 +9,8 @@ If both inputs qualify, the later one (the main path, computed last) absorbs the
 """
 from __future__ import annotations
 
-from ..fused import FUSED_CONV
-from ..ir import Graph
+from cnnc.ir.graph import Graph
+from cnnc.ir.ops import FUSED_CONV
 from .fusion_util import as_fused, fused_attrs, rewrite, single_user
 
 

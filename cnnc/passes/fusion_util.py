@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..fused import FUSED_CONV, OPS
-from ..ir import Graph, Node
-from ..irgen import live_scopes
+from cnnc.ir.graph import Graph, Node, live_scopes
+from cnnc.ir.ops import FUSED_CONV, OPS
 
 
 def single_user(g: Graph, users: dict, node_id: int) -> bool:

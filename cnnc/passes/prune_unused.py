@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..diagnostics import format_diagnostic
-from ..ir import Graph
-from ..irgen import live_scopes
+from cnnc.diagnostics import format_diagnostic
+from cnnc.ir.graph import Graph, live_scopes
 
 
 def prune_unused(g: Graph) -> tuple[Graph, list[str]]:

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import kernels
+from cnnc import kernels
 
 # One tolerance table, per dtype: (atol, rtol) for a kernel output against the float64
 # reference computed from the *same* (already rounded) inputs. fp16/bf16 errors are

@@ -12,14 +12,14 @@ import triton
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import kernels
-from kernels import _runtime
-from kernels.conv2d import MAX_INPUT_GRAD_PHASES, input_grad_kernel_for
+from cnnc import kernels
+from cnnc.kernels import _runtime
+from cnnc.kernels.conv2d import MAX_INPUT_GRAD_PHASES, input_grad_kernel_for
 from kernels_testlib import (DEVICE, GRAD_TOLERANCES, ON_CUDA, REFERENCE_ACTIVATIONS, require_triton_path,
                              same_memory_format)
 
 # the module, not the `kernels.conv2d` function that kernels/__init__.py exports under that name
-conv2d_module = importlib.import_module("kernels.conv2d")
+conv2d_module = importlib.import_module("cnnc.kernels.conv2d")
 
 # (C_in, mult or None for grouped, groups, (KH, KW), stride, padding, dilation, activation)
 GRADCHECK_CASES = {
@@ -362,7 +362,7 @@ def test_input_grad_torch_fallbacks(input_grad_launches):
 # Depthwise weight gradient: one tap per program, or blocks of taps
 # (CNNC_KERNELS_DW_WGRAD; on auto the autotuner picks, by filter size where nothing is timed).
 # ---------------------------------------------------------------------------
-depthwise_module = importlib.import_module("kernels.depthwise")
+depthwise_module = importlib.import_module("cnnc.kernels.depthwise")
 
 
 class _Recorder:
@@ -587,7 +587,7 @@ def test_depthwise_backward_large_filter_paths(name, block_h, path, monkeypatch)
 
 
 def test_input_grad_path_choice(monkeypatch):
-    from kernels.depthwise import input_grad_path_for
+    from cnnc.kernels.depthwise import input_grad_path_for
 
     monkeypatch.delenv("CNNC_KERNELS_DW_INPUT_GRAD", raising=False)
     monkeypatch.delenv("CNNC_KERNELS_DW_FORWARD", raising=False)

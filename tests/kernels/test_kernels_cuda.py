@@ -8,7 +8,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 
-import kernels
+from cnnc import kernels
 from kernels_testlib import GRAD_TOLERANCES, assert_close_to_reference, make_inputs, reference_conv2d, require_triton_path
 
 pytestmark = [

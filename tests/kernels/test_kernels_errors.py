@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-import kernels
+from cnnc import kernels
 from kernels_testlib import DEVICE
 
 

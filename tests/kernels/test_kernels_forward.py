@@ -9,8 +9,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import kernels
-from kernels.grouped import grouped_conv2d
+from cnnc import kernels
+from cnnc.kernels.grouped import grouped_conv2d
 from kernels_testlib import (DEVICE, assert_close_to_reference, make_inputs, reference_conv2d,
                              require_triton_path, same_memory_format)
 
@@ -246,7 +246,7 @@ def test_backend_table():
 # `stride_align`). The results must not change.
 # ---------------------------------------------------------------------------
 def test_stride_align_values():
-    from kernels.depthwise import stride_align
+    from cnnc.kernels.depthwise import stride_align
 
     def cl(c):
         return torch.empty(2, c, 5, 5).to(memory_format=torch.channels_last)
@@ -304,7 +304,7 @@ ROW_PATH_CASES = {
 def test_depthwise_row_reuse_path(name, block_h, path, monkeypatch):
     import triton
     import torch.nn.functional as F
-    from kernels import depthwise
+    from cnnc.kernels import depthwise
 
     (kh, kw), stride, padding, dilation = ROW_PATH_CASES[name]
     monkeypatch.delenv("CNNC_KERNELS_DW_FORWARD", raising=False)
@@ -328,7 +328,7 @@ def test_depthwise_row_reuse_path(name, block_h, path, monkeypatch):
 
 
 def test_forward_path_choice(monkeypatch):
-    from kernels.depthwise import forward_path_for
+    from cnnc.kernels.depthwise import forward_path_for
 
     monkeypatch.delenv("CNNC_KERNELS_DW_FORWARD", raising=False)
     assert [forward_path_for(k, k) for k in (3, 5, 7)] == ["taps", "rows", "rows"]

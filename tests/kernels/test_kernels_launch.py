@@ -8,10 +8,10 @@ import torch
 import triton
 from triton.runtime.autotuner import Autotuner
 
-import kernels
+from cnnc import kernels
 from kernels_testlib import DEVICE, reference_conv2d, require_triton_path
 
-depthwise_module = importlib.import_module("kernels.depthwise")
+depthwise_module = importlib.import_module("cnnc.kernels.depthwise")
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_a_training_step_after_the_first_runs_no_autotuner(autotuner_runs):
 
 
 def test_remembering_off_sends_every_launch_through_the_autotuner(autotuner_runs, monkeypatch):
-    from kernels import _runtime
+    from cnnc.kernels import _runtime
 
     monkeypatch.setattr(_runtime, "REMEMBER_CONFIGS", False)
     x, w, _ = _inputs(6)

@@ -9,7 +9,7 @@ import pytest
 
 import torch
 
-import kernels
+from cnnc import kernels
 from kernels_testlib import DEVICE
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -81,7 +81,7 @@ def test_cpu_without_interpreter_uses_torch():
 def test_eager_path_taken_only_outside_tracers():
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    conv2d_module = importlib.import_module("kernels.conv2d")
+    conv2d_module = importlib.import_module("cnnc.kernels.conv2d")
     eager = conv2d_module._eager
     x, w = torch.randn(1, 4, 5, 5), torch.nn.Parameter(torch.randn(4, 1, 3, 3))
     assert eager(x, w, None)

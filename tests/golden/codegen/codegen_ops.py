@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from cnnc import runtime
+from cnnc.backends import runtime
 
 
 class CodegenOpsOutputs(NamedTuple):

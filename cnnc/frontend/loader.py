@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ast
-from .diagnostics import CnncError, Loc
+from cnnc.diagnostics import CnncError, Loc
 from .parser import parse
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024

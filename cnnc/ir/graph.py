@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .diagnostics import Loc
-from .ops import OPS, fmt_shape
+from cnnc.diagnostics import Loc
+from .ops import OPS
+from .values import fmt_shape
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,15 @@ class Graph:
 
     def scope_map(self) -> dict:
         return {s.path: s for s in self.scopes}
+
+
+def live_scopes(scopes, nodes):
+    """The scopes that hold at least one node (a block that returns its input holds none)."""
+    prefixes = set()
+    for n in nodes:
+        parts = n.path.split(".")
+        prefixes.update(".".join(parts[:k]) for k in range(1, len(parts)))
+    return [s for s in scopes if s.path in prefixes]
 
 
 def fmt_value(v) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .ops import ACTIVATIONS
+from cnnc.ir.ops import ACTIVATIONS
 
 
 @dataclass(frozen=True)

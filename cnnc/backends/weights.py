@@ -37,7 +37,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .diagnostics import CnncError
+from cnnc.diagnostics import CnncError
 
 # wrappers training scripts put around a state_dict
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")

@@ -25,10 +25,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
-from .diagnostics import CnncError
-from .ir import Graph, Node, Scope, fmt_value
-from .ops import conv_padding
+from cnnc.diagnostics import CnncError
+from cnnc.ir.graph import Graph, Node, Scope, fmt_value
+from cnnc.ir.ops import conv_padding
+from cnnc.version import __version__
 
 # ---- emission rules --------------------------------------------------------------------------
 
@@ -767,5 +767,5 @@ def _header(g: Graph, body: str) -> str:
     if re.search(r"\bF\.", body):
         lines.append("from torch.nn import functional as F")
     if re.search(r"\bruntime\.", body):
-        lines += ["", "from cnnc import runtime"]
+        lines += ["", "from cnnc.backends import runtime"]
     return "\n".join(line for line in lines if line is not None) + "\n\n\n"

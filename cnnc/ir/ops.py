@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .values import describe_value, fmt_shape
+
 Shape = tuple
 
 
@@ -26,10 +28,6 @@ class OpError(Exception):
         super().__init__(message)
         self.message = message
         self.notes = list(notes)
-
-
-def fmt_shape(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape) if shape else "scalar"
 
 
 REQUIRED = object()
@@ -126,8 +124,6 @@ def normalize_arg(kind: str, value, opname: str, argname: str):
 
 
 def describe(v) -> str:
-    from .values import describe_value
-
     return describe_value(v)
 
 
@@ -349,9 +345,35 @@ def _input_shape(a, ins):
 op("input", "none", [Arg("dims", "dims")], shape=_input_shape, doc="a network input, e.g. input(3, size, size)")
 
 
-# The fusion passes' op, registered with the rest so every per-op table covers it
-# (no spec can call it: its name, fused:conv, has a colon).
-from . import fused as _fused  # noqa: E402,F401
+# ---- the fusion passes' op ------------------------------------------------------------------------
+# One kernel launch computing act(conv(x) * scale + shift + residual), where scale/shift come from a
+# folded BatchNorm (or the conv bias), `residual` is an optional second input and `act` one of the
+# activations the Triton kernels implement. Registered with the rest so every per-op table covers it;
+# no spec can call it (its name has a colon): only the passes in cnnc/passes/ make it.
+
+FUSED_CONV = "fused:conv"
+KERNEL_ACTIVATIONS = ("relu", "relu6", "silu", "gelu", "hardswish", "sigmoid")
+
+
+def _fused_shape(a, ins):
+    out = _conv_shape(a, ins[:1])
+    if get(a, "residual") and tuple(ins[1]) != tuple(out):
+        raise OpError(f"residual {fmt_shape(ins[1])} does not match the conv output {fmt_shape(out)}")
+    return out
+
+
+def _fused_params(a, ins, out):
+    return _conv_params(a, ins[:1], out) + (2 * get(a, "out") if get(a, "bn") else 0)
+
+
+op(FUSED_CONV, "one", list(OPS["conv"].args) + [
+    Arg("bn", "bool", False),          # a BatchNorm folded into scale/shift
+    Arg("eps", "float", 1e-5),         # that BatchNorm's epsilon
+    Arg("residual", "bool", False),    # a second input added before the activation
+    Arg("act", "str", None),           # activation applied last, or none
+    Arg("members", "dims", ()),        # instance paths of the nodes this one replaces
+], shape=_fused_shape, params=_fused_params, macs=lambda a, ins, out: _conv_macs(a, ins[:1], out),
+   doc="conv + folded BatchNorm + residual add + activation, one kernel")
 
 
 # ---- ops added for the spec library ---------------------------------------------------------------

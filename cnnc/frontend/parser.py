@@ -14,7 +14,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast
-from .diagnostics import CnncError, Loc, register_source
+from cnnc.diagnostics import CnncError, Loc, register_source
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 

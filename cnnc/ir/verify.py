@@ -9,7 +9,7 @@ compiler bug, not a spec mistake.
 """
 from __future__ import annotations
 
-from .ir import Graph
+from .graph import Graph
 from .ops import OPS
 
 

@@ -15,12 +15,12 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from . import ast
-from .diagnostics import CnncError, Loc, suggest
-from .ir import Graph, Node, Output, Scope
-from .loader import Program
-from .ops import ALIASES, OPS, REQUIRED, OpError, fmt_shape, lookup, normalize_arg
-from .values import Tensor, describe_value
+from cnnc.frontend import ast
+from cnnc.diagnostics import CnncError, Loc, suggest
+from .graph import Graph, Node, Output, Scope, live_scopes
+from cnnc.frontend.loader import Program
+from .ops import ALIASES, OPS, REQUIRED, OpError, lookup, normalize_arg
+from .values import Tensor, describe_value, fmt_shape
 
 MAX_NODES = 100_000
 MAX_STEPS = 2_000_000
@@ -53,23 +53,6 @@ class _Active:
 
 def generate(prog: Program, overrides: dict | None = None) -> Graph:
     return _Expander(prog).run(dict(overrides or {}))
-
-
-def parse_override(text: str):
-    """Parse the value of `--set name=value`: int, float, true/false, none, or a string."""
-    t = text.strip()
-    if re.fullmatch(r"[+-]?\d+", t):
-        return int(t)
-    try:
-        if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", t):
-            return float(t)
-    except ValueError:
-        pass
-    if t in ("true", "false"):
-        return t == "true"
-    if t == "none":
-        return None
-    return t
 
 
 def _too_large(negative: bool) -> str:
@@ -488,7 +471,7 @@ class _Expander:
             return label.text
 
         def fill(m):
-            from .parser import parse_expr
+            from cnnc.frontend.parser import parse_expr
 
             part = m.group(1)
             v = self.eval(parse_expr(part, label.loc), env)
@@ -591,15 +574,6 @@ class _Expander:
         return self.check_num(r, c.loc) if _is_num(r) else r
 
 
-def live_scopes(scopes, nodes):
-    """The scopes that hold at least one node (a block that returns its input holds none)."""
-    prefixes = set()
-    for n in nodes:
-        parts = n.path.split(".")
-        prefixes.update(".".join(parts[:k]) for k in range(1, len(parts)))
-    return [s for s in scopes if s.path in prefixes]
-
-
 def _divisible(v, d=8, min=None):
     """MobileNet's _make_divisible: round v to a multiple of d, never below 90% of v."""
     if d <= 0:
@@ -667,7 +641,7 @@ def _fmt_default(v):
 
 
 def _note(message, loc):
-    from .diagnostics import Note
+    from cnnc.diagnostics import Note
 
     return Note(message, loc)
 

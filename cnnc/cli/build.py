@@ -13,8 +13,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .outfile import atomic_output, prepare_output, write_atomically
+from cnnc.outfile import atomic_output, prepare_output, write_atomically
 
+from .common import graph as command_graph
+
+NAME = "build"
 HELP = "generate a PyTorch nn.Module (.py) from a spec; --weights also writes remapped weights (.pth)"
 
 
@@ -29,15 +32,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from . import cli
-    from .codegen import generate
-    from .report import one_line
+    from cnnc.backends.codegen import generate
+    from cnnc.backends.summary import one_line
 
-    graph = cli.front_end(args).graph
-    if args.fused:
-        from .pipeline import fuse
-
-        graph = fuse(graph)
+    graph = command_graph(args, fused=args.fused)
     gen = generate(graph)
     out = args.output or Path("build") / (Path(args.file).stem + ".py")
     weights, moves = _remapped_weights(gen, args.weights) if args.weights else (None, [])
@@ -50,7 +48,7 @@ def run(args) -> int:
             torch.save(weights, tmp)
     write_atomically(out, gen.source.encode())
     if moves:
-        from .weights import describe_moves
+        from cnnc.backends.weights import describe_moves
 
         print(f"cnnc: note: {describe_moves(moves)}", file=sys.stderr)
     print(one_line(graph))
@@ -60,17 +58,11 @@ def run(args) -> int:
 
 def _remapped_weights(gen, path) -> tuple[dict, list[str]]:
     """The weights under the module's names, and the entries that had to be reordered to fit."""
-    from .api import load_source
-    from .weights import load_file, remapped_state
+    from cnnc.api import load_source
+    from cnnc.backends.weights import load_file, remapped_state
 
     state_dict = load_file(path)
     module = getattr(load_source(gen.source, gen.name), gen.class_name)()
     moves: list[str] = []
     module.load_state_dict(remapped_state(module, state_dict, moves))  # in the module's dtypes, checked
     return module.state_dict(), moves
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from .cli import main
-
-    sys.exit(main(["build"] + sys.argv[1:]))

@@ -1,4 +1,4 @@
-"""Layers that generated modules need and torch lacks. Imports only torch (and `kernels`, optionally).
+"""Layers that generated modules need and torch lacks. Imports only torch (and `cnnc.kernels`, when triton is there).
 
 Every class keeps the state_dict names and shapes of the torch layer it mirrors, so weights from
 torchvision and timm import by structural order:
@@ -17,9 +17,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-try:  # the Triton kernels are optional: without them grouped convolutions run F.conv2d
-    import kernels
-except ImportError:  # pragma: no cover - kernels ships with cnnc
+try:  # the Triton kernels need triton: without it depthwise and grouped convolutions run F.conv2d
+    from cnnc import kernels
+except ImportError:  # pragma: no cover - triton is installed with cnnc[torch] on Linux
     kernels = None
 
 

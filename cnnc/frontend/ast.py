@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Union
 
-from .diagnostics import Loc
+from cnnc.diagnostics import Loc
 
 # ---- expressions -----------------------------------------------------------
 

@@ -24,21 +24,18 @@ note on stderr. No torch is imported here.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from . import dot_style as S
-from .cli import _positive
-from .diagnostics import CnncError
-from .outfile import atomic_output, prepare_output, write_atomically
-from .ir import Graph
-from .ops import fmt_shape
+from cnnc.diagnostics import CnncError
+from cnnc.ir.graph import Graph
+from cnnc.ir.values import fmt_shape
+from cnnc.outfile import atomic_output, prepare_output, write_atomically
 
-HELP = "draw the network with Graphviz: DOT text, or an SVG/PNG/PDF picture"
+from . import dot_style as S
+
 FORMATS = ("svg", "png", "pdf", "dot")
 DEFAULT_MAX_NODES = 150
 INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), "
@@ -409,75 +406,3 @@ def render_file(text: str, fmt: str, out: str) -> None:
             raise CnncError(f"Graphviz's `dot` failed (exit {r.returncode}) rendering {fmt}: {err or 'no message'}")
         if err:
             print(f"cnnc render: dot says: {err}", file=sys.stderr)
-
-
-# ---- command line ----------------------------------------------------------------
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dot", action="store_true",
-                   help="print the DOT text on stdout (or write it to -o); needs no Graphviz")
-    p.add_argument("--format", choices=FORMATS,
-                   help="picture format (default: from the suffix of -o)")
-    p.add_argument("-o", "--output", metavar="OUT", help="file to write (required unless --dot)")
-    p.add_argument("--depth", type=_positive, metavar="N",
-                   help="draw block instances deeper than N levels as one node each (default: full detail, "
-                        "or the deepest depth that keeps the picture under --max-nodes)")
-    p.add_argument("--collapse-repeats", action=argparse.BooleanOptionalAction, default=None,
-                   help="draw a run of identical consecutive block instances as one node marked xN "
-                        "(default: on whenever a depth is in effect)")
-    p.add_argument("--no-merge", dest="merge", action="store_false",
-                   help="draw every op as its own node (default: bn, activations and other "
-                        "shape-preserving ops join the op before them when it has no other user)")
-    p.add_argument("--max-nodes", type=_positive, default=DEFAULT_MAX_NODES, metavar="N",
-                   help=f"node budget for the automatic depth (default {DEFAULT_MAX_NODES})")
-    p.add_argument("--rankdir", choices=["TB", "LR"], default="TB",
-                   help="layout direction: top to bottom (default) or left to right")
-    p.add_argument("--fused", action="store_true",
-                   help="draw the inference graph after the fusion passes (conv+bn+add+activation as one node)")
-    p.set_defaults(render_usage_error=p.error)
-
-
-def _format_of(args) -> str:
-    if args.dot:
-        if args.format not in (None, "dot"):
-            args.render_usage_error(f"--dot prints DOT text; it cannot be combined with --format {args.format}")
-        return "dot"
-    if args.format:
-        if not args.output:
-            args.render_usage_error(f"--format {args.format} needs -o OUT (or use --dot to print DOT text)")
-        return args.format
-    if not args.output:
-        args.render_usage_error("give -o OUT (a .svg, .png, .pdf or .dot file), or --dot to print DOT text")
-    suffix = os.path.splitext(args.output)[1].lstrip(".").lower()
-    if suffix not in FORMATS:
-        args.render_usage_error(f"cannot tell the format from '{args.output}'; add --format svg|png|pdf|dot")
-    return suffix
-
-
-def run(args) -> int:
-    fmt = _format_of(args)
-    if fmt != "dot":
-        find_dot()  # fail before any work when Graphviz is missing
-    from . import cli
-
-    g = cli.front_end(args).graph
-    if args.fused:
-        from .pipeline import fuse
-
-        g = fuse(g)
-    depth = args.depth
-    if depth is None:
-        depth, count = choose_depth(g, args.max_nodes, args.merge)
-        if depth is not None:
-            full = node_count(plan(g, None, merge=args.merge))
-            print(f"cnnc render: {g.name} has {full} nodes at full detail; drawing to depth {depth} "
-                  f"({count} nodes); choose with --depth N", file=sys.stderr)
-    text = to_dot(g, depth, args.collapse_repeats, args.merge, args.rankdir)
-    if fmt == "dot" and not args.output:
-        sys.stdout.write(text)
-    elif fmt == "dot":
-        write_dot(text, args.output)
-    else:
-        render_file(text, fmt, args.output)
-    return 0

@@ -10,8 +10,8 @@ import csv
 import io
 import json
 
-from .ir import Graph
-from .ops import fmt_shape
+from cnnc.ir.graph import Graph
+from cnnc.ir.values import fmt_shape
 
 
 def rows(g: Graph, depth: int | None = None) -> list[dict]:

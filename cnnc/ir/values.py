@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .ops import fmt_shape
+
+def fmt_shape(shape) -> str:
+    """64x56x56 (a feature map), 1000 (a vector), scalar."""
+    return "x".join(str(d) for d in shape) if shape else "scalar"
 
 
 @dataclass(frozen=True)
