@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Union
 
-from cnnc.diagnostics import Loc
+from cnnc.diagnostics import UNKNOWN, Loc
 
 # ---- expressions -----------------------------------------------------------
 
@@ -208,6 +208,11 @@ class Import:
 class Module:
     file: str
     items: tuple
+
+
+def loc_of(node) -> Loc:
+    """A node's location (UNKNOWN for a value that is not a node)."""
+    return getattr(node, "loc", UNKNOWN)
 
 
 # ---- dump ---------------------------------------------------------------------

@@ -282,7 +282,7 @@ class _Builder(Transformer):
                     raise CnncError(f"argument '{a.name}' given twice", a.loc)
                 kw.append(a)
             elif kw:
-                raise CnncError("positional argument after a keyword argument", _expr_loc(a))
+                raise CnncError("positional argument after a keyword argument", ast.loc_of(a))
             else:
                 pos.append(a)
         return tuple(pos), tuple(kw)
@@ -345,7 +345,3 @@ class _Builder(Transformer):
 
     def list(self, meta, c):
         return ast.List(tuple(x for x in c if x is not None), self._loc(meta))
-
-
-def _expr_loc(e) -> Loc:
-    return getattr(e, "loc", Loc("<unknown>", 0, 0))

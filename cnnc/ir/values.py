@@ -55,3 +55,19 @@ def type_name(v) -> str:
     if v is None:
         return "none"
     return "list"
+
+
+def is_int(v) -> bool:
+    """An integer value (true and false are not numbers in the language)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def freeze(v):
+    """A value as it is compared and recorded (a range as the tuple of its items)."""
+    if isinstance(v, range):
+        return tuple(v)
+    return v

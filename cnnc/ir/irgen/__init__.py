@@ -1,0 +1,54 @@
+"""Stage 2, IR generation: AST -> IR, by interpreting the spec.
+
+Blocks are expanded at every call, loops unrolled and conditionals decided, so the result is a
+flat dataflow graph. Shapes are inferred as each node is made (by the op's shape rule in
+cnnc/ir/ops.py), because specs may read a tensor's shape (`x.channels`) to decide what comes
+next. The interpreter is one class assembled from one part per concern:
+
+  statements.py   statements and control flow, and the network entry (`run`)
+  expressions.py  expressions: values, arithmetic, comparisons, tensor arithmetic
+  builtins.py     the builtin functions (a table) and calling them
+  calls.py        op, block and builtin calls, groups, and the instance names they create
+  limits.py       the budgets that keep every spec finite, each reported where it was crossed
+"""
+from __future__ import annotations
+
+from cnnc.diagnostics import CnncError, Loc
+from cnnc.frontend.loader import Program
+from cnnc.ir.graph import Graph, Node, Output, Scope
+
+from .builtins import Builtins
+from .calls import Active, Calls, Frame
+from .expressions import Expressions
+from .limits import Limits
+from .statements import Statements
+
+
+def generate(prog: Program, overrides: dict | None = None) -> Graph:
+    """The IR of a loaded spec, with network parameters overridden by `overrides`."""
+    return Interpreter(prog).run(dict(overrides or {}))
+
+
+class Interpreter(Statements, Expressions, Calls, Builtins, Limits):
+    """The state of one expansion; behaviour comes from the parts listed in the module docstring."""
+
+    def __init__(self, prog: Program):
+        self.prog = prog
+        self.nodes: list[Node] = []
+        self.scopes: list[Scope] = []
+        self.outputs: list[Output] = []
+        self.frames: list[Frame] = [Frame("")]  # naming frames, innermost last
+        self.active: list[Active] = []  # blocks being expanded, innermost last
+        self.globals: dict = {}  # constants
+        self.steps = 0
+        self.last_call = None  # the call being expanded most recently, for "nested too deeply"
+
+    def error(self, message: str, loc: Loc, notes=()) -> CnncError:
+        """A located error, with a note for each block instance it happened in."""
+        err = CnncError(message, loc)
+        for n in notes:
+            if n:
+                err.note(n)
+        for a in reversed(self.active):
+            err.note(f"in '{a.path}' (an instance of block '{a.block}'), called here", a.call_loc)
+        return err
