@@ -1,12 +1,13 @@
 """The front end, stage by stage. `front_end` is the one place that lists them in order:
 
-  1. load    spec text and its imports -> AST         (loader.py, parser.py, grammar.lark)
-  2. irgen   AST -> IR, shapes inferred per op        (irgen.py, ops.py)
-  3. verify  IR invariants                            (verify.py)
-  4. passes  prune_unused                             (passes/)
-  5. fuse    fold_batchnorm, fuse_residual_add, fuse_activation (passes/; `fuse`, inference only)
+  1. load    spec text and its imports -> AST         (cnnc/frontend/)
+  2. irgen   AST -> IR, shapes inferred per op        (cnnc/ir/irgen/, the op table cnnc/ir/ops.py)
+  3. verify  IR invariants                            (cnnc/ir/verify.py)
+  4. passes  prune_unused                             (cnnc/passes/)
+  5. fuse    fold_batchnorm, fuse_residual_add, fuse_activation (cnnc/passes/; `fuse`, inference only)
 
-Code generation (codegen.py) and rendering (render.py) start from its result.
+The back ends start from its result (cnnc/backends/): the summary, the Graphviz picture, and
+PyTorch code generation, whose modules call the Triton kernels in cnnc/kernels/.
 """
 from __future__ import annotations
 

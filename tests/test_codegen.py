@@ -1,5 +1,5 @@
-"""Code generation (cnnc/codegen.py), the Python API (cnnc/api.py), weight import (cnnc/weights.py)
-and `cnnc build` (cnnc/build.py): golden sources, op coverage, train/eval semantics, errors."""
+"""Code generation (cnnc/backends/codegen.py), the Python API (cnnc/api.py), weight import
+(cnnc/backends/weights.py) and `cnnc build` (cnnc/cli/build.py): golden sources, op coverage, train/eval semantics, errors."""
 import ast
 import inspect
 import os
@@ -53,7 +53,7 @@ def test_generated_source_imports_only_torch_and_runtime():
 
 def test_every_op_has_an_emission_rule():
     missing = sorted(set(OPS) - set(EMIT))
-    assert not missing, f"ops without an emission rule in cnnc/codegen.py EMIT: {missing}"
+    assert not missing, f"ops without an emission rule in cnnc/backends/codegen.py EMIT: {missing}"
 
 
 def test_ops_spec_uses_every_op():

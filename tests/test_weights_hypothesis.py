@@ -1,4 +1,4 @@
-"""Property test of the weight importer's reordering (cnnc/weights.py).
+"""Property test of the weight importer's reordering (cnnc/backends/weights.py).
 
 A foreign state_dict is made from a cnnc module's own state_dict by permuting, at random, the
 entries (tensors and child modules) of every module among themselves: registration orders a

@@ -207,7 +207,7 @@ def emission_rule(n: Node):
     rule = EMIT.get(n.op, EMIT)
     if rule is EMIT:
         raise CnncError(f"cannot generate PyTorch code for op '{n.op}': it has no emission rule "
-                        f"(add one to EMIT in cnnc/codegen.py)", n.loc)
+                        f"(add one to EMIT in cnnc/backends/codegen.py)", n.loc)
     return rule
 
 
