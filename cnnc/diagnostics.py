@@ -92,8 +92,43 @@ def warn(message: str, loc: Loc | None, warnings: list[str]) -> None:
 
 
 def suggest(name: str, candidates) -> str:
-    """' (did you mean 'x'?)' for a near miss, else ''."""
-    import difflib
+    """'; did you mean 'x'?' for a near miss, else ''.
 
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    A near miss is a typo: at most one edit (insertion, deletion, substitution or swap of two
+    neighbours) per three characters of the longer name, and at least one character kept in
+    place; or the same name in other case (`ReLU`); or an abbreviation of at least three
+    characters (`eps` for `epsilon`). Names that merely share letters (`upsample` and `scale`)
+    are not proposed."""
+    best = None
+    for cand in sorted(set(candidates)):
+        if cand == name:
+            continue
+        d = 0 if cand.lower() == name.lower() else _edits(name, cand)
+        longer = max(len(name), len(cand))
+        short, long_ = sorted((name, cand), key=len)
+        if d <= max(1, longer // 3) and d < longer:
+            rank = (0, d)  # a typo
+        elif len(short) >= 3 and long_.startswith(short):
+            rank = (1, len(long_) - len(short))  # an abbreviation
+        else:
+            continue
+        if best is None or rank < best[0]:
+            best = (rank, cand)
+    return f"; did you mean '{best[1]}'?" if best else ""
+
+
+def _edits(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and swaps of
+    adjacent characters, each one edit."""
+    if abs(len(a) - len(b)) > 3:
+        return 99
+    prev2, prev = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[len(b)]

@@ -4,7 +4,9 @@
 
   1. tree     split the node list into instances by dotted path: the network, and inside it the
               block and group instances (`layer1`, `layer1.block0`, `...downsample`). Each instance
-              is a list of statements: a leaf node, or a call of a child instance.
+              is a list of statements: a leaf node, or a call of a child instance. An instance
+              with no layer (a block that only picks an activation) is no submodule: its
+              statements go inline into its parent's forward.
   2. classes  instances of the same block (or group label) with the same structure share one class.
   3. params   constructor arguments that differ between a class's instances (channels, stride,
               drop rates, ...) become parameters of its `__init__`; the rest are literals.
@@ -88,6 +90,42 @@ def _conv(n: Node, ins) -> Layer:
     ))
 
 
+def _conv_transpose(n: Node, ins) -> Layer:
+    return Layer("nn.ConvTranspose2d", (
+        Slot("in_channels", ins[0][0], kind=CHANNELS, ref="in", positional=True),
+        Slot("out_channels", n.attr("out"), kind=CHANNELS, ref="out", positional=True),
+        Slot("kernel_size", _attr(n, "kernel")),
+        Slot("stride", _attr(n, "stride"), 1),
+        Slot("padding", _attr(n, "padding"), 0),
+        Slot("output_padding", _attr(n, "output_padding"), 0),
+        Slot("groups", n.attr("groups"), 1, kind=CHANNELS),
+        Slot("bias", n.attr("bias"), True),
+        Slot("dilation", _attr(n, "dilation"), 1),
+    ))
+
+
+def _upsample(n: Node, ins) -> Inline:
+    """F.interpolate with the spec's own scale (not the size it gives): torch maps coordinates by
+    the scale factor, so only the same call computes the same values."""
+    size, scale, mode = n.attr("size"), n.attr("scale"), n.attr("mode")
+    how = f"size={_pair(size)!r}" if size is not None else f"scale_factor={_pair(scale)!r}"
+    corners = ", align_corners=True" if n.attr("align_corners") else ""
+    return Inline(f"F.interpolate({{0}}, {how}, mode={mode!r}{corners})")
+
+
+def _groupnorm(n: Node, ins) -> Layer:
+    return Layer("nn.GroupNorm", (
+        Slot("num_groups", n.attr("groups"), positional=True),
+        Slot("num_channels", ins[0][0], kind=CHANNELS, ref="in", positional=True),
+        Slot("eps", n.attr("eps"), 1e-5),
+    ))
+
+
+def _zeropad(n: Node, ins) -> Inline:
+    amounts = tuple(n.attr(k) for k in ("left", "right", "top", "bottom", "front", "back"))
+    return Inline(f"F.pad({{0}}, {amounts[:4] if amounts[4:] == (0, 0) else amounts})")
+
+
 def _fused_conv(n: Node, ins) -> Layer:
     conv = _conv(n, ins)
     return Layer("runtime.FusedConv2d", conv.slots + (
@@ -125,7 +163,7 @@ def _pool(cls, extra=()):
     def rule(n: Node, ins) -> Layer:
         slots = [Slot("kernel_size", _attr(n, "kernel")), Slot("stride", _attr(n, "stride"), None),
                  Slot("padding", _attr(n, "padding"), 0), Slot("ceil_mode", n.attr("ceil_mode"), False)]
-        slots += [Slot(name, n.attr(attr), default) for name, attr, default in extra]
+        slots += [Slot(name, _attr(n, attr), default) for name, attr, default in extra]
         return Layer(cls, tuple(slots))
     return rule
 
@@ -179,7 +217,7 @@ EMIT: dict = {
     "hardsigmoid": _inline("F.hardsigmoid({0})"),
     "softmax": _inline("F.softmax({0}, dim=1)"),
     "identity": _inline("{0}"),
-    "maxpool": _pool("nn.MaxPool2d"),
+    "maxpool": _pool("nn.MaxPool2d", [("dilation", "dilation", 1)]),
     "avgpool": _pool("nn.AvgPool2d", [("count_include_pad", "count_include_pad", True)]),
     "global_avgpool": _fixed("nn.AdaptiveAvgPool2d", 1),
     "global_maxpool": _fixed("nn.AdaptiveMaxPool2d", 1),
@@ -191,7 +229,13 @@ EMIT: dict = {
     "layerscale": _layerscale,
     "scale": lambda n, ins: Inline(f"{{0}} * {n.attr('factor')!r}"),
     "channel_shuffle": lambda n, ins: Inline(f"runtime.channel_shuffle({{0}}, {n.attr('groups')})"),
-    "zeropad": lambda n, ins: Inline(f"F.pad({{0}}, {tuple(n.attr(k) for k in ('left', 'right', 'top', 'bottom'))})"),
+    "zeropad": _zeropad,
+    "conv_transpose": _conv_transpose,
+    "upsample": _upsample,
+    "pixel_shuffle": lambda n, ins: Inline(f"F.pixel_shuffle({{0}}, {n.attr('factor')!r})"),
+    "leaky_relu": lambda n, ins: Inline(f"F.leaky_relu({{0}}, {n.attr('slope')!r})"),
+    "groupnorm": _groupnorm,
+    "slice": lambda n, ins: Inline(f"{{0}}[:, {n.attr('start')!r}:{n.attr('stop')!r}]"),
     "concat": _inline("torch.cat([{all}], 1)"),
     "add": _inline("{0} + {1}"),
     "sub": _inline("{0} - {1}"),
@@ -266,7 +310,10 @@ def _build_tree(g: Graph) -> Instance:
             while j < len(ids) and g.nodes[ids[j]].path.startswith(prefix + head + "."):
                 j += 1
             child = instance(prefix + head, ids[i:j])
-            stmts.append(Stmt(head, child.inputs, child.outputs, child=child))
+            if all(st.child is None and isinstance(st.emit, Inline) for st in child.stmts):
+                stmts.extend(child.stmts)  # nothing to hold: its calls go in the parent's forward
+            else:
+                stmts.append(Stmt(head, child.inputs, child.outputs, child=child))
             i = j
         ins = []
         for j in ids:

@@ -53,9 +53,28 @@ def _conv(n, ins) -> str:
 def _pool(name):
     def label(n, ins) -> str:
         kernel = n.attr("kernel")
-        stride = n.attr("stride") or kernel
-        return f"{name} {_kernel(kernel)}{_stride(stride)}"
+        stride, dilation = n.attr("stride") or kernel, n.attr("dilation", (1, 1))
+        return f"{name} {_kernel(kernel)}{_stride(stride)}" + ("" if tuple(dilation) == (1, 1) else f" d{_pair(dilation)}")
     return label
+
+
+def _conv_transpose(n, ins) -> str:
+    groups, out = n.attr("groups"), n.attr("out")
+    stride = n.attr("stride")  # enlarges the map: written s2, not conv's /2
+    text = f"convT {_kernel(n.attr('kernel'))}{'' if tuple(stride) == (1, 1) else ' s' + _pair(stride)}, {out}"
+    return text + (f" g{groups}" if groups > 1 else "")
+
+
+def _upsample(n, ins) -> str:
+    size, scale = n.attr("size"), n.attr("scale")
+    how = f"to {_kernel(size)}" if size is not None else f"x{_num(scale[0])}" + (
+        "" if scale[0] == scale[1] else f"x{_num(scale[1])}")
+    return f"upsample {how} {n.attr('mode')}"
+
+
+def _zeropad(n, ins) -> str:
+    amounts = [n.attr(k) for k in ("left", "right", "top", "bottom", "front", "back")]
+    return "pad " + " ".join(str(v) for v in (amounts if amounts[4:] != [0, 0] else amounts[:4]))
 
 
 def _fused_conv(n, ins) -> str:
@@ -110,8 +129,13 @@ OP_STYLES: dict[str, OpStyle] = {
     "scale": OpStyle(lambda n, ins: f"scale {_num(n.attr('factor'))}", fill=MISC, merges=True),
     "softmax": OpStyle(_fixed("softmax"), fill=ACT, merges=True),
     "identity": OpStyle(_fixed("identity"), fill=MISC, merges=True),
-    "zeropad": OpStyle(lambda n, ins: "pad " + " ".join(str(n.attr(k)) for k in ("left", "right", "top", "bottom")),
-                       fill=MISC, merges=False),
+    "zeropad": OpStyle(_zeropad, fill=MISC, merges=False),
+    "conv_transpose": OpStyle(_conv_transpose, fill=CONV),
+    "upsample": OpStyle(_upsample, fill=POOL),
+    "pixel_shuffle": OpStyle(lambda n, ins: f"pixel shuffle x{n.attr('factor')}", fill=MISC),
+    "leaky_relu": OpStyle(lambda n, ins: f"leaky_relu {_num(n.attr('slope'))}", fill=ACT, merges=True),
+    "groupnorm": OpStyle(lambda n, ins: f"gn {n.attr('groups')}", fill=NORM, merges=True),
+    "slice": OpStyle(lambda n, ins: f"slice {n.attr('start')}:{n.attr('stop')}", fill=MISC),
     "channel_shuffle": OpStyle(lambda n, ins: f"shuffle g{n.attr('groups')}", fill=MISC, merges=True),
     "concat": OpStyle(_fixed("concat"), shape="box", fill=JOIN, join=True),
     "add": OpStyle(_fixed("add"), shape="ellipse", fill=JOIN, skip_input=_shorter_input),

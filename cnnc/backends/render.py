@@ -238,8 +238,9 @@ def _unit_attrs(p: Plan, u: Unit, scopes: dict) -> dict:
         st = S.style_of(head.op)
         ins = g.in_shapes(head)
         label = st.label(head, ins)
-        if head.op == "input":
-            label += f" {fmt_shape(head.shape)}"
+        if head.op == "input":  # several inputs: each with its instance name
+            several = sum(n.op == "input" for n in g.nodes) > 1
+            label = f"{head.path if several else label} {fmt_shape(head.shape)}"
         tails = [g.nodes[i] for i in u.nodes[1:]]
         if tails:
             # followers go on a second line under an op with attributes (`conv 3x3, 64` / `bn · relu`),

@@ -91,7 +91,8 @@ def render(g: Graph, fmt: str = "text", depth: int | None = None) -> str:
     body = tabulate(table, headers=headers, tablefmt=style, colalign=("left", "left", "left", "right", "right"))
     outs = ", ".join(f"{o['name']} {fmt_shape(o['shape'])}{' (train only)' if o['train_only'] else ''}"
                      for o in data["outputs"])
-    foot = f"{one_line(g)}\noutputs: {outs}"
+    ins = ", ".join(f"{i['path']} {fmt_shape(i['shape'])}" for i in data["inputs"])
+    foot = f"{one_line(g)}\ninputs: {ins}\noutputs: {outs}"
     if fmt == "markdown":
         return f"## {g.name}\n\n{body}\n\n{foot}\n"
     return f"{body}\n\n{foot}\n"

@@ -140,6 +140,25 @@ class Assign:
 
 
 @dataclass(frozen=True)
+class Unpack:
+    """`a, b = expr`: binds each name to one item of a list."""
+
+    names: tuple
+    value: Expr
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """`defaults bn(eps=1e-3)`: argument values for every later call of the op in this body."""
+
+    op: str
+    kwargs: tuple  # of Kwarg
+    args: tuple  # positional arguments (an error, reported when run)
+    loc: Loc
+
+
+@dataclass(frozen=True)
 class For:
     var: str
     iter: Expr

@@ -96,7 +96,7 @@ def _deepest_bracket(text: str, file: str) -> Loc:
 # ---- parse errors -------------------------------------------------------------
 
 _KEYWORDS = {"import", "block", "network", "for", "in", "if", "elif", "else", "return", "output",
-             "train", "then", "and", "or", "not", "true", "false", "none", "as"}
+             "train", "then", "and", "or", "not", "true", "false", "none", "as", "defaults"}
 
 
 def _describe(term: str) -> str:
@@ -117,7 +117,7 @@ _OPERATORS = {"ADD_OP", "MUL_OP", "POW_OP", "COMP_OP", "'->'", "'.'", "'['", "'(
 def _expected(expected) -> str:
     """What the parser wanted, in words; operators that could continue an expression are one item."""
     raw = {t: _describe(t) for t in expected}
-    stmt = {"'for'", "'if'", "'output'", "'return'", "'train'", "a name"}
+    stmt = {"'for'", "'if'", "'output'", "'return'", "'train'", "'defaults'", "a name"}
     if stmt <= set(raw.values()):  # a statement may start here
         rest = sorted(d for d in raw.values() if d not in stmt)
         return " or ".join(["a statement"] + rest)
@@ -226,6 +226,14 @@ class _Builder(Transformer):
     # statements
     def assign(self, meta, c):
         return ast.Assign(str(c[0]), c[1], self._tok(c[0]))
+
+    def unpack(self, meta, c):
+        *names, value = c
+        return ast.Unpack(tuple(str(n) for n in names), value, self._tok(names[0]))
+
+    def defaults_stmt(self, meta, c):
+        name, (pos, kw) = c
+        return ast.Defaults(str(name), kw, pos, self._tok(name))
 
     def for_stmt(self, meta, c):
         return ast.For(str(c[0]), c[1], c[2], self._loc(meta))

@@ -8,7 +8,8 @@ include the batch dimension: (C, H, W) for feature maps, (F,) for flat vectors.
 Counting convention (documented in the README): parameters include weights,
 biases and the affine weights of normalisation layers; BatchNorm's running
 statistics are buffers, not parameters. MACs count the multiply-adds of conv
-and linear layers only (the convention behind torchvision's published GFLOPS).
+and linear layers only (the convention behind torchvision's published GFLOPS);
+a transposed conv counts every input pixel times its out/groups kernels.
 """
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ REQUIRED = object()
 @dataclass(frozen=True)
 class Arg:
     name: str
-    kind: str  # int, posint, nonneg, float, prob, bool, pair, padding, dims, str
+    kind: str  # int, posint, nonneg, float, prob, bool, pair, pospair, padding, scale, parts, dims, str
     default: object = REQUIRED
+    choices: tuple = ()  # for kind "str": the values accepted
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,18 @@ def lookup(name: str) -> OpDef | None:
 
 
 # ---- argument normalisation -----------------------------------------------------
+
+
+def normalize(a: Arg, value, opname: str):
+    """Check and normalise the value given for argument `a`: `none` is accepted where the
+    default is none (an optional argument), a string must be one of `a.choices` when listed."""
+    if value is None and a.default is None:
+        return None
+    value = normalize_arg(a.kind, value, opname, a.name)
+    if a.choices and value not in a.choices:
+        shown = ", ".join(f'"{c}"' for c in a.choices)
+        raise OpError(f'\'{a.name}\' of {opname} must be one of {shown}, got "{value}"')
+    return value
 
 
 def normalize_arg(kind: str, value, opname: str, argname: str):
@@ -114,6 +128,24 @@ def normalize_arg(kind: str, value, opname: str, argname: str):
             return tuple(value)
         extra = ' or "same"' if kind == "padding" else ""
         raise OpError(f"{where} must be an integer or a pair [h, w]{extra}, got {describe(value)}")
+    if kind == "scale":  # a positive factor, or a pair [h, w] of them
+        pair = value if isinstance(value, (list, tuple)) else (value, value)
+        if len(pair) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair):
+            raise OpError(f"{where} must be a number or a pair [h, w] of numbers, got {describe(value)}")
+        if not all(math.isfinite(v) and v > 0 for v in pair):
+            shown = list(value) if isinstance(value, (list, tuple)) else value
+            raise OpError(f"{where} must be positive, got {shown}")
+        return (float(pair[0]), float(pair[1]))
+    if kind == "parts":  # a number of equal parts, or a list of part sizes
+        if is_int(value):
+            if value < 1:
+                raise OpError(f"{where} must be at least 1, got {value}")
+            return value
+        if isinstance(value, (list, tuple)) and value and all(is_int(v) for v in value):
+            if min(value) < 1:
+                raise OpError(f"{where}: every part needs at least one channel, got {list(value)}")
+            return tuple(value)
+        raise OpError(f"{where} must be a number of parts or a list of part sizes, got {describe(value)}")
     if kind == "dims":
         return value
     if kind == "str":
@@ -167,17 +199,21 @@ def conv_padding(a, in_shape=None):
     return (dh * (kh - 1) // 2, dw * (kw - 1) // 2)
 
 
+def _check_groups(groups, in_shape, out):
+    for what, c in (("input", in_shape[0]), ("output", out)):
+        if c % groups:
+            raise OpError(f"groups ({groups}) must divide the {what} channels ({c})",
+                          (f"input shape {fmt_shape(in_shape)}",))
+
+
 def _conv_shape(a, ins):
-    (c, h, w) = _need_map("conv", ins[0])
+    (_, h, w) = _need_map("conv", ins[0])
     out, groups = get(a, "out"), get(a, "groups")
     (kh, kw), (sh, sw), (dh, dw) = get(a, "kernel"), get(a, "stride"), get(a, "dilation")
     if get(a, "padding") == "same" and ((dh * (kh - 1)) % 2 or (dw * (kw - 1)) % 2):
         raise OpError(f'padding "same" needs an odd kernel, got {kh}x{kw}')
     ph, pw = conv_padding(a)
-    if c % groups:
-        raise OpError(f"groups ({groups}) must divide the input channels ({c})", (f"input shape {fmt_shape(ins[0])}",))
-    if out % groups:
-        raise OpError(f"groups ({groups}) must divide the output channels ({out})", (f"input shape {fmt_shape(ins[0])}",))
+    _check_groups(groups, ins[0], out)
     ho = _window("conv", h, kh, sh, ph, dh, axis="height")
     wo = _window("conv", w, kw, sw, pw, dw, axis="width")
     return (out, ho, wo)
@@ -211,13 +247,15 @@ def _pool_shape(name):
         if ph * 2 > kh or pw * 2 > kw:
             raise OpError(f"{name} padding ({ph}x{pw}) must be at most half the kernel ({kh}x{kw})")
         ceil = get(a, "ceil_mode")
-        return (c, _window(name, h, kh, sh, ph, 1, ceil, "height"), _window(name, w, kw, sw, pw, 1, ceil, "width"))
+        (dh, dw) = get(a, "dilation") if name == "maxpool" else (1, 1)
+        return (c, _window(name, h, kh, sh, ph, dh, ceil, "height"), _window(name, w, kw, sw, pw, dw, ceil, "width"))
     return rule
 
 
 _pool_args = [Arg("kernel", "pospair"), Arg("stride", "pospair", None), Arg("padding", "pair", 0),
               Arg("ceil_mode", "bool", False)]
-op("maxpool", "one", _pool_args, shape=_pool_shape("maxpool"), doc="max pooling; stride defaults to the kernel")
+op("maxpool", "one", _pool_args + [Arg("dilation", "pospair", 1)], shape=_pool_shape("maxpool"),
+   doc="max pooling; stride defaults to the kernel; dilation spaces the window's taps")
 op("avgpool", "one", _pool_args + [Arg("count_include_pad", "bool", True)], shape=_pool_shape("avgpool"),
    doc="average pooling; stride defaults to the kernel")
 
@@ -381,15 +419,174 @@ op(FUSED_CONV, "one", list(OPS["conv"].args) + [
 
 def _zeropad(a, ins):
     (c, h, w) = _need_map("zeropad", ins[0])
-    l, r, t, b = (get(a, k) for k in ("left", "right", "top", "bottom"))
-    ho, wo = h + t + b, w + l + r
+    l, r, t, b, f, k = (get(a, n) for n in ("left", "right", "top", "bottom", "front", "back"))
+    co, ho, wo = c + f + k, h + t + b, w + l + r
+    if co < 1 or ho < 1 or wo < 1:
+        raise OpError(f"zeropad would leave a {co}x{ho}x{wo} map",
+                      ("negative amounts crop; they must leave at least one channel, row and column",))
+    return (co, ho, wo)
+
+
+op("zeropad", "one", [Arg("left", "int"), Arg("right", "int"), Arg("top", "int"), Arg("bottom", "int"),
+                      Arg("front", "int", 0), Arg("back", "int", 0)],
+   shape=_zeropad,
+   doc="pads the map with zeros in torch's F.pad order: left, right, top, bottom, then front and back "
+       "(channels); negative amounts crop, so zeropad(-1, 1, -1, 1) shifts the map one pixel up and left "
+       "(NASNet's factorized reduction)")
+
+
+# ---- ops that enlarge a map, select channels, and more normalisations --------------------------------
+
+
+def _conv_transpose_shape(a, ins):
+    (_, h, w) = _need_map("conv_transpose", ins[0])
+    out = get(a, "out")
+    _check_groups(get(a, "groups"), ins[0], out)
+    size = []
+    for axis, i, k, s, p, op_, d in zip(("height", "width"), (h, w), get(a, "kernel"), get(a, "stride"),
+                                        get(a, "padding"), get(a, "output_padding"), get(a, "dilation")):
+        if op_ >= s and op_ >= d:  # torch's rule: the extra rows must fall inside one stride or dilation step
+            raise OpError(f"output_padding ({op_}) must be smaller than the stride ({s}) or the dilation ({d})",
+                          (f"along the {axis}",))
+        o = (i - 1) * s - 2 * p + d * (k - 1) + op_ + 1
+        if o < 1:
+            raise OpError(f"conv_transpose would make a map of {axis} {o}: padding {p} on each side crops "
+                          f"{2 * p} of the {o + 2 * p} rows it makes")
+        size.append(o)
+    return (out, size[0], size[1])
+
+
+def _conv_transpose_params(a, ins, out):
+    kh, kw = get(a, "kernel")
+    return ins[0][0] * (get(a, "out") // get(a, "groups")) * kh * kw + (get(a, "out") if get(a, "bias") else 0)
+
+
+def _conv_transpose_macs(a, ins, out):
+    """Every input pixel of every input channel is multiplied by out/groups kernels of kh*kw weights
+    (fvcore's count; products that land in the cropped `padding` border are counted too)."""
+    (c, h, w), (kh, kw) = ins[0], get(a, "kernel")
+    return h * w * c * (get(a, "out") // get(a, "groups")) * kh * kw
+
+
+op("conv_transpose", "one",
+   [Arg("out", "posint"), Arg("kernel", "pospair"), Arg("stride", "pospair", 1), Arg("padding", "pair", 0),
+    Arg("output_padding", "pair", 0), Arg("groups", "posint", 1), Arg("dilation", "pospair", 1),
+    Arg("bias", "bool", True)],
+   shape=_conv_transpose_shape, params=_conv_transpose_params, macs=_conv_transpose_macs,
+   doc="transposed 2-D convolution (torch's ConvTranspose2d): out = (in-1)*stride - 2*padding "
+       "+ dilation*(kernel-1) + output_padding + 1")
+
+UPSAMPLE_MODES = ("nearest", "bilinear", "bicubic")
+
+
+def _upsample_shape(a, ins):
+    (c, h, w) = _need_map("upsample", ins[0])
+    scale, size, mode = get(a, "scale"), get(a, "size"), get(a, "mode")
+    if (scale is None) == (size is None):
+        raise OpError("upsample needs exactly one of 'scale' or 'size'" + (", got both" if scale else ""),
+                      ("e.g. upsample(scale=2) or upsample(size=[28, 28])",))
+    if get(a, "align_corners") and mode == "nearest":
+        raise OpError('align_corners needs mode "bilinear" or "bicubic" (torch\'s rule)')
+    if size is not None:
+        return (c,) + tuple(size)
+    ho, wo = math.floor(h * scale[0]), math.floor(w * scale[1])  # torch floors input * scale
     if ho < 1 or wo < 1:
-        raise OpError(f"zeropad would leave a {ho}x{wo} map",
-                      ("negative amounts crop; they must leave at least one row and column",))
+        raise OpError(f"upsample by {_scale_text(scale)} would make a {ho}x{wo} map (torch floors input * scale)")
     return (c, ho, wo)
 
 
-op("zeropad", "one", [Arg("left", "int"), Arg("right", "int"), Arg("top", "int"), Arg("bottom", "int")],
-   shape=_zeropad,
-   doc="pads the map's sides with zeros (torch's F.pad order); negative amounts crop, so "
-       "zeropad(-1, 1, -1, 1) shifts the map one pixel up and left (NASNet's factorized reduction)")
+def _scale_text(scale) -> str:
+    return f"{scale[0]:g}" if scale[0] == scale[1] else f"[{scale[0]:g}, {scale[1]:g}]"
+
+
+op("upsample", "one",
+   [Arg("scale", "scale", None), Arg("size", "pospair", None), Arg("mode", "str", "nearest", UPSAMPLE_MODES),
+    Arg("align_corners", "bool", False)],
+   shape=_upsample_shape,
+   doc='resize by a factor (`scale`, floored as torch does) or to a `size`; mode "nearest", "bilinear" '
+       'or "bicubic" (torch\'s F.interpolate)')
+
+
+def _pixel_shuffle(a, ins):
+    (c, h, w) = _need_map("pixel_shuffle", ins[0])
+    r = get(a, "factor")
+    if c % (r * r):
+        raise OpError(f"pixel_shuffle by {r} needs channels divisible by {r * r}, got {c}")
+    return (c // (r * r), h * r, w * r)
+
+
+op("pixel_shuffle", "one", [Arg("factor", "posint")], shape=_pixel_shuffle,
+   doc="rearranges C*r*r x H x W into C x H*r x W*r (sub-pixel convolution)")
+op("leaky_relu", "one", [Arg("slope", "float", 0.01)], shape=_same, doc="elementwise leaky ReLU")
+
+
+def _groupnorm(a, ins):
+    c, groups = ins[0][0], get(a, "groups")
+    if c % groups:
+        raise OpError(f"groupnorm groups ({groups}) must divide the channels ({c})")
+    return ins[0]
+
+
+op("groupnorm", "one", [Arg("groups", "posint"), Arg("eps", "float", 1e-5)], shape=_groupnorm, params=_channels,
+   doc="group normalisation (affine): channels in `groups` groups, each normalised over its channels and HxW")
+
+
+def _slice(a, ins):
+    c, start, stop = ins[0][0], get(a, "start"), get(a, "stop")
+    if not start < stop <= c:
+        raise OpError(f"slice [{start}:{stop}] must select channels {start} up to {stop} of the input's {c}",
+                      ("0 <= start < stop <= channels",))
+    return (stop - start,) + tuple(ins[0][1:])
+
+
+op("slice", "one", [Arg("start", "nonneg"), Arg("stop", "posint")], shape=_slice,
+   doc="channels start up to (not including) stop")
+
+
+# ---- ops that make a list of nodes ------------------------------------------------------------------
+# `split(x, 2)` is not one node: it makes one `slice` node per part and evaluates to the list of
+# them, so the IR stays single-output. A ListOpDef has an op's signature (checked the same way) and
+# a rule giving the attributes of each part.
+
+
+@dataclass(frozen=True)
+class ListOpDef:
+    name: str
+    arity: str
+    args: tuple
+    parts: Callable  # (attrs, in_shapes) -> [attrs of one `part_op` node, ...]; raises OpError
+    part_op: str
+    doc: str = ""
+
+
+LIST_OPS: dict[str, ListOpDef] = {}
+
+
+def _split_parts(a, ins):
+    c, parts = ins[0][0], get(a, "parts")
+    if isinstance(parts, int):
+        if c % parts:
+            raise OpError(f"split into {parts} equal parts needs channels divisible by {parts}, got {c}",
+                          ("give the part sizes instead, e.g. split(x, [a, b]) with a + b = channels",))
+        sizes = [c // parts] * parts
+    else:
+        if sum(parts) != c:
+            raise OpError(f"split sizes {list(parts)} add up to {sum(parts)}, but the input has {c} channels")
+        sizes = list(parts)
+    bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    return [{"start": lo, "stop": hi} for lo, hi in zip(bounds, bounds[1:])]
+
+
+LIST_OPS["split"] = ListOpDef("split", "one", (Arg("parts", "parts"),), _split_parts, "slice",
+                              "split(x, n): n equal parts along channels; split(x, [c1, c2, ...]): parts of "
+                              "those sizes; a list of tensors (each a `slice` node)")
+
+
+def string_words() -> dict:
+    """Words that are string values of some argument (`same`, `bilinear`) -> that argument's name:
+    written without quotes they read as unknown names, and the error says to quote them."""
+    words = {"same": "padding"}
+    for d in OPS.values():
+        for a in d.args:
+            words.update((c, a.name) for c in a.choices)
+    return words

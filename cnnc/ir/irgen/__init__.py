@@ -13,6 +13,8 @@ next. The interpreter is one class assembled from one part per concern:
 """
 from __future__ import annotations
 
+from collections import ChainMap
+
 from cnnc.diagnostics import CnncError, Loc
 from cnnc.frontend.loader import Program
 from cnnc.ir.graph import Graph, Node, Output, Scope
@@ -42,6 +44,8 @@ class Interpreter(Statements, Expressions, Calls, Builtins, Limits):
         self.globals: dict = {}  # constants
         self.steps = 0
         self.last_call = None  # the call being expanded most recently, for "nested too deeply"
+        # `defaults op(arg=value)` in force: (op, arg) -> value; one layer per block body being expanded
+        self.op_defaults: ChainMap = ChainMap()
 
     def error(self, message: str, loc: Loc, notes=()) -> CnncError:
         """A located error, with a note for each block instance it happened in."""
@@ -50,5 +54,10 @@ class Interpreter(Statements, Expressions, Calls, Builtins, Limits):
             if n:
                 err.note(n)
         for a in reversed(self.active):
-            err.note(f"in '{a.path}' (an instance of block '{a.block}'), called here", a.call_loc)
+            if a.flat:
+                where = f"'{a.path}'" if a.path else "the network"
+                err.note(f"in an instance of block '{a.block}' called `as _` (its contents named in {where}), "
+                         "called here", a.call_loc)
+            else:
+                err.note(f"in '{a.path}' (an instance of block '{a.block}'), called here", a.call_loc)
         return err

@@ -43,6 +43,26 @@ def _minmax(f):
     return g
 
 
+def _domain(ok: bool, what: str, x):
+    if not ok:
+        raise ValueError(f"needs {what} number, got {x:g}")
+
+
+def _log(x, base=None):
+    """Natural logarithm, or to `base`: RegNet's widths round log(u / w0) / log(wm)."""
+    _domain(x > 0, "a positive", x)
+    if base is None:
+        return math.log(x)
+    if base <= 0 or base == 1:
+        raise ValueError(f"base must be positive and not 1, got {base:g}")
+    return math.log(x, base)
+
+
+def _log2(x):
+    _domain(x > 0, "a positive", x)
+    return math.log2(x)
+
+
 def _len(v):
     if not isinstance(v, (tuple, range, str)):
         raise ValueError(f"needs a list, got {describe_value(v)}")
@@ -56,7 +76,10 @@ BUILTINS = {
     "int": (lambda x: int(x), (1, 1)),
     "float": (lambda x: float(x), (1, 1)),
     "abs": (lambda x: abs(x), (1, 1)),
-    "sqrt": (lambda x: math.sqrt(x), (1, 1)),
+    "sqrt": (lambda x: _domain(x >= 0, "a non-negative", x) or math.sqrt(x), (1, 1)),
+    "log": (_log, (1, 2)),
+    "log2": (_log2, (1, 1)),
+    "exp": (lambda x: math.exp(x), (1, 1)),  # OverflowError past ~709: "number too large"
     "min": (_minmax(min), (1, 99)),
     "max": (_minmax(max), (1, 99)),
     "len": (_len, (1, 1)),
@@ -86,7 +109,9 @@ class Builtins:
                 raise self.error(f"{c.func}() needs numbers, got {describe_value(v)}", loc)
         try:
             r = fn(*args, **{k: v for k, (v, _) in kw.items()})
-        except (TypeError, ValueError, OverflowError) as err:
+        except OverflowError:
+            raise self.error(f"{c.func}(): number too large", c.loc) from None
+        except (TypeError, ValueError) as err:
             raise self.error(f"{c.func}(): {err}", c.loc) from None
         self.check_range(r, c.loc)
         return self.check_num(r, c.loc) if is_num(r) else r

@@ -19,10 +19,12 @@ from cnnc.diagnostics import Loc, Note, suggest
 from cnnc.frontend import ast
 from cnnc.frontend.ast import loc_of
 from cnnc.ir.graph import Node, Scope
-from cnnc.ir.ops import ALIASES, OPS, REQUIRED, OpError, lookup, normalize_arg
+from cnnc.ir.ops import ALIASES, LIST_OPS, OPS, REQUIRED, ListOpDef, OpError, lookup, normalize
 from cnnc.ir.values import Tensor, describe_value, fmt_shape, is_int
 
 from .builtins import BUILTINS
+
+FLAT = "_"  # `x -> block(...) as _`: a call that adds no level to instance paths
 
 
 class Return(Exception):
@@ -48,6 +50,7 @@ class Active:
     block: str
     path: str
     call_loc: Loc
+    flat: bool = False  # called `as _`: its contents are named in the caller's scope (`path`)
 
 
 class Calls:
@@ -64,6 +67,9 @@ class Calls:
 
     def eval_Group(self, e, env):
         name = self.label_name(e.label, env)
+        if name == FLAT:
+            raise self.error(f"`as {FLAT}` applies to block calls (their contents are named in the caller's "
+                             "scope); a group adds a level by its name: leave out `( ) as` for none", e.label.loc)
         path = self.claim(name, e.label.loc)
         self.scopes.append(Scope(path, "group", name, e.label.loc))
         self.frames.append(Frame(path + "."))
@@ -84,19 +90,47 @@ class Calls:
             return self.builtin(c, pos, kw)
         if c.func in self.prog.blocks:
             return self.expand_block(self.prog.blocks[c.func], pos, kw, c, env)
-        d = lookup(c.func)
+        d = lookup(c.func) or LIST_OPS.get(c.func)
         if d is None:
-            cands = list(OPS) + list(ALIASES) + list(self.prog.blocks) + list(BUILTINS)
+            cands = list(OPS) + list(ALIASES) + list(LIST_OPS) + list(self.prog.blocks) + list(BUILTINS)
             raise self.error(f"unknown op or block '{c.func}'{suggest(c.func, cands)}", c.loc)
         label = (self.label_name(c.label, env), c.label.loc) if c.label else None
+        if label is not None and label[0] == FLAT:
+            raise self.error(f"`as {FLAT}` applies to block calls (their contents are named in the caller's "
+                             f"scope); {c.func} is an op, whose instance always has a name", c.label.loc)
+        if isinstance(d, ListOpDef):
+            return self.list_op_call(d, pos, kw, c, label)
         return self.op_call(d, pos, kw, c, label)
 
     # ---- ops -------------------------------------------------------------------------
 
     def op_call(self, d, pos, kw, c: ast.Call, label):
-        name = c.func
         if d.arity == "none":
             return self.input_call(pos, kw, c, label)
+        tensors, final = self.bind_op(d, pos, kw, c)
+        return self.make_node(d.name, tensors, final, c.loc, label, c.func)
+
+    def list_op_call(self, d, pos, kw, c: ast.Call, label):
+        """split(x, 2): one `d.part_op` node per part, named `<instance>_0`, `<instance>_1`, ...
+        after the call's instance name (`split1`, or the label); the value is their list."""
+        tensors, final = self.bind_op(d, pos, kw, c)
+        items = tuple((a.name, final[a.name]) for a in d.args)
+        try:
+            parts = d.parts(items, [t.shape for t in tensors])
+        except OpError as err:
+            raise self.error(err.message, c.loc, ["input shape: " + fmt_shape(tensors[0].shape)] + err.notes) from None
+        if label is not None:
+            base = self.claim(*label).rpartition(".")[2]
+        else:
+            base = self.auto_name(c.func)
+        loc = label[1] if label is not None else c.loc
+        return tuple(self.make_node(d.part_op, tensors, attrs, c.loc, (f"{base}_{i}", loc), c.func)
+                     for i, attrs in enumerate(parts))
+
+    def bind_op(self, d, pos, kw, c: ast.Call):
+        """The tensor inputs and the normalised arguments of an op call, checked against the op's
+        signature; arguments not given come from `defaults` statements in force, else the op's own."""
+        name = c.func
         # tensor inputs
         if d.arity == "many" and len(pos) == 1 and isinstance(pos[0][0], tuple):
             pos = [(v, pos[0][1]) for v in pos[0][0]] + pos[1:]
@@ -134,14 +168,16 @@ class Calls:
         for a in d.args:
             if a.name in attrs:
                 try:
-                    final[a.name] = normalize_arg(a.kind, attrs[a.name], name, a.name)
+                    final[a.name] = normalize(a, attrs[a.name], name)
                 except OpError as err:
                     raise self.error(err.message, locs[a.name], err.notes) from None
+            elif (d.name, a.name) in self.op_defaults:
+                final[a.name] = self.op_defaults[(d.name, a.name)]
             elif a.default is REQUIRED:
                 raise self.error(f"{name} needs argument '{a.name}'", c.loc, (signature(d),))
             else:
-                final[a.name] = a.default if a.default is None else normalize_arg(a.kind, a.default, name, a.name)
-        return self.make_node(d.name, tensors, final, c.loc, label, name)
+                final[a.name] = normalize(a, a.default, name)
+        return tensors, final
 
     def input_call(self, pos, kw, c: ast.Call, label):
         """input(3, 224, 224): a graph input, in the network only."""
@@ -207,11 +243,17 @@ class Calls:
                 raise self.error(f"argument '{k}' of block '{b.name}' given twice", loc)
             env[k] = v
         label = self.label_name(c.label, caller_env) if c.label else None
-        name = label if label is not None else self.auto_name(c.func)
-        path = self.claim(name, c.label.loc) if label is not None else self.frames[-1].path + name
-        self.scopes.append(Scope(path, "block", b.name, c.loc))
-        self.active.append(Active(b.name, path, c.loc))
-        self.frames.append(Frame(path + "."))
+        flat = label == FLAT  # `as _`: no instance level; the contents are named in the caller's frame
+        if flat:
+            path = self.frames[-1].path.rstrip(".")
+        else:
+            name = label if label is not None else self.auto_name(c.func)
+            path = self.claim(name, c.label.loc) if label is not None else self.frames[-1].path + name
+            self.scopes.append(Scope(path, "block", b.name, c.loc))
+            self.frames.append(Frame(path + "."))
+        self.active.append(Active(b.name, path, c.loc, flat))
+        saved_defaults = self.op_defaults
+        self.op_defaults = saved_defaults.new_child()  # a block's `defaults` end with its body
         try:
             for p in b.params:
                 if p.name not in env:
@@ -224,7 +266,9 @@ class Calls:
                 return r.value
             raise self.error(f"block '{b.name}' ended without `return`", b.loc)
         finally:
-            self.frames.pop()
+            self.op_defaults = saved_defaults
+            if not flat:
+                self.frames.pop()
             self.active.pop()
 
     # ---- naming ----------------------------------------------------------------------
@@ -249,10 +293,13 @@ class Calls:
         return text
 
     def auto_name(self, base: str) -> str:
+        """`conv1`, `conv2`, ...: the call's name and a count per frame, with `_` between them when
+        the name ends in a digit (`se_v3_1`, `relu6_2`), so the count stays readable."""
         f = self.frames[-1]
+        sep = "_" if base[-1:].isdigit() else ""
         while True:
             f.counters[base] = f.counters.get(base, 0) + 1
-            name = f"{base}{f.counters[base]}"
+            name = f"{base}{sep}{f.counters[base]}"
             if name not in f.names:
                 f.names[name] = None
                 return name

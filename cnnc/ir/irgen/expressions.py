@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cnnc.diagnostics import suggest
 from cnnc.frontend.ast import loc_of
-from cnnc.ir.ops import lookup
+from cnnc.ir.ops import lookup, string_words
 from cnnc.ir.values import Tensor, describe_value, fmt_shape, freeze, is_int, is_num
 
 # tensor arithmetic: the op each operator makes between two tensors
@@ -37,6 +37,9 @@ class Expressions:
             return env[e.id]
         if e.id in self.globals:
             return self.globals[e.id]
+        words = string_words()
+        if e.id in words:  # padding=same: a string value written without quotes
+            raise self.error(f'unknown name \'{e.id}\'; strings are quoted: {words[e.id]}="{e.id}"', e.loc)
         hint = suggest(e.id, list(env) + list(self.globals))
         extra = ""
         if not hint and (lookup(e.id) or e.id in self.prog.blocks):

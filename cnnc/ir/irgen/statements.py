@@ -11,9 +11,11 @@ from cnnc.diagnostics import CnncError, suggest
 from cnnc.frontend import ast
 from cnnc.frontend.ast import loc_of
 from cnnc.ir.graph import Graph, Output, live_scopes
+from cnnc.ir.ops import ALIASES, LIST_OPS, OPS, OpError, lookup, normalize
 from cnnc.ir.values import Tensor, describe_value, freeze
 
-from .calls import Return
+from .builtins import BUILTINS
+from .calls import Return, signature
 
 
 class Statements:
@@ -67,6 +69,18 @@ class Statements:
         self.tick(s.loc)
         if isinstance(s, ast.Assign):
             env[s.name] = self.eval(s.value, env)
+        elif isinstance(s, ast.Unpack):
+            v = self.eval(s.value, env)
+            names = ", ".join(s.names)
+            if not isinstance(v, (tuple, range)):
+                raise self.error(f"cannot unpack {describe_value(v)} into {len(s.names)} names ({names}); "
+                                 "only a list unpacks", loc_of(s.value))
+            if len(v) != len(s.names):
+                raise self.error(f"cannot unpack a list of {len(v)} into {len(s.names)} names ({names})",
+                                 loc_of(s.value))
+            env.update(zip(s.names, v))
+        elif isinstance(s, ast.Defaults):
+            self.set_defaults(s, env)
         elif isinstance(s, ast.For):
             seq = self.eval(s.iter, env)
             if not isinstance(seq, (range, tuple)):
@@ -98,3 +112,28 @@ class Statements:
             self.outputs.append(Output(s.name, v.node, s.train_only, s.loc))
         else:  # pragma: no cover
             raise AssertionError(s)
+
+    def set_defaults(self, s: ast.Defaults, env):
+        """`defaults bn(eps=1e-3)`: every later call of the op expanded before the enclosing block or
+        network body ends, in this body or in blocks it calls, takes these values unless it gives
+        its own. The values are checked here, against the op's signature."""
+        d = lookup(s.op)
+        if s.op in self.prog.blocks:
+            raise self.error(f"defaults: '{s.op}' is a block; defaults apply to ops", s.loc)
+        if d is None or d.arity == "none":
+            if d is not None or s.op in LIST_OPS or s.op in BUILTINS:
+                raise self.error(f"defaults: '{s.op}' has no arguments to default", s.loc)
+            raise self.error(f"defaults: unknown op '{s.op}'{suggest(s.op, list(OPS) + list(ALIASES))}", s.loc)
+        if s.args:
+            raise self.error("defaults takes keyword arguments only, e.g. defaults bn(eps=1e-3)",
+                             loc_of(s.args[0]))
+        argnames = [a.name for a in d.args]
+        for k in s.kwargs:
+            a = next((a for a in d.args if a.name == k.name), None)
+            if a is None:
+                raise self.error(f"{s.op} has no argument '{k.name}'{suggest(k.name, argnames)}", k.loc,
+                                 (signature(d),))
+            try:
+                self.op_defaults[(d.name, a.name)] = normalize(a, self.eval(k.value, env), s.op)
+            except OpError as err:
+                raise self.error(err.message, k.loc, err.notes) from None

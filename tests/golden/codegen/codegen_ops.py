@@ -25,6 +25,9 @@ class CodegenOps(nn.Module):
         self.conv2 = runtime.Conv2d(8, 8, kernel_size=(1, 3), padding=(0, 1), groups=8, bias=False)
         self.lrn1 = nn.LocalResponseNorm(3, alpha=0.0002)
         self.maxpool1 = nn.MaxPool2d(kernel_size=2, ceil_mode=True)
+        self.conv_transpose1 = nn.ConvTranspose2d(8, 8, kernel_size=3, stride=2, padding=1, groups=2)
+        self.groupnorm1 = nn.GroupNorm(4, 8)
+        self.maxpool2 = nn.MaxPool2d(kernel_size=3, stride=4, padding=1, dilation=2)
         self.avgpool1 = nn.AvgPool2d(kernel_size=3, stride=1, padding=1, count_include_pad=False)
         self.layernorm1 = runtime.LayerNorm2d(8, eps=1e-06)
         self.layerscale1 = runtime.LayerScale(8, init=0.5)
@@ -51,16 +54,30 @@ class CodegenOps(nn.Module):
         x = F.hardswish(x)
         x = F.pad(x, (1, 0, 1, 0))
         x = self.maxpool1(x)
-        out = self.avgpool1(x)
-        out = torch.tanh(out)
-        out = F.hardsigmoid(out)
-        out2 = self.layernorm1(x)
-        out2 = self.layerscale1(out2)
-        out2 = self.droppath1(out2)
-        out2 = F.gelu(out2)
-        out = x - out
-        out2 = out2 * 0.25
-        out = torch.cat([out, out2], 1)
+        x = self.conv_transpose1(x)
+        x = self.groupnorm1(x)
+        x = F.leaky_relu(x, 0.2)
+        x = F.interpolate(x, size=9, mode='bicubic')
+        x = F.interpolate(x, scale_factor=2.0, mode='bilinear', align_corners=True)
+        x = F.pixel_shuffle(x, 2)
+        x = F.pad(x, (0, 0, 0, 0, 3, 3))
+        x = self.maxpool2(x)
+        out = x[:, 0:3]
+        out2 = x[:, 3:8]
+        out3 = out[:, 1:3]
+        out = F.interpolate(out, scale_factor=1.0, mode='nearest')
+        out = out[:, 0:1]
+        out = torch.cat([out2, out3, out], 1)
+        out2 = self.avgpool1(out)
+        out2 = torch.tanh(out2)
+        out2 = F.hardsigmoid(out2)
+        out3 = self.layernorm1(out)
+        out3 = self.layerscale1(out3)
+        out3 = self.droppath1(out3)
+        out3 = F.gelu(out3)
+        out = out - out2
+        out3 = out3 * 0.25
+        out = torch.cat([out, out3], 1)
         out = runtime.channel_shuffle(out, 4)
         out = self.conv3(out)
         sigmoid1 = torch.sigmoid(out)
