@@ -193,7 +193,203 @@ note: block b(x, c)
     3 |     output o = x -> flatten -> conv(8, 1)
       |                                ^
 note: flatten turns a map into a vector; spatial ops must come before it
+"""),    # the ops and statements of issue 15 (reach) and `as _` (issue 16)
+    ("conv-transpose-groups", NET.format(body='    output o = x -> conv_transpose(8, 3, groups=2)'),
+     """bad.cnn:3:21: error: groups (2) must divide the input channels (3)
+    3 |     output o = x -> conv_transpose(8, 3, groups=2)
+      |                     ^
+note: input shape 3x32x32
 """),
+    ("conv-transpose-output-padding", NET.format(body='    output o = x -> conv_transpose(8, 3, stride=2, output_padding=2)'),
+     """bad.cnn:3:21: error: output_padding (2) must be smaller than the stride (2) or the dilation (1)
+    3 |     output o = x -> conv_transpose(8, 3, stride=2, output_padding=2)
+      |                     ^
+note: input shape: 3x32x32
+note: along the height
+"""),
+    ("conv-transpose-crops-everything", 'network n() {\n    x = input(3, 1, 4)\n    output o = x -> conv_transpose(8, 1, padding=1)\n}\n',
+     """bad.cnn:3:21: error: conv_transpose would make a map of height -1: padding 1 on each side crops 2 of the 1 rows it makes
+    3 |     output o = x -> conv_transpose(8, 1, padding=1)
+      |                     ^
+note: input shape: 3x1x4
+"""),
+    ("upsample-neither", NET.format(body='    output o = x -> upsample'),
+     """bad.cnn:3:21: error: upsample needs exactly one of 'scale' or 'size'
+    3 |     output o = x -> upsample
+      |                     ^
+note: input shape: 3x32x32
+note: e.g. upsample(scale=2) or upsample(size=[28, 28])
+"""),
+    ("upsample-both", NET.format(body='    output o = x -> upsample(scale=2, size=[64, 64])'),
+     """bad.cnn:3:21: error: upsample needs exactly one of 'scale' or 'size', got both
+    3 |     output o = x -> upsample(scale=2, size=[64, 64])
+      |                     ^
+note: input shape: 3x32x32
+note: e.g. upsample(scale=2) or upsample(size=[28, 28])
+"""),
+    ("upsample-align-corners-nearest", NET.format(body='    output o = x -> upsample(scale=2, align_corners=true)'),
+     """bad.cnn:3:21: error: align_corners needs mode "bilinear" or "bicubic" (torch's rule)
+    3 |     output o = x -> upsample(scale=2, align_corners=true)
+      |                     ^
+note: input shape: 3x32x32
+"""),
+    ("upsample-unknown-mode", NET.format(body='    output o = x -> upsample(scale=2, mode="linear")'),
+     """bad.cnn:3:39: error: 'mode' of upsample must be one of "nearest", "bilinear", "bicubic", got "linear"
+    3 |     output o = x -> upsample(scale=2, mode="linear")
+      |                                       ^
+"""),
+    ("upsample-mode-unquoted", NET.format(body='    output o = x -> upsample(scale=2, mode=bilinear)'),
+     """bad.cnn:3:44: error: unknown name 'bilinear'; strings are quoted: mode="bilinear"
+    3 |     output o = x -> upsample(scale=2, mode=bilinear)
+      |                                            ^
+"""),
+    ("upsample-negative-scale", NET.format(body='    output o = x -> upsample(scale=[2, -1])'),
+     """bad.cnn:3:30: error: 'scale' of upsample must be positive, got [2, -1]
+    3 |     output o = x -> upsample(scale=[2, -1])
+      |                              ^
+"""),
+    ("upsample-to-nothing", NET.format(body='    output o = x -> upsample(scale=0.01)'),
+     """bad.cnn:3:21: error: upsample by 0.01 would make a 0x0 map (torch floors input * scale)
+    3 |     output o = x -> upsample(scale=0.01)
+      |                     ^
+note: input shape: 3x32x32
+"""),
+    ("split-not-divisible", NET.format(body='    a, b = split(x, 2)\n    output o = a'),
+     """bad.cnn:3:12: error: split into 2 equal parts needs channels divisible by 2, got 3
+    3 |     a, b = split(x, 2)
+      |            ^
+note: input shape: 3x32x32
+note: give the part sizes instead, e.g. split(x, [a, b]) with a + b = channels
+"""),
+    ("split-sizes-sum", NET.format(body='    p = split(x, [1, 1])\n    output o = p[0]'),
+     """bad.cnn:3:9: error: split sizes [1, 1] add up to 2, but the input has 3 channels
+    3 |     p = split(x, [1, 1])
+      |         ^
+note: input shape: 3x32x32
+"""),
+    ("split-empty-part", NET.format(body='    p = split(x, [3, 0])\n    output o = p[0]'),
+     """bad.cnn:3:18: error: 'parts' of split: every part needs at least one channel, got [3, 0]
+    3 |     p = split(x, [3, 0])
+      |                  ^
+"""),
+    ("slice-out-of-range", NET.format(body='    output o = x -> slice(2, 5)'),
+     """bad.cnn:3:21: error: slice [2:5] must select channels 2 up to 5 of the input's 3
+    3 |     output o = x -> slice(2, 5)
+      |                     ^
+note: input shape: 3x32x32
+note: 0 <= start < stop <= channels
+"""),
+    ("unpack-count", NET.format(body='    a, b = split(x, 3)\n    output o = a'),
+     """bad.cnn:3:12: error: cannot unpack a list of 3 into 2 names (a, b)
+    3 |     a, b = split(x, 3)
+      |            ^
+"""),
+    ("unpack-not-a-list", NET.format(body='    a, b = x -> relu\n    output o = a'),
+     """bad.cnn:3:12: error: cannot unpack a tensor 3x32x32 into 2 names (a, b); only a list unpacks
+    3 |     a, b = x -> relu
+      |            ^
+"""),
+    ("zeropad-crops-all-channels", NET.format(body='    output o = x -> zeropad(0, 0, 0, 0, -2, -1)'),
+     """bad.cnn:3:21: error: zeropad would leave a 0x32x32 map
+    3 |     output o = x -> zeropad(0, 0, 0, 0, -2, -1)
+      |                     ^
+note: input shape: 3x32x32
+note: negative amounts crop; they must leave at least one channel, row and column
+"""),
+    ("pixel-shuffle-channels", NET.format(body='    output o = x -> pixel_shuffle(2)'),
+     """bad.cnn:3:21: error: pixel_shuffle by 2 needs channels divisible by 4, got 3
+    3 |     output o = x -> pixel_shuffle(2)
+      |                     ^
+note: input shape: 3x32x32
+"""),
+    ("groupnorm-groups", NET.format(body='    output o = x -> conv(10, 1) -> groupnorm(4)'),
+     """bad.cnn:3:36: error: groupnorm groups (4) must divide the channels (10)
+    3 |     output o = x -> conv(10, 1) -> groupnorm(4)
+      |                                    ^
+note: input shape: 10x32x32
+"""),
+    ("maxpool-dilation-too-wide", 'network n() {\n    x = input(3, 4, 4)\n    output o = x -> maxpool(3, dilation=2)\n}\n',
+     """bad.cnn:3:21: error: maxpool kernel larger than its padded input: kernel 3 (dilation 2) spans 5, but the padded height is 4
+    3 |     output o = x -> maxpool(3, dilation=2)
+      |                     ^
+note: input shape: 3x4x4
+"""),
+    ("log-domain", NET.format(body='    output o = x -> conv(int(log(0)), 1)'),
+     """bad.cnn:3:30: error: log(): needs a positive number, got 0
+    3 |     output o = x -> conv(int(log(0)), 1)
+      |                              ^
+"""),
+    ("log-base", NET.format(body='    output o = x -> conv(int(log(8, 1)), 1)'),
+     """bad.cnn:3:30: error: log(): base must be positive and not 1, got 1
+    3 |     output o = x -> conv(int(log(8, 1)), 1)
+      |                              ^
+"""),
+    ("exp-overflow", NET.format(body='    output o = x -> conv(int(exp(1000)), 1)'),
+     """bad.cnn:3:30: error: exp(): number too large
+    3 |     output o = x -> conv(int(exp(1000)), 1)
+      |                              ^
+"""),
+    ("defaults-unknown-op", NET.format(body='    defaults batchnrom(eps=1e-3)\n    output o = x'),
+     """bad.cnn:3:14: error: defaults: unknown op 'batchnrom'; did you mean 'batchnorm'?
+    3 |     defaults batchnrom(eps=1e-3)
+      |              ^
+"""),
+    ("defaults-unknown-argument", NET.format(body='    defaults bn(epsilon=1e-3)\n    output o = x'),
+     """bad.cnn:3:17: error: bn has no argument 'epsilon'; did you mean 'eps'?
+    3 |     defaults bn(epsilon=1e-3)
+      |                 ^
+note: signature: batchnorm(x, eps=1e-05, momentum=0.1)
+"""),
+    ("defaults-bad-value", NET.format(body='    defaults bn(eps=true)\n    output o = x'),
+     """bad.cnn:3:17: error: 'eps' of bn must be a number, got true
+    3 |     defaults bn(eps=true)
+      |                 ^
+"""),
+    ("defaults-positional", NET.format(body='    defaults bn(1e-3)\n    output o = x'),
+     """bad.cnn:3:17: error: defaults takes keyword arguments only, e.g. defaults bn(eps=1e-3)
+    3 |     defaults bn(1e-3)
+      |                 ^
+"""),
+    ("defaults-block", 'block b(x) { return x }\n' + NET.format(body='    defaults b(c=1)\n    output o = x'),
+     """bad.cnn:4:14: error: defaults: 'b' is a block; defaults apply to ops
+    4 |     defaults b(c=1)
+      |              ^
+"""),
+    ("padding-same-unquoted", NET.format(body='    output o = x -> conv(8, 3, padding=same)'),
+     """bad.cnn:3:40: error: unknown name 'same'; strings are quoted: padding="same"
+    3 |     output o = x -> conv(8, 3, padding=same)
+      |                                        ^
+"""),
+    ("no-unrelated-suggestion", 'network n(scale=2) {\n    x = input(3, 32, 32)\n    output o = upsample\n}\n',
+     """bad.cnn:3:16: error: unknown name 'upsample'; 'upsample' is an op or block: call it, e.g. x -> upsample(...)
+    3 |     output o = upsample
+      |                ^
+"""),
+    ("as-underscore-on-op", NET.format(body='    output o = x -> conv(8, 3) as _'),
+     """bad.cnn:3:35: error: `as _` applies to block calls (their contents are named in the caller's scope); conv is an op, whose instance always has a name
+    3 |     output o = x -> conv(8, 3) as _
+      |                                   ^
+"""),
+    ("as-underscore-on-group", NET.format(body='    output o = (x -> conv(8, 3)) as _'),
+     """bad.cnn:3:37: error: `as _` applies to block calls (their contents are named in the caller's scope); a group adds a level by its name: leave out `( ) as` for none
+    3 |     output o = (x -> conv(8, 3)) as _
+      |                                     ^
+"""),
+    ("error-inside-flat-block", 'block stem(x) { return x -> conv(8, 3, groups=2) }\n' + NET.format(body='    output o = x -> stem as _'),
+     """bad.cnn:1:29: error: groups (2) must divide the input channels (3)
+    1 | block stem(x) { return x -> conv(8, 3, groups=2) }
+      |                             ^
+note: input shape 3x32x32
+bad.cnn:4:21: note: in an instance of block 'stem' called `as _` (its contents named in the network), called here
+"""),
+    ("as-underscore-name-clash", 'block stem(x) { return x -> conv(8, 3) as conv1 }\n' + NET.format(body='    x = x -> conv(3, 1) as conv1\n    output o = x -> stem as _'),
+     """bad.cnn:1:43: error: instance name 'conv1' is already used in this scope
+    1 | block stem(x) { return x -> conv(8, 3) as conv1 }
+      |                                           ^
+bad.cnn:4:28: note: first used here
+bad.cnn:5:21: note: in an instance of block 'stem' called `as _` (its contents named in the network), called here
+"""),
+
 ]
 
 

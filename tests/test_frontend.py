@@ -13,7 +13,7 @@ from cnnc.backends.summary import summary_data
 from cnnc.ir.verify import verify
 from cnnc_testlib import GOLDEN, ROOT, TEST_SPECS, check_golden
 
-GOLDEN_SPECS = ["tiny_resnet", "tiny_inception"]
+GOLDEN_SPECS = ["tiny_resnet", "tiny_inception", "tiny_unet"]
 
 
 @pytest.mark.parametrize("name", GOLDEN_SPECS)
@@ -239,3 +239,87 @@ def test_deepest_bracket_is_where_parsing_ran_out_of_stack():
     text = "a(b)\nc(d[(e)], [f])\n"
     loc = _deepest_bracket(text, "s.cnn")
     assert (loc.file, loc.line, loc.col) == ("s.cnn", 2, 5)  # the '(' inside the '[' inside c(
+
+
+def test_defaults_statement_sets_op_arguments_in_its_body_and_the_blocks_it_calls():
+    spec = """
+    block unit(x) { return x -> conv(4, 3, padding=1) -> bn -> relu }
+    block quiet(x) {
+        defaults bn(momentum=0.5)
+        return x -> bn -> unit
+    }
+    network n() {
+        x = input(3, 8, 8) -> bn
+        defaults batchnorm(eps=1e-3, momentum=0.01)
+        defaults conv(bias=false)
+        x = x -> bn -> unit -> bn(eps=0.1)
+        x = x -> quiet
+        output o = x -> bn -> conv(4, 1)
+    }
+    """
+    g = front_end(spec).graph
+    got = {n.path: (n.attr("eps"), n.attr("momentum")) for n in g.nodes if n.op == "batchnorm"}
+    assert got == {
+        "bn1": (1e-5, 0.1),             # before the statement
+        "bn2": (1e-3, 0.01),            # after it (an alias: bn is batchnorm)
+        "unit1.bn1": (1e-3, 0.01),      # inside a block it calls
+        "bn3": (0.1, 0.01),             # an explicit argument wins
+        "quiet1.bn1": (1e-3, 0.5),      # the block's own statement adds to the caller's
+        "quiet1.unit1.bn1": (1e-3, 0.5),
+        "bn4": (1e-3, 0.01),            # ... and ends with the block's body
+    }
+    assert all(n.attr("bias") is False for n in g.nodes if n.op == "conv")
+
+
+def test_unpacking_assignment_and_list_values():
+    spec = """
+    network n() {
+        x = input(6, 4, 4)
+        a, b, c = split(x, [1, 2, 3])
+        k, m = [2, 3]
+        output o = concat(c, a, b -> conv(k * m, 1))
+    }
+    """
+    g = front_end(spec).graph
+    assert g.nodes[-1].shape == (3 + 1 + 6, 4, 4)
+
+
+def test_automatic_names_get_a_separator_after_a_digit():
+    spec = """
+    block se_v3(x) { return x -> conv(x.channels, 1) }
+    block b(x) { return x -> relu }
+    network n() {
+        x = input(3, 8, 8)
+        x = x -> se_v3 -> se_v3 -> relu6 -> relu6 -> b -> b
+        output o = x
+    }
+    """
+    paths = [n.path for n in front_end(spec).graph.nodes]
+    assert paths == ["input1", "se_v3_1.conv1", "se_v3_2.conv1", "relu6_1", "relu6_2", "b1.relu1", "b2.relu1"]
+
+
+def test_as_underscore_names_a_blocks_contents_in_the_callers_scope():
+    spec = """
+    block stem(x) { return x -> conv(4, 3) as conv1 -> bn as bn1 -> relu }
+    block twice(x) { return x -> stem as _ -> conv(4, 1) }
+    network n() {
+        x = input(3, 8, 8)
+        x = x -> stem as _
+        x = x -> twice as layer1
+        output o = x -> conv(2, 1)
+    }
+    """
+    g = front_end(spec).graph
+    assert [n.path for n in g.nodes] == ["input1", "conv1", "bn1", "relu1", "layer1.conv1", "layer1.bn1",
+                                         "layer1.relu1", "layer1.conv2", "conv2"]
+    assert [(s.path, s.name) for s in g.scopes] == [("layer1", "twice")]  # no scope for the flat calls
+
+
+def test_suggestions_are_typos_not_shared_letters():
+    from cnnc.diagnostics import suggest
+
+    assert suggest("upsampel", ["upsample", "scale", "size"]) == "; did you mean 'upsample'?"
+    assert suggest("ReLU", ["relu", "relu6"]) == "; did you mean 'relu'?"
+    assert suggest("conv_tranpose", ["conv", "conv_transpose"]) == "; did you mean 'conv_transpose'?"
+    assert suggest("upsample", ["scale", "size", "mode", "sample_rate"]) == ""
+    assert suggest("x", ["y", "z"]) == ""  # one letter: nothing of the name is kept

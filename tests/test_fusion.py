@@ -13,7 +13,7 @@ from cnnc.backends.summary import totals
 from cnnc_testlib import GOLDEN, SPECS, TEST_SPECS, check_golden
 
 
-@pytest.mark.parametrize("name", ["tiny_resnet", "tiny_inception"])
+@pytest.mark.parametrize("name", ["tiny_resnet", "tiny_inception", "tiny_unet"])
 def test_golden_fused(name):
     check_golden(GOLDEN / "frontend" / f"{name}.fused", dump_ir(fuse(front_end(TEST_SPECS / f"{name}.cnn").graph)))
 
@@ -93,12 +93,13 @@ def _bn(x, p, path, eps):
                         p.get(path + ".gamma", (c,)), p.get(path + ".beta", (c,)), False, 0.0, eps)
 
 
-def evaluate(g, x, p):
+def evaluate(g, xs, p):
     vals = {}
+    inputs = iter(xs)
     for n in g.nodes:
         ins = [vals[i] for i in n.inputs]
         if n.op == "input":
-            v = x
+            v = next(inputs)
         elif n.op == "conv":
             v = _conv(n, ins[0], p, n.path)
         elif n.op == "batchnorm":
@@ -123,7 +124,7 @@ def evaluate(g, x, p):
         elif n.op == "global_avgpool":
             v = ins[0].mean((2, 3), keepdim=True)
         elif n.op == "maxpool":
-            v = F.max_pool2d(ins[0], n.attr("kernel"), n.attr("stride"), n.attr("padding"),
+            v = F.max_pool2d(ins[0], n.attr("kernel"), n.attr("stride"), n.attr("padding"), n.attr("dilation"),
                              ceil_mode=n.attr("ceil_mode"))
         elif n.op == "avgpool":
             v = F.avg_pool2d(ins[0], n.attr("kernel"), n.attr("stride"), n.attr("padding"),
@@ -137,6 +138,27 @@ def evaluate(g, x, p):
         elif n.op == "linear":
             w = p.get(n.path + ".weight", (n.attr("out"), ins[0].shape[1])) / ins[0].shape[1] ** 0.5
             v = F.linear(ins[0], w, p.get(n.path + ".bias", (n.attr("out"),)))
+        elif n.op == "conv_transpose":
+            cin, out, groups, (kh, kw) = ins[0].shape[1], n.attr("out"), n.attr("groups"), n.attr("kernel")
+            w = p.get(n.path + ".weight", (cin, out // groups, kh, kw)) / (cin * kh * kw) ** 0.5
+            b = p.get(n.path + ".bias", (out,)) if n.attr("bias") else None
+            v = F.conv_transpose2d(ins[0], w, b, n.attr("stride"), n.attr("padding"), n.attr("output_padding"),
+                                   groups, n.attr("dilation"))
+        elif n.op == "groupnorm":
+            c = ins[0].shape[1]
+            v = F.group_norm(ins[0], n.attr("groups"), p.get(n.path + ".gamma", (c,)), p.get(n.path + ".beta", (c,)),
+                             n.attr("eps"))
+        elif n.op == "leaky_relu":
+            v = F.leaky_relu(ins[0], n.attr("slope"))
+        elif n.op == "slice":
+            v = ins[0][:, n.attr("start"):n.attr("stop")]
+        elif n.op == "upsample":
+            v = F.interpolate(ins[0], size=n.attr("size"), scale_factor=n.attr("scale"), mode=n.attr("mode"),
+                              align_corners=n.attr("align_corners") if n.attr("mode") != "nearest" else None)
+        elif n.op == "pixel_shuffle":
+            v = F.pixel_shuffle(ins[0], n.attr("factor"))
+        elif n.op == "zeropad":
+            v = F.pad(ins[0], tuple(n.attr(k) for k in ("left", "right", "top", "bottom", "front", "back")))
         else:
             raise NotImplementedError(n.op)
         assert tuple(v.shape[1:]) == n.shape, (n.path, tuple(v.shape), n.shape)
@@ -144,13 +166,13 @@ def evaluate(g, x, p):
     return [vals[o.node] for o in g.outputs]
 
 
-@pytest.mark.parametrize("spec", ["tiny_resnet", "tiny_inception"])
+@pytest.mark.parametrize("spec", ["tiny_resnet", "tiny_inception", "tiny_unet"])
 def test_fused_graph_computes_the_same_function(spec):
     g = front_end(TEST_SPECS / f"{spec}.cnn").graph
     p = Params(0)
-    x = torch.randn(2, *g.nodes[0].shape, dtype=torch.float64)
-    before = evaluate(g, x, p)
-    after = evaluate(fuse(g), x, p)
+    xs = [torch.randn(2, *n.shape, dtype=torch.float64) for n in g.nodes if n.op == "input"]
+    before = evaluate(g, xs, p)
+    after = evaluate(fuse(g), xs, p)
     for a, b in zip(before, after):
         assert torch.isfinite(a).all()
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-10)

@@ -94,6 +94,23 @@ def test_op_labels():
         assert want in labels, (want, sorted(labels))
 
 
+def test_labels_of_the_decoder_ops():
+    spec = """
+    network labels(size=16) {
+        x = input(32, size, size)
+        a, b = split(x, [8, 24])
+        x = concat(b, a) -> conv_transpose(16, 4, stride=2, padding=1) -> groupnorm(4) -> leaky_relu(0.2)
+              -> upsample(scale=[2, 1.5], mode="bilinear") -> upsample(size=[8, 8]) -> pixel_shuffle(2)
+              -> zeropad(1, 1, 0, 0, 2, 2) -> maxpool(3, dilation=2)
+        output y = x
+    }
+    """
+    labels = set(_labels(to_dot(front_end(spec).graph, merge=False)).values())
+    for want in ["slice 0:8", "slice 8:32", "convT 4x4 s2, 16", "gn 4", "leaky_relu 0.2", "upsample x2x1.5 bilinear",
+                 "upsample to 8x8 nearest", "pixel shuffle x2", "pad 1 1 0 0 2 2", "maxpool 3x3/3 d2"]:
+        assert want in labels, (want, sorted(labels))
+
+
 def test_merging_keeps_every_op_and_shape(capsys):
     merged = _dot(capsys, TEST_SPECS / "render_residual.cnn")
     full = _dot(capsys, TEST_SPECS / "render_residual.cnn", "--no-merge")
