@@ -323,3 +323,13 @@ def test_suggestions_are_typos_not_shared_letters():
     assert suggest("conv_tranpose", ["conv", "conv_transpose"]) == "; did you mean 'conv_transpose'?"
     assert suggest("upsample", ["scale", "size", "mode", "sample_rate"]) == ""
     assert suggest("x", ["y", "z"]) == ""  # one letter: nothing of the name is kept
+
+
+def test_import_path_with_a_nul_character_is_a_located_error():
+    """Found by the mutation property test: os.stat raises ValueError on a NUL in a path."""
+    from cnnc.diagnostics import CnncError
+
+    with pytest.raises(CnncError) as info:
+        front_end('import "\x00blocks/x.cnn"\nnetwork n() {\n output o = input(3, 8, 8)\n}\n')
+    assert info.value.message == "cannot import '\\x00blocks/x.cnn': a path cannot hold a NUL character"
+    assert (info.value.loc.line, info.value.loc.col) == (1, 1)

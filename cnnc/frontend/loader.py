@@ -70,6 +70,8 @@ def _load(text, name, base_dir, prog, stack, seen, root):
     prog.modules.append(module)
     for item in module.items:
         if isinstance(item, ast.Import):
+            if "\x00" in item.path:  # the OS refuses such a path (ValueError from os.stat)
+                raise CnncError(f"cannot import {item.path!r}: a path cannot hold a NUL character", item.loc)
             target = (base_dir / item.path).resolve()
             if target in stack:
                 chain = " -> ".join(Path(str(s)).name for s in stack + [target])
