@@ -168,6 +168,8 @@ GRAPH_ATTRS = {
     "rankdir": "TB", "newrank": "true", "nodesep": "0.25", "ranksep": "0.3",
     "fontname": FONT, "fontsize": "16", "labelloc": "t",
 }
+# Left to right, a long picture's title starts where the graph does, not in the middle.
+RANKDIR_ATTRS = {"TB": {}, "LR": {"labeljust": "l"}}
 NODE_ATTRS = {"shape": "box", "style": "rounded,filled", "fontname": FONT, "fontsize": "11",
               "height": "0.3", "margin": "0.08,0.03", "penwidth": "0.8"}
 EDGE_ATTRS = {"fontname": FONT, "fontsize": "9", "fontcolor": "#555555", "color": "#444444",

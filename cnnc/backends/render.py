@@ -498,7 +498,8 @@ def to_dot(g: Graph, depth: int | None = None, collapse_repeats: bool | None = N
         title += ", after fusion"
     if p.depth is not None:
         title += f" (drawn to depth {p.depth})"
-    graph_attrs = {**S.GRAPH_ATTRS, "rankdir": rankdir, "label": title, **({"dpi": str(dpi)} if dpi else {})}
+    graph_attrs = {**S.GRAPH_ATTRS, **S.RANKDIR_ATTRS[rankdir], "rankdir": rankdir, "label": title,
+                   **({"dpi": str(dpi)} if dpi else {})}
     out = [f"digraph {_q(g.name)} {{",
            f"  graph [{_attrs(graph_attrs)}];",
            f"  node [{_attrs(S.NODE_ATTRS)}];",
