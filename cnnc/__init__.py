@@ -7,22 +7,7 @@ from __future__ import annotations
 from .version import __version__  # noqa: E402
 
 from .diagnostics import CnncError  # noqa: E402
-
-
-def summary(spec, depth: int | None = None, *, columns=None, dtype: str = "float32", **params) -> dict:
-    """The data of `cnnc summary --format json` for a spec path or spec text: a dict, which a
-    notebook shows as a table. `columns` (names as for `--columns`) keeps only those row fields
-    (and the table shows them); `dtype` sizes the byte counts."""
-    from .pipeline import front_end
-    from .backends.summary import Summary, parse_columns, select, summary_data
-
-    if isinstance(columns, str):
-        columns = parse_columns(columns)
-    elif columns is not None:
-        columns = parse_columns(",".join(columns))
-    data = summary_data(front_end(spec, params).graph, depth, dtype)
-    data["layers"] = select(data, columns)
-    return Summary(data, columns)
+from .display import render, summary  # noqa: E402
 
 
 def __getattr__(name):
@@ -34,4 +19,4 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["CnncError", "summary", "compile", "import_weights", "ReorderedWeights"]
+__all__ = ["CnncError", "summary", "render", "compile", "import_weights", "ReorderedWeights"]

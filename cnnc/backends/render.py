@@ -29,6 +29,7 @@ with a note on stderr when that is not full detail. No torch is imported here.
 from __future__ import annotations
 
 import html
+import os
 import shutil
 import subprocess
 import sys
@@ -562,17 +563,55 @@ def write_dot(text: str, out: str) -> None:
     write_atomically(prepare_output(out, "net.dot"), text.encode("utf-8"))
 
 
+def run_dot(text: str, fmt: str, out=None) -> bytes:
+    """Run `dot -T<fmt>` on DOT text: into the file `out`, or returning its output; errors are CnncErrors."""
+    exe = find_dot()
+    try:
+        r = subprocess.run([exe, f"-T{fmt}"] + (["-o", str(out)] if out is not None else []),
+                           input=text.encode("utf-8"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as e:
+        raise CnncError(f"cannot run Graphviz's `dot` ({exe}): {e.strerror or e}; {INSTALL_HINT}")
+    err = r.stderr.decode("utf-8", "replace").strip()
+    if r.returncode != 0:
+        raise CnncError(f"Graphviz's `dot` failed (exit {r.returncode}) rendering {fmt}: {err or 'no message'}")
+    if err:
+        print(f"cnnc render: dot says: {err}", file=sys.stderr)
+    return r.stdout
+
+
 def render_file(text: str, fmt: str, out: str) -> None:
     """Run `dot -T<fmt>` on DOT text, writing `out` atomically; errors are CnncErrors."""
-    exe = find_dot()
     with atomic_output(prepare_output(out, f"net.{fmt}")) as tmp:
-        try:
-            r = subprocess.run([exe, f"-T{fmt}", "-o", str(tmp)], input=text.encode("utf-8"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        except OSError as e:
-            raise CnncError(f"cannot run Graphviz's `dot` ({exe}): {e.strerror or e}; {INSTALL_HINT}")
-        err = r.stderr.decode("utf-8", "replace").strip()
-        if r.returncode != 0:
-            raise CnncError(f"Graphviz's `dot` failed (exit {r.returncode}) rendering {fmt}: {err or 'no message'}")
-        if err:
-            print(f"cnnc render: dot says: {err}", file=sys.stderr)
+        run_dot(text, fmt, tmp)
+
+
+def save(text: str, out: str, fmt: str | None = None) -> None:
+    """DOT text to a file, in the format `fmt` or that of the file's suffix."""
+    fmt = fmt or os.path.splitext(str(out))[1].lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise CnncError(f"cannot tell the picture format from '{out}'; give format= one of {', '.join(FORMATS)}")
+    if fmt == "dot":
+        write_dot(text, out)
+    else:
+        render_file(text, fmt, out)
+
+
+class Picture:
+    """A network's picture for notebooks (`cnnc.render`): the DOT text now (`.dot`), an SVG when a
+    notebook shows it (`_repr_svg_` runs Graphviz's dot on first use), a file with `.save(path)`."""
+
+    def __init__(self, dot: str, name: str, depth: int | None):
+        self.dot, self.name, self.depth = dot, name, depth
+        self._svg: str | None = None
+
+    def _repr_svg_(self) -> str:
+        if self._svg is None:
+            self._svg = run_dot(self.dot, "svg").decode("utf-8")
+        return self._svg
+
+    def save(self, path, format: str | None = None) -> None:  # noqa: A002 - format, as in the CLI
+        save(self.dot, path, format)
+
+    def __repr__(self) -> str:
+        drawn = "full detail" if self.depth is None else f"depth {self.depth}"
+        return f"<cnnc picture of {self.name} ({drawn}): .dot, .save(path); a notebook shows it as SVG>"

@@ -12,7 +12,7 @@ import sys
 
 from cnnc.diagnostics import CnncError
 
-from . import build, render
+from . import build, compare, render
 from .common import add_common, emit, front_end, positive, summary_columns
 
 
@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_common(p, emit=False)
         command.add_arguments(p)
         p.set_defaults(run=command.run)
+    p = sub.add_parser(compare.NAME, help=compare.HELP)  # several specs: no add_common
+    compare.add_arguments(p)
+    p.set_defaults(run=compare.run)
     return ap
 
 
