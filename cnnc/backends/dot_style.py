@@ -143,7 +143,7 @@ for _act in ACTIVATIONS:
 
 
 # How a real-valued attribute that varies along a run of repeats is named in its `xN` node
-# (`bottleneck x9, drop 0.00–0.09`); others read `op attribute`.
+# (`cnblock x9, drop 0.04–0.08`); others read `op attribute`.
 RANGE_NAMES = {("droppath", "p"): "drop", ("dropout", "p"): "dropout", ("layerscale", "init"): "layer scale",
                ("scale", "factor"): "scale"}
 

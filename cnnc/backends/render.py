@@ -247,11 +247,12 @@ def _extent_of(label: str, kind: str, rankdir: str) -> float:
 
 def estimate_extent(p: Plan, rankdir: str = "TB", legend: bool = True) -> int:
     """The picture's size along the rank axis (its height for TB, width for LR) in pixels at 96 dpi,
-    estimated without running Graphviz: the longest chain of units from the input, each unit's
-    height (label lines) plus an edge gap (two rank separations around the edge label, which dot
-    puts on a rank of its own) plus the labels and margins of the clusters the chain enters
-    and leaves, plus the title. dot_style's layout metrics are calibrated so that this errs
-    on the large side (tests/test_render.py checks it against dot's layout)."""
+    estimated without running Graphviz. Units are ranked as dot ranks them (the longest chain of
+    edges from an input); the estimate is the costliest chain of: each rank's deepest unit (label
+    lines, or the legend beside the input), a gap per edge (the rank separation and the edge label,
+    as deep as the widest one leaving that rank in LR), the labels and margins of the clusters the
+    chain enters and leaves, and the title. dot_style's layout metrics are calibrated so that it
+    errs on the large side (tests/test_render.py checks it against dot's layout for every spec)."""
     g = p.graph
     scopes = g.scope_map()
     units = list(p.units.values())
