@@ -7,14 +7,7 @@ from __future__ import annotations
 from .version import __version__  # noqa: E402
 
 from .diagnostics import CnncError  # noqa: E402
-
-
-def summary(spec, depth: int | None = None, **params) -> dict:
-    """The data of `cnnc summary --format json` for a spec path or spec text."""
-    from .pipeline import front_end
-    from .backends.summary import summary_data
-
-    return summary_data(front_end(spec, params).graph, depth)
+from .display import render, summary  # noqa: E402
 
 
 def __getattr__(name):
@@ -26,4 +19,4 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["CnncError", "summary", "compile", "import_weights", "ReorderedWeights"]
+__all__ = ["CnncError", "summary", "render", "compile", "import_weights", "ReorderedWeights"]

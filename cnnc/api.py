@@ -14,15 +14,17 @@ from __future__ import annotations
 import builtins
 import hashlib
 import linecache
+import os
 import sys
 import types
 import warnings
+from dataclasses import dataclass
 
 import torch
 
 from .backends.codegen import Generated, generate
 from .diagnostics import CnncError
-from .pipeline import front_end
+from .pipeline import front_end, is_path
 from .backends.weights import ReorderedWeights, import_weights
 
 __all__ = ["compile", "import_weights", "ReorderedWeights", "generate_source", "load_source", "CnncError"]
@@ -81,4 +83,31 @@ def compile(spec, /, *, fused: bool = False, **params) -> torch.nn.Module:  # no
     same state_dict. (`fused` is therefore not available as a network parameter name here.)"""
     gen = generate_source(spec, fused=fused, **params)
     module = load_source(gen.source, gen.name)
-    return getattr(module, gen.class_name)()
+    model = getattr(module, gen.class_name)()
+    if "cnnc_spec" not in model._modules:  # (a submodule of that name keeps it)
+        model.cnnc_spec = SpecRef(_spec_ref(spec), tuple(sorted(params.items())), fused)
+    return model
+
+
+@dataclass(frozen=True)
+class SpecRef:
+    """`model.cnnc_spec`: what a module from `compile` was built from, so that it can be drawn
+    (`model.cnnc_spec.render()`, or `cnnc.render(model)`) and summarised again. Pickles with it."""
+
+    spec: str  # an absolute path, or the spec text
+    params: tuple  # ((name, value), ...) given to compile
+    fused: bool = False
+
+    def render(self, **options):
+        from .display import render
+
+        return render(self.spec, fused=options.pop("fused", self.fused), **{**dict(self.params), **options})
+
+    def summary(self, **options):
+        from .display import summary
+
+        return summary(self.spec, **{**dict(self.params), **options})
+
+
+def _spec_ref(spec) -> str:
+    return os.path.abspath(spec) if is_path(spec) else spec

@@ -29,9 +29,14 @@ class FrontEnd:
     warnings: list = field(default_factory=list)
 
 
+def is_path(spec: str | os.PathLike) -> bool:
+    """A path to a .cnn file, not spec text (anything containing a newline or '{')."""
+    return isinstance(spec, os.PathLike) or ("\n" not in spec and "{" not in spec)
+
+
 def load(spec: str | os.PathLike) -> Program:
     """A path to a .cnn file, or spec text (anything containing a newline or '{')."""
-    if isinstance(spec, os.PathLike) or ("\n" not in spec and "{" not in spec):
+    if is_path(spec):
         return load_file(spec)
     return load_text(spec, "<spec>", Path.cwd())
 

@@ -32,3 +32,16 @@ def module_prefixes(module):
         if not seen or seen[-1] != prefix:
             seen.append(prefix)
     return seen
+
+
+def imported_modules(*argv) -> list:
+    """The modules `python -m cnnc ARGV...` imports (from -X importtime), after checking it succeeds."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "cnnc", *argv], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    modules = [line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line]
+    assert modules
+    return modules

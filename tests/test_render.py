@@ -15,14 +15,14 @@ import pytest
 from cnnc.cli import main
 from cnnc.ir.ops import OPS
 from cnnc.pipeline import front_end
-from cnnc.backends.render import DEFAULT_MAX_NODES, choose_depth, node_count, plan, to_dot
+from cnnc.backends.render import DEFAULT_MAX_HEIGHT, choose_depth, estimate_extent, node_count, plan, to_dot
 from cnnc_testlib import GOLDEN, ROOT, SPECS, TEST_SPECS, check_golden
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
 
 GOLDENS = [
     ("render_residual", []),
-    ("render_residual", ["--no-merge"]),
+    ("render_residual", ["--no-merge", "--max-height", "4000"]),  # full detail: unmerged, it is taller
     ("render_residual", ["--fused"]),
     ("render_concat", []),
     ("render_repeat", []),
@@ -58,7 +58,8 @@ def _labels(dot: str) -> dict:
 
 
 def _cluster_labels(dot: str) -> list:
-    return re.findall(r'graph \[[^\]]*label="([^"]*)"\];', dot)[1:]  # [0] is the picture's title
+    """Labels of the block and group clusters ([0] is the picture's title; the legend is left out)."""
+    return [lab for lab in re.findall(r'graph \[[^\]]*label="([^"]*)"\];', dot)[1:] if lab != "legend"]
 
 
 @pytest.mark.parametrize("spec,flags", GOLDENS, ids=[_golden_name(s, f) for s, f in GOLDENS])
@@ -112,8 +113,8 @@ def test_labels_of_the_decoder_ops():
 
 
 def test_merging_keeps_every_op_and_shape(capsys):
-    merged = _dot(capsys, TEST_SPECS / "render_residual.cnn")
-    full = _dot(capsys, TEST_SPECS / "render_residual.cnn", "--no-merge")
+    merged = _dot(capsys, TEST_SPECS / "render_residual.cnn", "--depth", "9")
+    full = _dot(capsys, TEST_SPECS / "render_residual.cnn", "--no-merge", "--depth", "9")
     assert "conv 3x3, 16\\nbn · relu" in merged
     assert len(_labels(merged)) < len(_labels(full))
     # every op still named in some label, and only same-shape edges disappear
@@ -152,7 +153,7 @@ def test_clusters_name_instance_and_block(capsys):
     assert _cluster_labels(dot) == ["mixed_a (module)", "branch1", "branch2", "branch3",
                                     "mixed_b (module)", "branch1", "branch2", "branch3"]
     # the branches of a module start on one rank, in spec order
-    assert dot.count("rank=same") == 2
+    assert dot.count("rank=same") - dot.count("rank=same; legend;") == 2
 
 
 def test_depth_collapses_and_repeats(capsys):
@@ -162,7 +163,7 @@ def test_depth_collapses_and_repeats(capsys):
     assert "unit1 .. unit2\\nunit x2\\n4.67K params" in labels
     plain = _dot(capsys, TEST_SPECS / "render_repeat.cnn", "--depth", "2", "--no-collapse-repeats")
     assert " x3" not in plain and plain.count("box3d") == 7
-    top = _dot(capsys, TEST_SPECS / "render_repeat.cnn", "--depth", "1")
+    top = _dot(capsys, TEST_SPECS / "render_repeat.cnn", "--depth", "1", "--no-legend")
     assert "stage1\\nstage\\n2.08K params" in top and "cluster" not in top
 
 
@@ -180,15 +181,16 @@ def test_depth_beyond_the_deepest_path_is_full_detail():
 
 def test_default_depth_rule(capsys):
     g = front_end(TEST_SPECS / "render_repeat.cnn").graph
-    assert choose_depth(g) == (None, node_count(plan(g)))
-    depth, count = choose_depth(g, max_nodes=12)
-    assert depth == 2 and count <= 12 and node_count(plan(g, 3)) > 12
-    assert choose_depth(g, max_nodes=1)[0] == 1  # nothing fits: the coarsest picture
-    assert main(["render", "--dot", "--max-nodes", "12", str(TEST_SPECS / "render_repeat.cnn")]) == 0
+    assert choose_depth(g) == (None, estimate_extent(plan(g)))
+    budget = estimate_extent(plan(g, 2)) + 1
+    depth, px = choose_depth(g, max_height=budget)
+    assert depth == 2 and px < budget < estimate_extent(plan(g, 3))
+    assert choose_depth(g, max_height=1)[0] == 1  # nothing fits: the coarsest picture
+    assert main(["render", "--dot", "--max-height", str(budget), str(TEST_SPECS / "render_repeat.cnn")]) == 0
     captured = capsys.readouterr()
     assert captured.err.strip().splitlines() == [
-        f"cnnc render: render_repeat has {node_count(plan(g))} nodes at full detail; drawing to depth 2 "
-        f"({count} nodes); choose with --depth N"]
+        f"cnnc render: render_repeat at full detail would be about {estimate_extent(plan(g)):,} px tall; "
+        f"drawing to depth 2 (about {px:,} px); choose with --depth N"]
     assert "(drawn to depth 2)" in captured.out
 
 
@@ -203,7 +205,7 @@ def _spec(name):
 
 
 def test_densenet121_clusters_and_edge_labels(capsys):
-    dot = _dot(capsys, _spec("densenet121"))
+    dot = _dot(capsys, _spec("densenet121"), "--depth", "3")
     clusters = _cluster_labels(dot)
     assert sorted(c for c in clusters if c.startswith("denseblock")) == [
         f"denseblock{i} (dense_block)" for i in range(1, 5)]
@@ -214,7 +216,7 @@ def test_densenet121_clusters_and_edge_labels(capsys):
 
 
 def test_inception_v1_modules_and_branches(capsys):
-    dot = _dot(capsys, _spec("inception_v1"))
+    dot = _dot(capsys, _spec("inception_v1"), "--max-height", "10000")
     assert "cnnc render:" not in capsys.readouterr().err  # full detail fits: no note
     clusters = _cluster_labels(dot)
     modules = [c for c in clusters if c.endswith("(inception)")]
@@ -225,12 +227,12 @@ def test_inception_v1_modules_and_branches(capsys):
 @pytest.mark.parametrize("name", ["densenet201", "inception_v4"])
 def test_big_specs_get_a_legible_default_depth(capsys, name):
     g = front_end(_spec(name)).graph
-    depth, count = choose_depth(g)
-    assert depth is not None and count <= DEFAULT_MAX_NODES
+    depth, px = choose_depth(g)
+    assert depth is not None and px <= DEFAULT_MAX_HEIGHT < estimate_extent(plan(g, depth + 1))
     assert main(["render", "--dot", str(_spec(name))]) == 0
     captured = capsys.readouterr()
-    assert f"drawing to depth {depth} ({count} nodes)" in captured.err
-    assert node_count(plan(g, depth)) == count == len(_labels(captured.out))
+    assert f"drawing to depth {depth} (about {px:,} px)" in captured.err
+    assert node_count(plan(g, depth)) == len(_labels(captured.out))
 
 
 @needs_dot
@@ -340,3 +342,129 @@ def test_render_imports_no_torch():
     assert out.stdout.startswith('digraph "resnet18"')
     modules = [line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line]
     assert modules and not [m for m in modules if m.split(".")[0] in ("torch", "triton", "numpy")]
+
+
+# ---- pictures that fit, repeats, legend, labels ------------------------------------------------
+
+
+def _png_size(path) -> tuple:
+    """(width, height) from a PNG's IHDR chunk."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _layout_px(dot_text: str, rankdir: str = "TB") -> int:
+    """dot's own layout size along the rank axis, in pixels at 96 dpi (`dot -Tplain`: inches)."""
+    r = subprocess.run(["dot", "-Tplain"], input=dot_text.encode(), capture_output=True, check=True)
+    _, _, width, height = r.stdout.decode().split("\n", 1)[0].split()[:4]
+    return round(float(height if rankdir == "TB" else width) * 96)
+
+
+@needs_dot
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["densenet121", "resnet50", "efficientnet_b0", "convnext_tiny"])
+def test_default_pngs_fit_2500_px(tmp_path, name):
+    out = tmp_path / f"{name}.png"
+    start = time.perf_counter()
+    assert main(["render", str(_spec(name)), "-o", str(out)]) == 0
+    assert time.perf_counter() - start < 10
+    width, height = _png_size(out)
+    assert height <= 2500 and width < 1500, (width, height)
+
+
+@needs_dot
+@pytest.mark.slow
+@pytest.mark.parametrize("rankdir", ["TB", "LR"])
+def test_the_estimate_errs_large_and_the_chosen_depth_fits(rankdir):
+    """For every spec, the default picture's real layout fits the budget (unless even depth 1 is
+    estimated too big), and the estimate is above dot's layout but not far above."""
+    names = sorted(p.stem for p in SPECS.glob("*.cnn"))
+    if rankdir == "LR":
+        names = ["densenet121", "inception_v1", "resnet50", "efficientnet_b0", "vgg16", "convnext_tiny"]
+    for name in names:
+        g = front_end(SPECS / f"{name}.cnn").graph
+        depth, px = choose_depth(g, rankdir=rankdir)
+        actual = _layout_px(to_dot(g, depth, rankdir=rankdir), rankdir)
+        assert actual <= px <= 1.3 * actual, (name, depth, px, actual)
+        if px <= DEFAULT_MAX_HEIGHT:
+            assert actual <= DEFAULT_MAX_HEIGHT, (name, actual)
+
+
+def test_repeats_collapse_although_drop_rates_differ(capsys):
+    # convnext_tiny: rate = 0.1 * k / 17 for blocks k = 0..17; stage 2 holds k = 6..14
+    dot = _dot(capsys, _spec("convnext_tiny"), "--depth", "2")
+    lo, hi = 0.1 * 6 / 17, 0.1 * 14 / 17
+    assert f"stage2_block0 .. stage2_block8\\ncnblock x9, drop {lo:.2f}–{hi:.2f}\\n" in dot
+    # efficientnet_b0: rate = 0.2 * k / 16; the 192-channel stage repeats k = 12..14 after its first block
+    dot = _dot(capsys, _spec("efficientnet_b0"), "--depth", "1")
+    lo, hi = 0.2 * 12 / 16, 0.2 * 14 / 16
+    assert f"mbconv13 .. mbconv15\\nmbconv x3, drop {lo:.2f}–{hi:.2f}\\n" in dot
+    # a different structure never collapses: the first block of each stage stays apart
+    assert "mbconv12\\nmbconv\\n" in dot
+
+
+def test_the_fused_view_collapses_too(capsys):
+    plain = _labels(_dot(capsys, _spec("resnet50"), "--depth", "2"))
+    fused = _labels(_dot(capsys, _spec("resnet50"), "--depth", "2", "--fused"))
+    repeats = [lab for lab in fused.values() if " x" in lab]
+    assert [r.split("\\n")[1] for r in repeats] == ["bottleneck x2", "bottleneck x3", "bottleneck x5", "bottleneck x2"]
+    assert len(fused) == len(plain)
+
+
+def test_legend_lists_what_the_picture_uses(capsys):
+    dot = _dot(capsys, TEST_SPECS / "render_residual.cnn")
+    legend = re.search(r"subgraph cluster_legend \{(.*?)\n  \}", dot, re.S).group(1)
+    assert "skip: shortcut into add/mul" in legend and "concat input" not in legend
+    assert ">conv<" in legend and ">norm<" not in legend  # bn merged into its conv: no norm node
+    dot = _dot(capsys, TEST_SPECS / "render_concat.cnn")
+    legend = re.search(r"subgraph cluster_legend \{(.*?)\n  \}", dot, re.S).group(1)
+    assert "concat input" in legend and "train output" in legend
+    assert "cluster_legend" not in _dot(capsys, TEST_SPECS / "render_concat.cnn", "--no-legend")
+    lr = _dot(capsys, TEST_SPECS / "render_concat.cnn", "--rankdir", "LR")
+    table = re.search(r"label=<(<TABLE.*</TABLE>)>", lr).group(1)
+    assert all(row.count("<TD") == 1 for row in table.split("<TR>")[1:])  # one column left to right
+
+
+def test_zeropad_labels():
+    from cnnc.backends.dot_style import OP_STYLES
+
+    def label(l, r, t, b):
+        g = front_end(f"network z() {{\n x = input(1, 8, 8)\n output y = x -> zeropad({l}, {r}, {t}, {b})\n}}\n").graph
+        return OP_STYLES["zeropad"].label(g.nodes[1], [g.nodes[0].shape])
+
+    assert label(1, 1, 2, 2) == "pad 1 1 2 2"
+    assert label(-1, 0, -2, 0) == "crop 1 0 2 0"
+    assert label(-1, 1, -1, 1) == "shift left 1, up 1"
+    assert label(2, -2, 0, 0) == "shift right 2"
+    assert label(-1, 2, 0, 0) == "crop left 1 · pad right 2"
+
+
+@needs_dot
+def test_dpi(tmp_path):
+    spec = str(TEST_SPECS / "render_concat.cnn")
+    assert main(["render", spec, "-o", str(tmp_path / "a.png")]) == 0
+    assert main(["render", spec, "--dpi", "192", "-o", str(tmp_path / "b.png")]) == 0
+    (w1, h1), (w2, h2) = _png_size(tmp_path / "a.png"), _png_size(tmp_path / "b.png")
+    assert abs(w2 / w1 - 2) < 0.05 and abs(h2 / h1 - 2) < 0.05
+
+
+@needs_dot
+def test_labels_stay_inside_collapsed_boxes(tmp_path):
+    """In the SVG, every text line of a box3d node lies inside its front face: below the face's top
+    edge (the first horizontal line Graphviz draws under the 3-D top) and above its bottom."""
+    assert main(["render", str(_spec("resnet50")), "--depth", "2", "-o", str(tmp_path / "r.svg")]) == 0
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    boxes = 0
+    for node in ET.parse(tmp_path / "r.svg").getroot().iter("{http://www.w3.org/2000/svg}g"):
+        if node.get("class") != "node" or not node.findall(".//s:polyline", ns):
+            continue
+        polygon = node.find(".//s:polygon", ns)
+        bottom = max(float(p.split(",")[1]) for p in polygon.get("points").split())
+        face_top = float(node.find(".//s:polyline", ns).get("points").split()[0].split(",")[1])
+        for text in node.findall(".//s:text", ns):
+            baseline, size = float(text.get("y")), float(text.get("font-size"))
+            assert baseline - 0.75 * size >= face_top, (text.text, baseline, face_top)
+            assert baseline + 0.25 * size <= bottom, (text.text, baseline, bottom)
+        boxes += 1
+    assert boxes >= 8

@@ -72,11 +72,6 @@ def _upsample(n, ins) -> str:
     return f"upsample {how} {n.attr('mode')}"
 
 
-def _zeropad(n, ins) -> str:
-    amounts = [n.attr(k) for k in ("left", "right", "top", "bottom", "front", "back")]
-    return "pad " + " ".join(str(v) for v in (amounts if amounts[4:] != [0, 0] else amounts[:4]))
-
-
 def _fused_conv(n, ins) -> str:
     folded = ["bn"] * bool(n.attr("bn")) + ["add"] * bool(n.attr("residual")) + [n.attr("act")] * bool(n.attr("act"))
     return "fused " + _conv(n, ins) + ("\n+ " + " · ".join(folded) if folded else "")
@@ -95,6 +90,29 @@ def _residual_input(n, levels):
     # which conv absorbed the add: the main path's (the residual skips) or the projection's (its own
     # input skips), so the shorter of the two is drawn as the skip, as for add.
     return _shorter_input(n, levels) if n.attr("residual") else None
+
+
+def _zeropad(n, ins) -> str:
+    """`pad 1 1 1 1` (left right top bottom, then front back when channels are padded too);
+    negative amounts crop: `crop 1 0 1 0`; cropping one side and padding the other as much shifts
+    the map (NASNet's zeropad(-1, 1, -1, 1): `shift left 1, up 1`); other mixtures are spelled
+    per side."""
+    sides = ("left", "right", "top", "bottom", "front", "back")
+    amounts = [n.attr(k) for k in sides]
+    if amounts[4:] == [0, 0]:
+        sides, amounts = sides[:4], amounts[:4]
+    if min(amounts) >= 0:
+        return "pad " + " ".join(map(str, amounts))
+    if max(amounts) <= 0:
+        return "crop " + " ".join(str(-a) for a in amounts)
+    if len(amounts) == 4 and amounts[0] == -amounts[1] and amounts[2] == -amounts[3]:
+        left, _, top, _ = amounts
+        moves = [f"{'left' if left < 0 else 'right'} {abs(left)}"] * bool(left)
+        moves += [f"{'up' if top < 0 else 'down'} {abs(top)}"] * bool(top)
+        return "shift " + ", ".join(moves)
+    crop = ", ".join(f"{k} {-a}" for k, a in zip(sides, amounts) if a < 0)
+    pad = ", ".join(f"{k} {a}" for k, a in zip(sides, amounts) if a > 0)
+    return f"crop {crop} · pad {pad}"
 
 
 def _fixed(text):
@@ -129,7 +147,7 @@ OP_STYLES: dict[str, OpStyle] = {
     "scale": OpStyle(lambda n, ins: f"scale {_num(n.attr('factor'))}", fill=MISC, merges=True),
     "softmax": OpStyle(_fixed("softmax"), fill=ACT, merges=True),
     "identity": OpStyle(_fixed("identity"), fill=MISC, merges=True),
-    "zeropad": OpStyle(_zeropad, fill=MISC, merges=False),
+    "zeropad": OpStyle(_zeropad, fill=MISC),
     "conv_transpose": OpStyle(_conv_transpose, fill=CONV),
     "upsample": OpStyle(_upsample, fill=POOL),
     "pixel_shuffle": OpStyle(lambda n, ins: f"pixel shuffle x{n.attr('factor')}", fill=MISC),
@@ -147,6 +165,20 @@ for _act in ACTIVATIONS:
 
 
 
+# How a real-valued attribute that varies along a run of repeats is named in its `xN` node
+# (`cnblock x9, drop 0.04–0.08`); others read `op attribute`.
+RANGE_NAMES = {("droppath", "p"): "drop", ("dropout", "p"): "dropout", ("layerscale", "init"): "layer scale",
+               ("scale", "factor"): "scale"}
+
+
+def range_label(op: str, attr: str, lo: float, hi: float) -> str:
+    name = RANGE_NAMES.get((op, attr), f"{op} {attr}")
+    a, b = f"{lo:.2f}", f"{hi:.2f}"
+    if a == b:
+        a, b = _num(lo), _num(hi)
+    return f"{name} {a}–{b}"
+
+
 def style_of(op: str) -> OpStyle:
     """The op's style; an op added to ops.py without one is drawn by name (tests flag the gap)."""
     return OP_STYLES.get(op) or OpStyle(lambda n, ins: n.op, fill=MISC)
@@ -159,6 +191,8 @@ GRAPH_ATTRS = {
     "rankdir": "TB", "newrank": "true", "nodesep": "0.25", "ranksep": "0.3",
     "fontname": FONT, "fontsize": "16", "labelloc": "t",
 }
+# Left to right, a long picture's title starts where the graph does, not in the middle.
+RANKDIR_ATTRS = {"TB": {}, "LR": {"labeljust": "l"}}
 NODE_ATTRS = {"shape": "box", "style": "rounded,filled", "fontname": FONT, "fontsize": "11",
               "height": "0.3", "margin": "0.08,0.03", "penwidth": "0.8"}
 EDGE_ATTRS = {"fontname": FONT, "fontsize": "9", "fontcolor": "#555555", "color": "#444444",
@@ -173,7 +207,8 @@ GROUP_CLUSTER = {"style": "rounded,dashed", "color": "#999999", "fontsize": "10"
                  "labeljust": "l", "fontcolor": "#555555", "penwidth": "0.8"}
 
 # A block instance drawn as one node (below --depth); a run of repeats gets a double border.
-COLLAPSED = {"shape": "box3d", "style": "filled", "fillcolor": "#dbe6f5"}
+# (Its margin keeps three label lines clear of the 3-D top face.)
+COLLAPSED = {"shape": "box3d", "style": "filled", "fillcolor": "#dbe6f5", "margin": "0.12,0.09"}
 REPEATED = {"peripheries": "2"}
 OUTPUT = {"shape": "house", "style": "filled,bold", "fillcolor": "#f9cb9c"}
 TRAIN_OUTPUT = {"shape": "house", "style": "filled,dashed", "fillcolor": "#fde9d9"}
@@ -185,3 +220,32 @@ EDGE_KINDS = {
     "skip": {"style": "dashed", "color": "#cc4125", "fontcolor": "#cc4125"},
     "join": {"color": "#e69138"},
 }
+
+# The legend: what each fill colour and edge kind means, for the ones a picture uses.
+FAMILIES = {CONV: "conv", FUSED: "fused conv", NORM: "norm", ACT: "activation", POOL: "pool", DENSE: "linear",
+            JOIN: "join", MISC: "other", IO: "input"}
+LEGEND_EDGES = {"skip": "skip: shortcut into add/mul", "join": "concat input"}
+LEGEND_CLUSTER = {"style": "rounded", "color": "#bbbbbb", "fontsize": "10", "fontname": FONT, "labeljust": "l",
+                  "fontcolor": "#555555", "penwidth": "0.6", "label": "legend"}
+LEGEND_PER_ROW = {"TB": 4, "LR": 1}
+
+# Layout metrics of the look above, in points, for estimating a picture's size without Graphviz
+# (render.estimate_extent), calibrated against dot's layouts of the spec library.
+LINE_PT = 13.2  # a label line at fontsize 11
+NODE_MIN_PT = 21.6  # NODE_ATTRS height 0.3 in
+NODE_MARGIN_PT = 2.2  # NODE_ATTRS margin 0.03 in, above and below
+COLLAPSED_MARGIN_PT = 6.5  # COLLAPSED margin 0.09 in
+PERIPHERY_PT = 8.0  # a repeat's second border
+NODE_SIDE_MARGIN_PT = 5.8  # NODE_ATTRS margin 0.08 in, left and right
+CHAR_PT = 6.2  # average character width at fontsize 11
+EDGE_CHAR_PT = 5.0  # at the edge labels' fontsize 9
+EDGE_LABEL_PT = 11.0  # an edge label's height
+RANKSEP_PT = 21.6  # GRAPH_ATTRS ranksep 0.3 in
+CLUSTER_TOP_PT = 22.0  # a cluster's label and top margin
+CLUSTER_SIDE_PT = 8.0  # a cluster's margin (LR: its label sits across the rank axis)
+CLUSTER_BOTTOM_PT = 8.0
+TITLE_PT = 24.0  # the graph label at fontsize 16
+PAD_PT = 4.0  # Graphviz's pad around the drawing
+LEGEND_ROW_PT = 17.0  # a row of the legend's table
+LEGEND_WIDTH_PT = 190.0  # the legend's width (LR: one column, along the rank axis)
+ESTIMATE_MARGIN = {"TB": 1.05, "LR": 1.15}  # err on the large side (LR: parallel branches widen ranks more)

@@ -10,7 +10,9 @@ The picture is planned in three steps, then written as DOT:
                block name and parameter count).
   2. repeats   a run of collapsed instances of the same block, identical in
                structure and shapes and wired one into the next, becomes one
-               node marked `xN` (on by default whenever a depth is in effect).
+               node marked `xN` (on by default whenever a depth is in effect);
+               real-valued arguments may differ (drop-path rates) and are shown
+               as a range, `x9, drop 0.04–0.08`.
   3. edges     one edge per pair of units that exchange a tensor, labelled
                with its shape; an add/mul input that bypasses the main path
                (fewer ops since the graph input than the other input) or a
@@ -18,12 +20,16 @@ The picture is planned in three steps, then written as DOT:
                drawn in the join colour.
 
 Units are nested in clusters, one per block instance or labelled group, named
-`instance (block)`. Without --depth, a spec too big to read at full detail is
-drawn at the deepest depth that keeps it under `--max-nodes` nodes, with a
-note on stderr. No torch is imported here.
+`instance (block)`; a legend cluster lists the fill colours and edge kinds used.
+Without --depth, the picture is drawn at the most detailed depth whose size
+along the flow (height, or width for LR), estimated from the plan without
+running Graphviz (`estimate_extent`), fits `--max-height` (2,500 px at 96 dpi),
+with a note on stderr when that is not full detail. No torch is imported here.
 """
 from __future__ import annotations
 
+import html
+import os
 import shutil
 import subprocess
 import sys
@@ -37,7 +43,7 @@ from cnnc.outfile import atomic_output, prepare_output, write_atomically
 from . import dot_style as S
 
 FORMATS = ("svg", "png", "pdf", "dot")
-DEFAULT_MAX_NODES = 150
+DEFAULT_MAX_HEIGHT = 2500  # pixels at Graphviz's default 96 dpi, along the rank axis
 INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), "
                 "or print the DOT text with --dot")
 
@@ -55,6 +61,7 @@ class Unit:
     parent: str  # path of the enclosing cluster ('' = the top level)
     scope: str = ""  # for "scope" and "repeat": the (first) instance's path
     members: list = field(default_factory=list)  # for "repeat": the instance paths
+    member_nodes: list = field(default_factory=list)  # for "repeat": each instance's node ids
 
 
 @dataclass
@@ -148,12 +155,40 @@ def _edges(g: Graph, units, unit_of) -> dict:
     return edges
 
 
+def _structural(attrs, scope: str) -> tuple:
+    """The attributes that make structure: not the real-valued scalars (drop rates, layer-scale
+    inits, epsilons), which may differ between repeats; instance paths (a fused conv's members)
+    relative to the instance."""
+    cut = len(scope) + 1
+    out = []
+    for k, v in attrs:
+        if isinstance(v, float):
+            continue
+        if isinstance(v, tuple) and v and all(isinstance(x, str) and x.startswith(scope + ".") for x in v):
+            v = tuple(x[cut:] for x in v)
+        out.append((k, v))
+    return tuple(out)
+
+
 def _signature(g: Graph, u: Unit) -> tuple:
     """Structure and shapes of a collapsed instance, with paths relative to it."""
     index = {nid: k for k, nid in enumerate(u.nodes)}
     cut = len(u.scope) + 1
-    return tuple((g.nodes[i].path[cut:], g.nodes[i].op, g.nodes[i].attrs, g.nodes[i].shape,
+    return tuple((g.nodes[i].path[cut:], g.nodes[i].op, _structural(g.nodes[i].attrs, u.scope), g.nodes[i].shape,
                   tuple(index.get(j, -1) for j in g.nodes[i].inputs)) for i in u.nodes)
+
+
+def scalar_ranges(g: Graph, member_nodes: list) -> list:
+    """(op, attribute, low, high) of each real-valued attribute that differs across a run's instances
+    (ConvNeXt's and EfficientNet's rising drop-path rates), in order of appearance."""
+    values: dict = {}
+    for ids in member_nodes:
+        for i in ids:
+            n = g.nodes[i]
+            for k, v in n.attrs:
+                if isinstance(v, float):
+                    values.setdefault((n.op, k), []).append(v)
+    return [(op, k, min(vs), max(vs)) for (op, k), vs in values.items() if min(vs) != max(vs)]
 
 
 def _collapse_repeats(g: Graph, units, unit_of, edges, outputs):
@@ -183,7 +218,7 @@ def _collapse_repeats(g: Graph, units, unit_of, edges, outputs):
         head = run[0]
         if len(run) > 1:
             head = Unit(head.key, "repeat", [i for u in run for i in u.nodes], head.parent, scope=head.scope,
-                        members=[u.scope for u in run])
+                        members=[u.scope for u in run], member_nodes=[u.nodes for u in run])
             for i in head.nodes:
                 unit_of[i] = head.key
         new_units[head.key] = head
@@ -195,17 +230,110 @@ def node_count(p: Plan) -> int:
     return len(p.units) + len(p.graph.outputs)
 
 
-def choose_depth(g: Graph, max_nodes: int = DEFAULT_MAX_NODES, merge: bool = True):
-    """(depth, nodes): None for full detail when it fits, else the deepest depth that fits (at least 1)."""
-    full = node_count(plan(g, None, merge=merge))
-    if full <= max_nodes:
+def _ancestors(path: str) -> list:
+    """'a.b.c' -> ['a', 'a.b', 'a.b.c']; '' -> []."""
+    parts = path.split(".") if path else []
+    return [".".join(parts[:k]) for k in range(1, len(parts) + 1)]
+
+
+def _extent_of(label: str, kind: str, rankdir: str) -> float:
+    """A node's size along the rank axis, in points: its height (TB) or width (LR)."""
+    lines = label.split("\n")
+    if rankdir == "TB":
+        inner = len(lines) * S.LINE_PT + 2 * (S.COLLAPSED_MARGIN_PT if kind != "op" else S.NODE_MARGIN_PT)
+        return max(S.NODE_MIN_PT, inner) + (S.PERIPHERY_PT if kind == "repeat" else 0)
+    return max(len(line) for line in lines) * S.CHAR_PT + 2 * S.NODE_SIDE_MARGIN_PT
+
+
+def estimate_extent(p: Plan, rankdir: str = "TB", legend: bool = True) -> int:
+    """The picture's size along the rank axis (its height for TB, width for LR) in pixels at 96 dpi,
+    estimated without running Graphviz. Units are ranked as dot ranks them (the longest chain of
+    edges from an input); the estimate is the costliest chain of: each rank's deepest unit (label
+    lines, or the legend beside the input), a gap per edge (the rank separation and the edge label,
+    as deep as the widest one leaving that rank in LR), the labels and margins of the clusters the
+    chain enters and leaves, and the title. dot_style's layout metrics are calibrated so that it
+    errs on the large side (tests/test_render.py checks it against dot's layout for every spec)."""
+    g = p.graph
+    scopes = g.scope_map()
+    units = list(p.units.values())
+    order = {u.key: k for k, u in enumerate(units)}
+    size = {u.key: _extent_of(_unit_attrs(p, u, scopes)["label"], u.kind, rankdir) for u in units}
+    for k, o in enumerate(g.outputs):
+        size[f"out{k}"] = _extent_of(f"output {o.name}", "op", rankdir)
+    parent = {u.key: u.parent for u in units}
+    succ: dict = {}
+    for (src, dst), e in p.edges.items():
+        if order[src] < order[dst]:  # forward edges only: a unit DAG can hold a cycle after collapsing
+            label = max(e["shapes"], key=len)
+            succ.setdefault(src, []).append((dst, label))
+    for k, o in enumerate(g.outputs):
+        src = p.unit_of[o.node]
+        succ.setdefault(src, []).append((f"out{k}", fmt_shape(g.nodes[o.node].shape)))
+        parent[f"out{k}"] = ""
+    cluster = S.CLUSTER_TOP_PT if rankdir == "TB" else S.CLUSTER_SIDE_PT
+
+    def crossing(a: str, b: str) -> float:
+        """Cluster borders between a unit in cluster path a and one in b: leave, then enter."""
+        pa, pb = _ancestors(a), _ancestors(b)
+        common = 0
+        while common < min(len(pa), len(pb)) and pa[common] == pb[common]:
+            common += 1
+        return (len(pa) - common) * S.CLUSTER_BOTTOM_PT + (len(pb) - common) * cluster
+
+    def gap(label: str) -> float:
+        along = S.EDGE_LABEL_PT if rankdir == "TB" else len(label) * S.EDGE_CHAR_PT
+        return S.RANKSEP_PT + along
+
+    if legend:  # on the input's rank: that rank is as tall as the legend (TB), or as wide (LR)
+        cells = len(_legend_cells(p))
+        first = units[0].key
+        legend_pt = (S.CLUSTER_TOP_PT + S.CLUSTER_BOTTOM_PT + -(-cells // S.LEGEND_PER_ROW["TB"]) * S.LEGEND_ROW_PT
+                     if rankdir == "TB" else S.LEGEND_WIDTH_PT)
+        size[first] = max(size[first], legend_pt)
+
+    # Ranks (longest chain of units), as dot assigns them: a rank is as deep as its deepest unit,
+    # and the gap after it as wide as its widest edge label (LR).
+    keys = [u.key for u in units] + [f"out{k}" for k in range(len(g.outputs))]
+    rank = {k: 0 for k in keys}
+    for key in keys:
+        for dst, _ in succ.get(key, ()):
+            rank[dst] = max(rank[dst], rank[key] + 1)
+    rank_size: dict = {}
+    rank_gap: dict = {}
+    for key in keys:
+        rank_size[rank[key]] = max(rank_size.get(rank[key], 0.0), size[key])
+        for _, label in succ.get(key, ()):
+            rank_gap[rank[key]] = max(rank_gap.get(rank[key], 0.0), gap(label))
+
+    reach = {k: crossing("", parent[k]) + rank_size[0] for k in keys if rank[k] == 0}
+    best = 0.0
+    for key in keys:
+        if key not in reach:
+            continue
+        here = reach[key]
+        best = max(best, here + crossing(parent[key], ""))
+        for dst, label in succ.get(key, ()):
+            to = here + rank_gap[rank[key]] + crossing(parent[key], parent[dst]) + rank_size[rank[dst]]
+            to += (rank[dst] - rank[key] - 1) * (S.RANKSEP_PT + S.NODE_MIN_PT)  # an edge across ranks
+            if to > reach.get(dst, -1.0):
+                reach[dst] = to
+    title = S.TITLE_PT if rankdir == "TB" else 0
+    return round((best + title + 2 * S.PAD_PT) * S.ESTIMATE_MARGIN[rankdir] * 96 / 72)
+
+
+def choose_depth(g: Graph, max_height: int = DEFAULT_MAX_HEIGHT, merge: bool = True,
+                 collapse_repeats: bool | None = None, rankdir: str = "TB", legend: bool = True):
+    """(depth, estimated pixels along the rank axis): None for full detail when it fits, else the
+    deepest depth whose picture fits `max_height` (at least 1)."""
+    full = estimate_extent(plan(g, None, merge=merge), rankdir, legend)
+    if full <= max_height:
         return None, full
-    count = full
+    px = full
     for d in range(max_depth(g) - 1, 0, -1):
-        count = node_count(plan(g, d, merge=merge))
-        if count <= max_nodes:
-            return d, count
-    return 1, count
+        px = estimate_extent(plan(g, d, collapse_repeats, merge), rankdir, legend)
+        if px <= max_height:
+            return d, px
+    return 1, px
 
 
 # ---- DOT text --------------------------------------------------------------------
@@ -261,7 +389,8 @@ def _unit_attrs(p: Plan, u: Unit, scopes: dict) -> dict:
     params = _params(g, u.nodes)
     if u.kind == "repeat":
         first, last = u.members[0].rpartition(".")[2], u.members[-1].rpartition(".")[2]
-        label = f"{first} .. {last}\n{what} x{len(u.members)}\n{_count(params)} params"
+        ranges = "".join(f", {S.range_label(op, k, lo, hi)}" for op, k, lo, hi in scalar_ranges(g, u.member_nodes))
+        label = f"{first} .. {last}\n{what} x{len(u.members)}{ranges}\n{_count(params)} params"
         tip = f"{u.members[0]} .. {u.members[-1]}: {len(u.members)} x {what} ({params:,} params)"
         return {"label": label, **S.COLLAPSED, **S.REPEATED, "tooltip": tip}
     if what == "group":
@@ -309,8 +438,47 @@ def _parallel_entries(children, path: str, sources) -> list:
     return entries
 
 
+def _legend_cells(p: Plan) -> list:
+    """The legend's table cells: the fill colours and edge kinds this picture uses."""
+    g = p.graph
+    entries: dict = {}
+    for u in p.units.values():
+        if u.kind == "op":
+            fill = S.style_of(g.nodes[u.nodes[0]].op).fill
+            entries.setdefault(fill, (S.FAMILIES.get(fill, "other"), "1", fill))
+        else:
+            name = "block (collapsed)" if u.kind == "scope" else "repeats (xN)"
+            entries.setdefault(u.kind, (name, "2" if u.kind == "repeat" else "1", S.COLLAPSED["fillcolor"]))
+    for o in g.outputs:
+        kind = "train output" if o.train_only else "output"
+        entries.setdefault(kind, (kind, "1", (S.TRAIN_OUTPUT if o.train_only else S.OUTPUT)["fillcolor"]))
+    cells = [f'<TD BGCOLOR="{c}" BORDER="{b}" COLOR="#888888">{html.escape(name)}</TD>'
+             for name, b, c in entries.values()]
+    kinds = {k for e in p.edges.values() for k in e["kinds"]} & set(S.LEGEND_EDGES)
+    for kind in sorted(kinds):
+        colour = S.EDGE_KINDS[kind]["color"]
+        line = "- - -&gt;" if S.EDGE_KINDS[kind].get("style") == "dashed" else "——&gt;"
+        cells.append(f'<TD BORDER="0"><FONT COLOR="{colour}">{line} {html.escape(S.LEGEND_EDGES[kind])}</FONT></TD>')
+    return cells
+
+
+def _legend(p: Plan, anchor: str, rankdir: str) -> list:
+    """The legend cluster: a table of the fill colours and edge kinds this picture uses, on the
+    input's rank (it widens the picture, and makes that one rank taller): rows of a few entries
+    when the graph runs top to bottom, one column when it runs left to right."""
+    cells = _legend_cells(p)
+    n = S.LEGEND_PER_ROW[rankdir]
+    rows = "".join("<TR>" + "".join(cells[i:i + n]) + "</TR>" for i in range(0, len(cells), n))
+    table = f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="3" CELLPADDING="2">{rows}</TABLE>>'
+    return ["  subgraph cluster_legend {",
+            f"    graph [{_attrs(S.LEGEND_CLUSTER)}];",
+            f'    legend [shape="plaintext", style="", fontsize="9", label={table}];',
+            "  }",
+            f"  {{ rank=same; legend; {anchor}; }}"]
+
+
 def to_dot(g: Graph, depth: int | None = None, collapse_repeats: bool | None = None, merge: bool = True,
-           rankdir: str = "TB", p: Plan | None = None) -> str:
+           rankdir: str = "TB", p: Plan | None = None, legend: bool = True, dpi: int | None = None) -> str:
     p = p or plan(g, depth, collapse_repeats, merge)
     scopes = g.scope_map()
     units = list(p.units.values())
@@ -333,8 +501,10 @@ def to_dot(g: Graph, depth: int | None = None, collapse_repeats: bool | None = N
         title += ", after fusion"
     if p.depth is not None:
         title += f" (drawn to depth {p.depth})"
+    graph_attrs = {**S.GRAPH_ATTRS, **S.RANKDIR_ATTRS[rankdir], "rankdir": rankdir, "label": title,
+                   **({"dpi": str(dpi)} if dpi else {})}
     out = [f"digraph {_q(g.name)} {{",
-           f"  graph [{_attrs({**S.GRAPH_ATTRS, 'rankdir': rankdir, 'label': title})}];",
+           f"  graph [{_attrs(graph_attrs)}];",
            f"  node [{_attrs(S.NODE_ATTRS)}];",
            f"  edge [{_attrs(S.EDGE_ATTRS)}];"]
     counter = [0]
@@ -374,6 +544,8 @@ def to_dot(g: Graph, depth: int | None = None, collapse_repeats: bool | None = N
         out.append(f"  {src} -> {dst} [{_attrs({'label': ', '.join(e['shapes']), **S.EDGE_KINDS[kind]})}];")
     for k, o in enumerate(g.outputs):
         out.append(f"  {p.unit_of[o.node]} -> out{k} [{_attrs({'label': fmt_shape(g.nodes[o.node].shape)})}];")
+    if legend:
+        out += _legend(p, p.unit_of[next(n.id for n in g.nodes if n.op == "input")], rankdir)
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -393,17 +565,55 @@ def write_dot(text: str, out: str) -> None:
     write_atomically(prepare_output(out, "net.dot"), text.encode("utf-8"))
 
 
+def run_dot(text: str, fmt: str, out=None) -> bytes:
+    """Run `dot -T<fmt>` on DOT text: into the file `out`, or returning its output; errors are CnncErrors."""
+    exe = find_dot()
+    try:
+        r = subprocess.run([exe, f"-T{fmt}"] + (["-o", str(out)] if out is not None else []),
+                           input=text.encode("utf-8"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as e:
+        raise CnncError(f"cannot run Graphviz's `dot` ({exe}): {e.strerror or e}; {INSTALL_HINT}")
+    err = r.stderr.decode("utf-8", "replace").strip()
+    if r.returncode != 0:
+        raise CnncError(f"Graphviz's `dot` failed (exit {r.returncode}) rendering {fmt}: {err or 'no message'}")
+    if err:
+        print(f"cnnc render: dot says: {err}", file=sys.stderr)
+    return r.stdout
+
+
 def render_file(text: str, fmt: str, out: str) -> None:
     """Run `dot -T<fmt>` on DOT text, writing `out` atomically; errors are CnncErrors."""
-    exe = find_dot()
     with atomic_output(prepare_output(out, f"net.{fmt}")) as tmp:
-        try:
-            r = subprocess.run([exe, f"-T{fmt}", "-o", str(tmp)], input=text.encode("utf-8"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        except OSError as e:
-            raise CnncError(f"cannot run Graphviz's `dot` ({exe}): {e.strerror or e}; {INSTALL_HINT}")
-        err = r.stderr.decode("utf-8", "replace").strip()
-        if r.returncode != 0:
-            raise CnncError(f"Graphviz's `dot` failed (exit {r.returncode}) rendering {fmt}: {err or 'no message'}")
-        if err:
-            print(f"cnnc render: dot says: {err}", file=sys.stderr)
+        run_dot(text, fmt, tmp)
+
+
+def save(text: str, out: str, fmt: str | None = None) -> None:
+    """DOT text to a file, in the format `fmt` or that of the file's suffix."""
+    fmt = fmt or os.path.splitext(str(out))[1].lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise CnncError(f"cannot tell the picture format from '{out}'; give format= one of {', '.join(FORMATS)}")
+    if fmt == "dot":
+        write_dot(text, out)
+    else:
+        render_file(text, fmt, out)
+
+
+class Picture:
+    """A network's picture for notebooks (`cnnc.render`): the DOT text now (`.dot`), an SVG when a
+    notebook shows it (`_repr_svg_` runs Graphviz's dot on first use), a file with `.save(path)`."""
+
+    def __init__(self, dot: str, name: str, depth: int | None):
+        self.dot, self.name, self.depth = dot, name, depth
+        self._svg: str | None = None
+
+    def _repr_svg_(self) -> str:
+        if self._svg is None:
+            self._svg = run_dot(self.dot, "svg").decode("utf-8")
+        return self._svg
+
+    def save(self, path, format: str | None = None) -> None:  # noqa: A002 - format, as in the CLI
+        save(self.dot, path, format)
+
+    def __repr__(self) -> str:
+        drawn = "full detail" if self.depth is None else f"depth {self.depth}"
+        return f"<cnnc picture of {self.name} ({drawn}): .dot, .save(path); a notebook shows it as SVG>"

@@ -12,8 +12,8 @@ import sys
 
 from cnnc.diagnostics import CnncError
 
-from . import build, render
-from .common import add_common, emit, front_end, positive
+from . import build, compare, render
+from .common import add_common, emit, front_end, positive, summary_columns
 
 
 def cmd_check(args) -> int:
@@ -30,7 +30,7 @@ def cmd_summary(args) -> int:
         return 0
     from cnnc.backends.summary import render as render_summary
 
-    sys.stdout.write(render_summary(front_end(args).graph, args.format, args.depth))
+    sys.stdout.write(render_summary(front_end(args).graph, args.format, args.depth, args.columns, args.dtype))
     return 0
 
 
@@ -46,12 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(p)
     p.add_argument("--depth", type=positive, help="roll rows up to block instances N levels deep")
     p.add_argument("--format", choices=["text", "markdown", "csv", "json"], default="text")
+    summary_columns(p)
     p.set_defaults(run=cmd_summary)
     for command in (build, render):
         p = sub.add_parser(command.NAME, help=command.HELP)
         add_common(p, emit=False)
         command.add_arguments(p)
         p.set_defaults(run=command.run)
+    p = sub.add_parser(compare.NAME, help=compare.HELP)  # several specs: no add_common
+    compare.add_arguments(p)
+    p.set_defaults(run=compare.run)
     return ap
 
 

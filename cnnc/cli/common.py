@@ -90,3 +90,24 @@ def emit(args) -> bool:
 
     sys.stdout.write(dump_ir(graph(args, fused=args.emit == "fused")))
     return True
+
+
+def _columns(text):
+    """argparse type of --columns: names from cnnc.backends.summary.COLUMNS, comma separated."""
+    from cnnc.backends.summary import parse_columns
+
+    try:
+        return parse_columns(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
+def summary_columns(p: argparse.ArgumentParser) -> None:
+    """`--columns` and `--dtype`, the options of the summary table."""
+    from cnnc.backends.summary import COLUMNS, DEFAULT_DTYPE, DTYPES, TEXT_COLUMNS
+
+    p.add_argument("--columns", type=_columns, metavar="A,B,...",
+                   help=f"columns to show, comma separated, or all: {', '.join(COLUMNS)} "
+                        f"(default: {','.join(TEXT_COLUMNS)}, and train_only when some layer runs only in training, for text and markdown, all for csv and json)")
+    p.add_argument("--dtype", choices=list(DTYPES), default=DEFAULT_DTYPE,
+                   help=f"element type for parameter and activation bytes (default {DEFAULT_DTYPE})")

@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from cnnc.backends.render import (DEFAULT_MAX_NODES, FORMATS, choose_depth, find_dot, node_count, plan,
+from cnnc.backends.render import (DEFAULT_MAX_HEIGHT, FORMATS, choose_depth, estimate_extent, find_dot, plan,
                                   render_file, to_dot, write_dot)
 
 from .common import graph as command_graph
@@ -23,17 +23,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="OUT", help="file to write (required unless --dot)")
     p.add_argument("--depth", type=positive, metavar="N",
                    help="draw block instances deeper than N levels as one node each (default: full detail, "
-                        "or the deepest depth that keeps the picture under --max-nodes)")
+                        "or the deepest depth whose picture fits --max-height)")
     p.add_argument("--collapse-repeats", action=argparse.BooleanOptionalAction, default=None,
                    help="draw a run of identical consecutive block instances as one node marked xN "
                         "(default: on whenever a depth is in effect)")
     p.add_argument("--no-merge", dest="merge", action="store_false",
                    help="draw every op as its own node (default: bn, activations and other "
                         "shape-preserving ops join the op before them when it has no other user)")
-    p.add_argument("--max-nodes", type=positive, default=DEFAULT_MAX_NODES, metavar="N",
-                   help=f"node budget for the automatic depth (default {DEFAULT_MAX_NODES})")
+    p.add_argument("--max-height", type=positive, default=DEFAULT_MAX_HEIGHT, metavar="PX",
+                   help=f"size budget for the automatic depth: pixels at 96 dpi along the flow, the picture's "
+                        f"height (its width with --rankdir LR); default {DEFAULT_MAX_HEIGHT}")
     p.add_argument("--rankdir", choices=["TB", "LR"], default="TB",
                    help="layout direction: top to bottom (default) or left to right")
+    p.add_argument("--dpi", type=positive, metavar="N",
+                   help="Graphviz's resolution: PNG pixels per inch (default 96); SVG and PDF scale by N/72")
+    p.add_argument("--no-legend", dest="legend", action="store_false",
+                   help="leave out the legend of fill colours and edge kinds")
     p.add_argument("--fused", action="store_true",
                    help="draw the inference graph after the fusion passes (conv+bn+add+activation as one node)")
     p.set_defaults(render_usage_error=p.error)
@@ -63,12 +68,13 @@ def run(args) -> int:
     g = command_graph(args, fused=args.fused)
     depth = args.depth
     if depth is None:
-        depth, count = choose_depth(g, args.max_nodes, args.merge)
+        depth, px = choose_depth(g, args.max_height, args.merge, args.collapse_repeats, args.rankdir, args.legend)
         if depth is not None:
-            full = node_count(plan(g, None, merge=args.merge))
-            print(f"cnnc render: {g.name} has {full} nodes at full detail; drawing to depth {depth} "
-                  f"({count} nodes); choose with --depth N", file=sys.stderr)
-    text = to_dot(g, depth, args.collapse_repeats, args.merge, args.rankdir)
+            full = estimate_extent(plan(g, None, merge=args.merge), args.rankdir, args.legend)
+            side = "tall" if args.rankdir == "TB" else "wide"
+            print(f"cnnc render: {g.name} at full detail would be about {full:,} px {side}; drawing to depth "
+                  f"{depth} (about {px:,} px); choose with --depth N", file=sys.stderr)
+    text = to_dot(g, depth, args.collapse_repeats, args.merge, args.rankdir, legend=args.legend, dpi=args.dpi)
     if fmt == "dot" and not args.output:
         sys.stdout.write(text)
     elif fmt == "dot":
