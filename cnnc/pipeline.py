@@ -33,12 +33,12 @@ class FrontEnd:
 
 def load(spec: str | os.PathLike) -> Program:
     """A path to a .cnn file, a catalog name (`resnet50`: a preset of the spec library, where no
-    file of that name exists), or spec text (anything containing a newline or '{')."""
+    file has that name), or spec text (anything containing a newline or '{')."""
     if isinstance(spec, os.PathLike):
         return load_file(spec)
     if "\n" in spec or "{" in spec:
         return load_text(spec, "<spec>", Path.cwd())
-    if catalog.is_name(spec) and not Path(spec).exists():
+    if catalog.is_name(spec) and not Path(spec).is_file():
         return catalog.load_entry(spec)
     return load_file(spec)
 

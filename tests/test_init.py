@@ -195,25 +195,25 @@ def statistics_mismatches(ours, reference) -> list:
     return bad
 
 
-def _params(names):
-    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in names]
+@pytest.fixture(scope="module", params=[pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
+                                        for n in NETWORKS])
+def reference(request):
+    """(name, the torchvision model from seed 0); module scope: each is built once."""
+    return request.param, _reference(request.param, seed=0)
 
 
-@pytest.mark.parametrize("name", _params(NETWORKS))
-def test_statistics_match_the_reference(name):
-    reference = _reference(name, seed=0)
-    assert statistics_mismatches(_ours(name, seed=1), reference) == []
+def test_statistics_match_the_reference(reference):
+    name, model = reference
+    assert statistics_mismatches(_ours(name, seed=1), model) == []
 
 
-@pytest.mark.parametrize("name", _params(NETWORKS))
-def test_the_same_seed_gives_the_reference_weights(name):
-    reference = _reference(name, seed=0)
-    different = [key for key, a, b in _paired(_ours(name, seed=0), reference) if not torch.equal(a, b)]
+def test_the_same_seed_gives_the_reference_weights(reference):
+    name, model = reference
+    different = [key for key, a, b in _paired(_ours(name, seed=0), model) if not torch.equal(a, b)]
     assert different == []
 
 
 @pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2"])
 def test_without_its_scheme_a_module_fails_the_statistics(name):
     """The statistics test can fail: torch's default init is not the reference's."""
-    bad = statistics_mismatches(_ours(name, seed=1, init=False), _reference(name, seed=0))
-    assert len(bad) > 10
+    assert len(statistics_mismatches(_ours(name, seed=1, init=False), _reference(name, seed=0))) > 10

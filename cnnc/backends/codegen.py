@@ -844,6 +844,8 @@ def _zero_norms_source(g: Graph, root: Instance) -> list[str]:
                 where[member] = (n.path.rpartition(".")[0], [n.path.rpartition(".")[2], "bn"])
     own, per_class = [], {}  # statements on the network's own modules; class name -> chains
     for path in g.init.zero_norms:
+        if path not in where:  # pruned with an unused block
+            continue
         holder, chain = where[path]
         inst = by_path[holder]
         if inst is root:
