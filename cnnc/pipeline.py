@@ -40,7 +40,13 @@ def load(spec: str | os.PathLike) -> Program:
         return load_text(spec, "<spec>", Path.cwd())
     if catalog.is_name(spec) and not Path(spec).is_file():
         return catalog.load_entry(spec)
-    return load_file(spec)
+    try:
+        return load_file(spec)
+    except CnncError as err:
+        stem = Path(spec).stem
+        if not Path(spec).exists() and catalog.is_name(stem) and stem in catalog.declared_names():
+            err.note(f"'{stem}' is a catalog entry: give its name alone to use it")
+        raise
 
 
 def front_end(spec, overrides: dict | None = None, stop_after: str | None = None) -> FrontEnd:

@@ -33,6 +33,12 @@ def test_the_library_is_the_checkouts_specs():
     assert catalog.library_files() == sorted(SPECS.glob("*.cnn"))
 
 
+def test_the_name_index_agrees_with_the_parsed_catalog():
+    """Looking up one name reads `preset NAME` lines without parsing: it must find every entry."""
+    parsed = {e.name: e.spec for _, items in catalog.entries() for e in items}
+    assert catalog.declared_names() == parsed
+
+
 def test_list_json_rows(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     code, out, err = _run(capsys, "list", "--format", "json")
@@ -96,6 +102,13 @@ def test_catalog_names_work_from_any_directory(tmp_path, capsys, monkeypatch):
 def test_unknown_names(tmp_path, capsys, monkeypatch, name, message):
     monkeypatch.chdir(tmp_path)
     assert _run(capsys, "check", name) == (1, "", message + "\n")
+
+
+def test_a_missing_file_named_like_an_entry_gets_a_hint(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _run(capsys, "check", "specs/resnet101.cnn") == (
+        1, "", "cnnc: error: no such file: 'specs/resnet101.cnn'\n"
+               "note: 'resnet101' is a catalog entry: give its name alone to use it\n")
 
 
 def test_a_file_of_that_name_wins(tmp_path, capsys, monkeypatch):
