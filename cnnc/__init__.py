@@ -10,7 +10,7 @@ from .diagnostics import CnncError  # noqa: E402
 
 
 def summary(spec, depth: int | None = None, **params) -> dict:
-    """The data of `cnnc summary --format json` for a spec path or spec text."""
+    """The data of `cnnc summary --format json` for a spec path, a catalog name or spec text."""
     from .pipeline import front_end
     from .backends.summary import summary_data
 
