@@ -32,7 +32,7 @@ __all__ = ["compile", "import_weights", "ReorderedWeights", "generate_source", "
 
 def generate_source(spec, /, *, fused: bool = False, **params) -> Generated:
     """Front end (+ the fusion passes when `fused`) + code generation: the module source for a
-    spec path or spec text."""
+    spec path, a catalog name or spec text."""
     result = front_end(spec, params)
     for w in result.warnings:
         warnings.warn(w, stacklevel=3)
@@ -76,8 +76,9 @@ def _new_generated(source: str, name: str, qualname: str):
 
 
 def compile(spec, /, *, fused: bool = False, **params) -> torch.nn.Module:  # noqa: A001 - cnnc.compile
-    """Build the nn.Module a spec describes: `spec` is a path to a .cnn file or spec text;
-    keyword arguments override network parameters (`cnnc.compile("resnet18.cnn", classes=10)`).
+    """Build the nn.Module a spec describes: `spec` is a path to a .cnn file, the name of a
+    catalog entry (`cnnc list`) or spec text; keyword arguments override network parameters
+    (`cnnc.compile("resnet18", classes=10)`).
     `fused=True` runs the fusion passes first (like `cnnc build --fused`): conv + BatchNorm
     (+ residual add) (+ activation) become one `kernels.conv2d` call in eval mode, with the
     same state_dict. (`fused` is therefore not available as a network parameter name here.)"""

@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .diagnostics import CnncError
+from .frontend import catalog
 from .frontend.loader import Program, load_file, load_text
 from .ir.graph import Graph
 from .ir.irgen import generate
@@ -35,19 +37,36 @@ def is_path(spec: str | os.PathLike) -> bool:
 
 
 def load(spec: str | os.PathLike) -> Program:
-    """A path to a .cnn file, or spec text (anything containing a newline or '{')."""
-    if is_path(spec):
+    """A path to a .cnn file, a catalog name (`resnet50`: a preset of the spec library, where no
+    file has that name), or spec text (anything containing a newline or '{')."""
+    if isinstance(spec, os.PathLike):
         return load_file(spec)
-    return load_text(spec, "<spec>", Path.cwd())
+    if not is_path(spec):
+        return load_text(spec, "<spec>", Path.cwd())
+    if catalog.is_name(spec) and not Path(spec).is_file():
+        return catalog.load_entry(spec)
+    try:
+        return load_file(spec)
+    except CnncError as err:
+        stem = Path(spec).stem
+        if not Path(spec).exists() and catalog.is_name(stem) and stem in catalog.declared_names():
+            err.note(f"'{stem}' is a catalog entry: give its name alone to use it")
+        raise
 
 
 def front_end(spec, overrides: dict | None = None, stop_after: str | None = None) -> FrontEnd:
-    program = load(spec)
-    graph = verify(generate(program, overrides))
+    """`spec`: what `load` takes, or a loaded Program."""
+    program = spec if isinstance(spec, Program) else load(spec)
+    try:
+        graph = verify(generate(program, overrides))
+    except CnncError as err:
+        if program.preset is not None:
+            err.note(f"while building preset '{program.preset.name}'", program.preset.loc)
+        raise
     warnings: list[str] = []
-    graph, w = prune_unused(graph)
+    pruned, w = prune_unused(graph)
     warnings += w
-    return FrontEnd(program, verify(graph), warnings)
+    return FrontEnd(program, graph if pruned is graph else verify(pruned), warnings)  # unchanged: verified
 
 
 def fuse(graph: Graph) -> Graph:

@@ -73,9 +73,10 @@ def test_op_without_rule_is_a_clear_error(monkeypatch):
 def test_instances_with_one_structure_share_a_parameterized_class():
     src = generate_source(SPECS / "resnet18.cnn").source
     assert "class Basic(nn.Module)" in src and "def __init__(self, channels)" in src
-    assert src.count("= Basic(") == 3  # BasicStage: block0, block1; BasicStage2 (layer2..4): block1
-    assert '"""Block `basic` at layer1.block0, layer1.block1, layer2.block1, layer3.block1 and 1 more."""' in src
-    assert "self.layer2 = BasicStage2(64, 128)" in src
+    # Stage (layer1): Basic(64) twice; Stage2 (layer2..4): Basic2(in, out), then Basic(out)
+    assert src.count("            Basic(") == 3 and src.count("            Basic2(") == 1
+    assert '"""Block `basic` at layer1.0, layer1.1, layer2.1, layer3.1 and 1 more."""' in src
+    assert "class Stage2(nn.Sequential):" in src and "self.layer2 = Stage2(64, 128)" in src
     assert "        out = out + x\n" in src and "        x = self.layer1(x)\n" in src
 
 
@@ -123,7 +124,7 @@ def test_train_only_outputs_and_return_convention():
 def test_train_mode_uses_batch_statistics_and_updates_running_stats():
     torch.manual_seed(0)
     model = cnnc.compile(SPECS / "resnet18.cnn", size=32, classes=4).train()
-    bn = model.stem1.bn1
+    bn = model.bn1
     before = bn.running_mean.clone()
     model(torch.randn(3, 3, 32, 32) + 2)
     assert not torch.equal(before, bn.running_mean) and int(bn.num_batches_tracked) == 1
@@ -143,7 +144,7 @@ def test_droppath_and_dropout_follow_the_mode():
 
 def test_params_override_and_spec_text():
     model = cnnc.compile(SPECS / "resnet18.cnn", classes=7, width=16, size=64)
-    assert model.fc.out_features == 7 and model.stem1.conv1.out_channels == 16
+    assert model.fc.out_features == 7 and model.conv1.out_channels == 16
     text = "network t(c=4) {\n x = input(3, 8, 8)\n output y = x -> conv(c, 3) -> global_avgpool -> flatten\n}\n"
     assert cnnc.compile(text, c=5)(torch.randn(1, 3, 8, 8)).shape == (1, 5)
     with pytest.raises(CnncError, match="no parameter 'nope'"):

@@ -13,11 +13,11 @@ from cnnc.cli import main
 from cnnc.pipeline import front_end
 from cnnc_testlib import ROOT, SPECS, imported_modules
 
-LIBRARY = sorted(SPECS.glob("*.cnn"))
-
-
 def _row(name, **params):
-    return compare_row(front_end(SPECS / f"{name}.cnn", params).graph)
+    """The row of a catalog entry, as `cnnc compare NAME` makes it."""
+    result = front_end(name, params)
+    preset = result.program.preset
+    return compare_row(result.graph, name, preset.name, preset.reference)
 
 
 @pytest.mark.parametrize("name", ["vgg16", "vgg19", "resnet18", "resnet34", "resnet50", "densenet121"])
@@ -66,19 +66,23 @@ def test_formats(capsys):
 def test_compare_over_the_spec_library_writes_table_and_chart(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     chart = tmp_path / "charts" / "compare.svg"
-    assert main(["compare", *map(str, LIBRARY), "--chart", str(chart), "--format", "json"]) == 0
+    assert main(["compare", "--library", "--chart", str(chart), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["file"] for r in rows] == [str(p) for p in LIBRARY]
+    assert main(["list", "--format", "json"]) == 0
+    catalog = json.loads(capsys.readouterr().out)
+    assert [r["network"] for r in rows] == sorted(e["name"] for e in catalog)
+    for r, e in zip(rows, sorted(catalog, key=lambda e: e["name"])):  # compare: at inference (no aux heads)
+        assert r["params"] <= e["params"] and r["macs"] <= e["macs"], r["network"]
     svg = ET.parse(chart).getroot()
     assert svg.tag == "{http://www.w3.org/2000/svg}svg"
     text = chart.read_text()
     assert all(r["network"] in text for r in rows)  # every point is labelled
     assert sorted(p.name for p in chart.parent.iterdir()) == ["compare.svg"]  # no temporaries
     # every network torchvision has: the same parameters, MACs within 1% of its published GFLOPS
-    known = [r for r in rows if r["reference"]]
+    known = [r for r in rows if r["weights"]]
     assert len(known) >= 15
     for r in known:
-        ref = METRICS[r["network"]]["weights"][r["weights"]]
+        ref = METRICS[r["reference"].partition(":")[2]]["weights"][r["weights"]]
         assert r["params"] == ref["params"], r["network"]
         assert abs(r["macs"] / 1e9 - ref["gflops"]) <= 0.01 * ref["gflops"], r["network"]
     png = tmp_path / "compare.png"

@@ -121,7 +121,7 @@ bad.cnn:5:21: note: in 'a1' (an instance of block 'a'), called here
       |              ^
 """),
     ("missing-import", 'import "blocks/nothere.cnn"\n' + NET.format(body="    output o = x"),
-     """bad.cnn:1:1: error: cannot import 'blocks/nothere.cnn': no such file (looked for blocks/nothere.cnn)
+     """bad.cnn:1:1: error: cannot import 'blocks/nothere.cnn': no such file (looked for blocks/nothere.cnn and in the spec library)
     1 | import "blocks/nothere.cnn"
       | ^
 """),

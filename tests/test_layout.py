@@ -151,6 +151,11 @@ def test_the_wheel_installs_cnnc_alone(tmp_path):
     assert top == {"cnnc"}, top
     assert "cnnc/frontend/grammar.lark" in names
     assert "cnnc/kernels/depthwise.py" in names
+    # pyproject lists the packages: every module, and the spec library as cnnc/specs
+    modules = {str(p.relative_to(ROOT).as_posix()) for p in PACKAGE.rglob("*.py")}
+    assert modules <= set(names), sorted(modules - set(names))
+    specs = {"cnnc/" + str(p.relative_to(ROOT).as_posix()) for p in (ROOT / "specs").rglob("*.cnn")}
+    assert specs and specs <= set(names), sorted(specs - set(names))
 
 
 DEPTHWISE_SPEC = """

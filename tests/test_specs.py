@@ -1,32 +1,41 @@
-"""The spec library (specs/*.cnn) against its references.
+"""The spec library against its references, entry by entry of the catalog (`cnnc list`).
 
-Every spec must compile and match its reference parameter count (ANCHORS.md, section 1). Where
-torchvision or timm builds the same network, the spec must also match, independently of ANCHORS:
-the reference's parameter total; the sequence of its state_dict shapes (so that weights can be
-imported by structural order); its published multiply-adds (torchvision's weights metadata);
-and its output shapes, and every conv/linear output shape, from a forward pass at two sizes.
-inception_v1 has no library reference and is checked against the paper's Table 1.
+Every entry compiles and matches its reference's parameter count: the number the library builds
+(tests/references/<spec>.json, written by tools/reference_data.py from torchvision and timm on
+the meta device; a slow test reruns it), the numbers typed in from ANCHORS.md, and for papers the
+published count (tests/families/). torchvision entries also match the multiply-adds torchvision
+publishes (its weights metadata) within 1%. Entries whose module names are the reference's
+(a strict family, tests/families/) load the reference's state_dict with strict=True, checked here
+on the meta device for every size of model; for the others the spec must match the reference's
+state_dict shapes in order (weights import by structural order) and its output and conv/linear
+shapes at two input sizes. inception_v1, zfnet, nin, lenet5 and nasnet_a_mobile, whose
+references are papers without a total, are checked against the paper's tables and figures.
 """
 from __future__ import annotations
 
 import functools
+import json
 import re
+import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
+from cnnc.frontend.catalog import entries
 from cnnc.pipeline import front_end
+from cnnc_testlib import ROOT, SPECS
+from families import family_of
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+REFERENCE_DATA = ROOT / "tests" / "references"
 
 
 @functools.lru_cache(maxsize=None)
 def _compile(spec: str, overrides: tuple = ()):
-    return front_end(SPECS / f"{spec}.cnn", dict(overrides)).graph
+    return front_end(spec, dict(overrides)).graph
 
 
 def compile_spec(spec: str, **overrides):
+    """The graph of a catalog entry (or a path), with --set values."""
     return _compile(spec, tuple(sorted(overrides.items())))
 
 
@@ -49,7 +58,59 @@ def output_shape(g, name="logits") -> tuple:
     return next(g.nodes[o.node].shape for o in g.outputs if o.name == name)
 
 
-# ---- 1. every spec compiles and matches its reference count ---------------------------------
+CATALOG = {e.name: e for _, items in entries() for e in items}
+LIBRARY = {n: e for n, e in CATALOG.items() if e.reference.split(":")[0] in ("torchvision", "timm")}
+PAPERS = {n: e for n, e in CATALOG.items() if e.reference.startswith("paper:")}
+
+
+def reference_data(entry) -> dict:
+    path = REFERENCE_DATA / f"{entry.spec.stem}.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    assert entry.reference in data, f"{entry.name}: no data for {entry.reference} in {path.name} " \
+                                    "(run tools/reference_data.py)"
+    return data[entry.reference]
+
+
+def slow_if(names, marks_for):
+    return [pytest.param(n, marks=pytest.mark.slow) if marks_for(n) else n for n in names]
+
+
+# ---- 1. the catalog covers the library ---------------------------------------------------------
+
+
+def _ir(g) -> tuple:
+    nodes = tuple((n.op, n.inputs, n.attrs, n.shape, n.path) for n in g.nodes)
+    init = g.init and (g.init.scheme, g.init.options, g.init.zero_norms)
+    return g.name, nodes, tuple((o.name, o.node, o.train_only) for o in g.outputs), init
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.cnn")), ids=lambda p: p.name)
+def test_every_spec_file_is_in_the_catalog(path):
+    """A spec file declares presets, or it is a thin alias: a file of its own for one entry
+    (specs/resnet18.cnn), whose network builds exactly the entry's IR."""
+    own = [e for e in CATALOG.values() if e.spec == path]
+    if own:
+        return
+    g = front_end(path).graph
+    assert g.name in CATALOG, f"{path.name} declares no preset and is no alias of one (network '{g.name}')"
+    assert _ir(g) == _ir(compile_spec(g.name)), f"{path.name} builds something else than the entry {g.name}"
+
+
+def test_catalog_names_the_references():
+    assert {"torchvision", "timm", "paper"} == {e.reference.split(":")[0] for e in CATALOG.values()}
+    assert len(CATALOG) >= 40
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_entry_checks_and_takes_classes(name):
+    g = compile_spec(name)
+    names = dict(g.params)
+    assert "classes" in names and "size" in names
+    assert output_shape(g) == (names["classes"],)
+    assert output_shape(compile_spec(name, classes=10)) == (10,)
+
+
+# ---- 2. counts against the references ----------------------------------------------------------
 
 # Typed in from /work/shared/ANCHORS.md, section 1 (the numbers torchvision / timm build; LeNet-5
 # for 1x32x32 input, full C3, 10 classes; timm's Inception and Xception nets at 299x299).
@@ -77,99 +138,110 @@ ANCHOR_PARAMS = {
     "inception_v4": 42_679_816,
     "inception_resnet_v2": 55_843_464,
 }
-# Specs whose reference gives no exact total; each has its own tests below.
-OTHER_SPECS = {
-    "inception_v1": "checked module by module against the paper's Table 1",
-    "googlenet": "torchvision's variant; checked against torchvision below",
-    "zfnet": "no public count; map sizes checked against the paper's Fig. 3",
-    "nin": "no public count; map sizes checked against the Caffe model",
-    "nasnet_a_mobile": "the paper gives 'about 5.3M'; checked below and against timm's NASNet-A Large",
-}
+# Paper entries checked by the tests of sections 3 and 4 rather than by a published total
+PAPER_TESTS_BELOW = {"inception_v1", "zfnet", "nin", "lenet5", "nasnet_a_mobile"}
 
 
-def test_every_spec_is_covered():
-    specs = {p.stem for p in SPECS.glob("*.cnn")}
-    assert specs - set(ANCHOR_PARAMS) - set(OTHER_SPECS) == set()
-    for name in ANCHOR_PARAMS:
-        assert (SPECS / f"{name}.cnn").exists(), name
+@pytest.mark.parametrize("name", list(ANCHOR_PARAMS))
+def test_parameter_count_matches_anchor(name):
+    assert param_count(compile_spec(name)) == ANCHOR_PARAMS[name]
 
 
-@pytest.mark.parametrize("spec", list(ANCHOR_PARAMS))
-def test_parameter_count_matches_anchor(spec):
-    g = compile_spec(spec)
-    assert param_count(g) == ANCHOR_PARAMS[spec]
+@pytest.mark.parametrize("name", sorted(LIBRARY))
+def test_parameter_count_matches_the_library(name):
+    assert param_count(compile_spec(name)) == reference_data(LIBRARY[name])["params"]
 
 
-@pytest.mark.parametrize("spec", sorted(p.stem for p in SPECS.glob("*.cnn")))
-def test_spec_checks_and_takes_classes(spec):
-    g = compile_spec(spec)
-    names = dict(g.params)
-    assert "classes" in names and "size" in names
-    assert output_shape(g) == (names["classes"],)
-    assert output_shape(compile_spec(spec, classes=10)) == (10,)
+@pytest.mark.parametrize("name", sorted(n for n, e in LIBRARY.items() if e.reference.startswith("torchvision:")))
+def test_macs_match_torchvision_gflops(name):
+    gflops = reference_data(LIBRARY[name])["gflops"]
+    ratio = inference_macs(compile_spec(name)) / (gflops * 1e9)
+    assert abs(ratio - 1) < 0.01, f"{name}: cnnc / torchvision MACs = {ratio:.4f}"
 
 
-# ---- 2. against torchvision and timm ----------------------------------------------------------
+def test_every_paper_entry_is_checked():
+    published = {n for n in PAPERS if n in family_of(PAPERS[n].spec.name).paper_params}
+    assert set(PAPERS) - published - PAPER_TESTS_BELOW == set()
+
+
+@pytest.mark.parametrize("name", sorted(n for n in PAPERS if n not in PAPER_TESTS_BELOW))
+def test_parameter_count_matches_the_paper(name):
+    count, precision, where = family_of(PAPERS[name].spec.name).paper_params[name]
+    got = param_count(compile_spec(name))
+    assert abs(got - count) <= precision, f"{name}: {got:,} parameters, {where} gives {count / 1e6:g}M"
+
+
+@pytest.mark.slow
+def test_reference_data_is_current():
+    """tests/references/*.json hold what torchvision and timm build today (tools/reference_data.py)."""
+    pytest.importorskip("torchvision")
+    pytest.importorskip("timm")
+    sys.path.insert(0, str(ROOT / "tools"))
+    import reference_data as tool
+
+    assert tool.main(["--check"]) == 0
+
+
+# ---- 3. against the reference models ---------------------------------------------------------------
+
+
+def _build(entry, device=None):
+    torch = pytest.importorskip("torch")
+    library, _, model = entry.reference.partition(":")
+    kwargs = {"googlenet": {"init_weights": False}}.get(entry.name, {})
+    kwargs = family_of(entry.spec.name).reference_kwargs.get(entry.name, kwargs)
+    torch.manual_seed(0)
+    with torch.device(device or "cpu"):
+        if library == "torchvision":
+            tv = pytest.importorskip("torchvision")
+            return tv.models.get_model(model, weights=None, **kwargs).eval()
+        timm = pytest.importorskip("timm")
+        return timm.create_model(model, pretrained=False, **kwargs).eval()
+
+
+STRICT = sorted(n for n, e in LIBRARY.items() if family_of(e.spec.name).strict)
+
+
+@pytest.mark.parametrize("name", STRICT)
+def test_reference_state_dict_loads_strictly(name):
+    """Names and shapes: the reference's state_dict loads with strict=True (both on the meta
+    device, so the largest models cost no memory); test_torchvision_equiv compares outputs."""
+    torch = pytest.importorskip("torch")
+    import cnnc
+
+    entry = LIBRARY[name]
+    reference = _build(entry, "meta")
+    with torch.device("meta"):
+        model = cnnc.compile(name)
+    theirs, ours = reference.state_dict(), model.state_dict()
+    assert sorted(theirs) == sorted(ours), set(theirs) ^ set(ours)
+    model.load_state_dict(theirs, strict=True)
+    for k, t in theirs.items():
+        assert ours[k].shape == t.shape, k
+
 
 @dataclass(frozen=True)
 class Ref:
-    spec: str
+    spec: str  # the catalog entry
     lib: str  # torchvision or timm
     model: str
     sizes: tuple = (224, 160)  # input sizes for the forward check
-    kwargs: tuple = ()  # constructor arguments of the reference
-    overrides: tuple = ()  # --set values that make the spec build this reference
 
 
-def _refs(*refs):
-    return {(r.spec if not r.overrides else f"{r.spec}[{r.model}]"): r for r in refs}
-
-
-REFERENCES = _refs(
-    Ref("alexnet", "torchvision", "alexnet"),
-    Ref("vgg16", "torchvision", "vgg16"),
-    Ref("vgg19", "torchvision", "vgg19"),
-    Ref("resnet18", "torchvision", "resnet18"),
-    Ref("resnet34", "torchvision", "resnet34"),
-    Ref("resnet50", "torchvision", "resnet50", (224, 192)),
-    Ref("resnet101", "torchvision", "resnet101"),
-    Ref("resnet152", "torchvision", "resnet152"),
-    Ref("wide_resnet50_2", "torchvision", "wide_resnet50_2"),
-    Ref("resnext50_32x4d", "torchvision", "resnext50_32x4d"),
-    Ref("densenet121", "torchvision", "densenet121"),
-    Ref("densenet201", "torchvision", "densenet201"),
-    Ref("mobilenet_v2", "torchvision", "mobilenet_v2", (224, 192)),
-    Ref("efficientnet_b0", "torchvision", "efficientnet_b0"),
-    Ref("convnext_tiny", "torchvision", "convnext_tiny"),
-    Ref("convnext_base", "torchvision", "convnext_base"),
-    Ref("googlenet", "torchvision", "googlenet", kwargs=(("init_weights", False),)),
-    Ref("mobilenet_v1", "timm", "mobilenetv1_100", (224, 192)),
-    Ref("xception", "timm", "legacy_xception", (299, 256)),
-    Ref("inception_v4", "timm", "inception_v4", (299, 256)),
-    Ref("inception_resnet_v2", "timm", "inception_resnet_v2", (299, 256)),
-    Ref("preact_resnet50", "timm", "resnetv2_50"),
-    # NASNet-A Large (6 @ 4032) is the same spec with the paper's large settings; timm builds it
-    # (the mobile model has no library reference).
-    Ref("nasnet_a_mobile", "timm", "nasnetalarge", (331,),
-        overrides=(("size", 331), ("cells", 6), ("penultimate", 4032), ("stem", 96))),
-)
-
-
-def _build(ref: Ref):
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
-    if ref.lib == "torchvision":
-        tv = pytest.importorskip("torchvision")
-        return tv.models.get_model(ref.model, weights=None, **dict(ref.kwargs)).eval()
-    timm = pytest.importorskip("timm")
-    return timm.create_model(ref.model, pretrained=False, **dict(ref.kwargs)).eval()
+# input sizes of the forward check where the default pair does not suit
+SIZES = {"mobilenet_v2": (224, 192), "mobilenet_v1": (224, 192), "xception": (299, 256),
+         "inception_v4": (299, 256), "inception_resnet_v2": (299, 256), "nasnet_a_large": (331,)}
+# Entries whose names are not (yet) the reference's: their weights import by structural order,
+# so their state_dict shapes must come in the reference's order.
+REFERENCES = {n: Ref(n, *e.reference.split(":"), SIZES.get(n, (224, 160)))
+              for n, e in LIBRARY.items() if n not in STRICT}
 
 
 @pytest.fixture(scope="module", params=sorted(REFERENCES))
 def reference(request):
     """(Ref, the reference model, the spec's graph); module scope: each model is built once."""
     ref = REFERENCES[request.param]
-    return ref, _build(ref), compile_spec(ref.spec, **dict(ref.overrides))
+    return ref, _build(LIBRARY[ref.spec]), compile_spec(ref.spec)
 
 
 def expected_state_shapes(g) -> list:
@@ -209,14 +281,13 @@ def _move_after(keys: list, pattern: str, anchor: str) -> list:
 
 
 # Where a reference registers a tensor before the layers that run first, its state_dict order
-# differs from the order of computation. These are the only two: torchvision's CNBlock registers
-# `layer_scale` before `block` (applied after it); timm's PreActBottleneck registers `downsample`
-# before `norm1` (which feeds it). cnnc.import_weights finds the same moves by itself
-# (test_torchvision_equiv); here they document the expected layout.
+# differs from the order of computation: torchvision's CNBlock registers `layer_scale` before
+# `block` (applied after it). (timm's PreActBottleneck registers `downsample` before the `norm1`
+# that feeds it; preact_resnet has timm's names and loads by name.) cnnc.import_weights finds
+# the move by itself (test_torchvision_equiv); here it documents the expected layout.
 STATE_ORDER_FIXES = {
     "convnext_tiny": [(r"(.*\.)layer_scale", "block.")],
     "convnext_base": [(r"(.*\.)layer_scale", "block.")],
-    "preact_resnet50": [(r"(.*\.)downsample\.conv\.weight", "norm1.")],
 }
 
 
@@ -251,7 +322,7 @@ def test_reference_forward_shapes(reference):
             seen.clear()
             with torch.inference_mode():
                 out = model(torch.randn(1, 3, size, size))
-            g = compile_spec(ref.spec, **{**dict(ref.overrides), "size": size})
+            g = compile_spec(ref.spec, size=size)
             assert output_shape(g) == tuple(out.shape[1:]), f"{ref.spec} at {size}"
             nodes = [n for n in g.nodes if n.op in ("conv", "linear")]
             assert len(nodes) == len(layers)
@@ -265,14 +336,6 @@ def test_reference_forward_shapes(reference):
     finally:
         for h in hooks:
             h.remove()
-
-
-@pytest.mark.parametrize("ref", [r for r in REFERENCES.values() if r.lib == "torchvision"], ids=lambda r: r.spec)
-def test_macs_match_torchvision_gflops(ref):
-    tv = pytest.importorskip("torchvision")
-    gflops = tv.models.get_model_weights(ref.model).DEFAULT.meta["_ops"]
-    ratio = inference_macs(compile_spec(ref.spec)) / (gflops * 1e9)
-    assert abs(ratio - 1) < 0.01, f"{ref.spec}: cnnc / torchvision MACs = {ratio:.4f}"
 
 
 def test_googlenet_without_aux_matches_pretrained_layout():
@@ -431,6 +494,6 @@ def test_nasnet_a_mobile_matches_table2():
     assert abs(inference_macs(g) - 564e6) < 0.01 * 564e6
     assert output_shape(g) == (1000,) and g.nodes[-1].path == "last_linear"
     # ...and NASNet-A (6 @ 4032) at 331x331: 88.9M parameters, 23.8B mult-adds
-    large = compile_spec("nasnet_a_mobile", size=331, cells=6, penultimate=4032, stem=96)
+    large = compile_spec("nasnet_a_large")
     assert abs(param_count(large) - 88.9e6) < 0.2e6
     assert abs(inference_macs(large) - 23.8e9) < 0.01 * 23.8e9

@@ -1,11 +1,16 @@
 """Generated modules compute what torchvision's and timm's models compute.
 
-For every spec in specs/ whose file name is a torchvision (or, below, timm) architecture, build the
-reference with random weights, re-randomize BatchNorm statistics and affine parameters (and
-ConvNeXt's layer scales) so they matter, import its state_dict into the cnnc module by structural
-order (as it is: the importer finds the reorderings ConvNeXt and ResNetV2 need), and compare eval-mode outputs: relative error ||a - b|| / ||b|| < 1e-4 in float32, at batch 1
-and 224x224 (the spec's default size for 299 networks), and at batch 2 and a smaller size with the
-module built for it (`size=` override). The largest models run at batch 1 only.
+For every catalog entry whose reference is a torchvision or timm model: build the reference with
+random weights, re-randomize its BatchNorm statistics and affine parameters (and ConvNeXt's layer
+scales) so they matter, put its state_dict into the cnnc module, and compare eval-mode outputs.
+
+- Entries of a strict family (tests/families/: module names are the reference's) load it with
+  `load_state_dict(..., strict=True)` and must agree in float64 to rounding (relative 1e-10), on
+  a batch of 2 at the family's small input size (64x64 for the ResNets).
+- The others import it with `cnnc.import_weights` (by structural order; the importer must find by
+  itself the reorderings ConvNeXt needs, and say so) and must agree in float32 (relative error
+  ||a - b|| / ||b|| < 1e-4) at batch 1 and the spec's default size, and at batch 2 and a smaller
+  size with the module built for it (`size=` override); the largest at batch 1 only.
 """
 import sys
 import warnings
@@ -16,55 +21,69 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 import cnnc  # noqa: E402
+from cnnc.frontend.catalog import entries  # noqa: E402
 from cnnc.pipeline import front_end  # noqa: E402
-from cnnc_testlib import ROOT, SPECS  # noqa: E402
+from cnnc_testlib import ROOT  # noqa: E402
+from families import family_of  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tools"))
 from benchlib import randomize_normalization  # noqa: E402
 
 torch.set_num_threads(2)
-TOLERANCE = 1e-4
+TOLERANCE = 1e-4  # float32, structural import
+STRICT_TOLERANCE = 1e-10  # float64, the same module names and the same computation
 
-# spec stem -> torchvision builder name; every spec whose stem torchvision knows is checked
-TORCHVISION = sorted(p.stem for p in SPECS.glob("*.cnn") if p.stem in torchvision.models.list_models(
-    module=torchvision.models))
-# spec stem -> timm model name (timm's names differ from the specs')
-TIMM = {"mobilenet_v1": "mobilenetv1_100", "preact_resnet50": "resnetv2_50", "xception": "legacy_xception",
-        "inception_v4": "inception_v4", "inception_resnet_v2": "inception_resnet_v2"}
-# big models: batch 1 only, and marked slow
-BIG = {"vgg16", "vgg19", "alexnet", "convnext_base", "resnet152", "densenet201", "wide_resnet50_2",
-       "inception_v4", "inception_resnet_v2", "xception"}
-SLOW = BIG | {"resnet101", "resnext50_32x4d", "convnext_tiny"}
+CATALOG = {e.name: e for _, items in entries() for e in items}
+LIBRARY = {n: e for n, e in CATALOG.items() if e.reference.split(":")[0] in ("torchvision", "timm")}
+
+# Entries of no family (checked by structural import): the big ones run at batch 1 only and slow
+BIG = {"vgg16", "vgg19", "alexnet", "convnext_base", "densenet201", "inception_v4", "inception_resnet_v2",
+       "xception", "nasnet_a_large"}
+SLOW = BIG | {"convnext_tiny"}
 # References that register a tensor before the layers that run first (torchvision's CNBlock: its
-# layer_scale before its `block`; timm's PreActBottleneck: downsample before the norm1 that feeds
-# it): the importer must find the reordering itself, and say so.
-REGISTERED_OUT_OF_ORDER = {"convnext_tiny", "convnext_base", "preact_resnet50"}
+# layer_scale before its `block`): the importer must find the reordering itself, and say so.
+REGISTERED_OUT_OF_ORDER = {"convnext_tiny", "convnext_base"}
 SECOND_SIZE = {"googlenet": 192, "inception_v4": 235, "inception_resnet_v2": 235, "xception": 235}
 
 
-def _reference(name):
+def _reference(entry):
+    library, _, model = entry.reference.partition(":")
+    kwargs = {"googlenet": {"init_weights": False}}.get(entry.name, {})
+    kwargs = family_of(entry.spec.name).reference_kwargs.get(entry.name, kwargs)
     torch.manual_seed(0)
-    if name in TIMM:
+    if library == "timm":
         timm = pytest.importorskip("timm")
-        return randomize_normalization(timm.create_model(TIMM[name], pretrained=False))
-    builder = getattr(torchvision.models, name)
-    kwargs = {"init_weights": False} if name in ("googlenet",) else {}
-    return randomize_normalization(builder(weights=None, **kwargs))
+        return randomize_normalization(timm.create_model(model, pretrained=False, **kwargs))
+    return randomize_normalization(torchvision.models.get_model(model, weights=None, **kwargs))
 
 
 def _relative_error(a, b):
     return ((a - b).norm() / b.norm()).item()
 
 
-def _check(name):
-    spec = SPECS / f"{name}.cnn"
-    reference = _reference(name)
+def _check_strict(name):
+    entry = LIBRARY[name]
+    size = family_of(entry.spec.name).size
+    reference = _reference(entry).double()
+    model = cnnc.compile(name, size=size) if size else cnnc.compile(name)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    model = model.double().eval()
+    size = size or dict(front_end(name).graph.params)["size"]
+    x = torch.randn(2, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(size))
+    with torch.no_grad():
+        ours, theirs = model(x), reference(x)
+    assert theirs.abs().max() > 0 and ours.shape == theirs.shape
+    assert _relative_error(ours, theirs) < STRICT_TOLERANCE, f"{name}: {_relative_error(ours, theirs)}"
+
+
+def _check_by_import(name):
+    reference = _reference(LIBRARY[name])
     state = reference.state_dict()
-    default = dict(front_end(spec).graph.params)["size"]
+    default = dict(front_end(name).graph.params)["size"]
     runs = [(1, default)] if name in BIG else [(1, default), (2, SECOND_SIZE.get(name, 160))]
     errors = []
     for batch, size in runs:
-        model = cnnc.compile(spec, size=size)
+        model = cnnc.compile(name, size=size)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", cnnc.ReorderedWeights)
             cnnc.import_weights(model, state)
@@ -77,22 +96,33 @@ def _check(name):
         assert theirs.abs().max() > 0
         errors.append(_relative_error(ours, theirs))
     assert max(errors) < TOLERANCE, f"{name}: relative errors {errors}"
-    return errors
+
+
+def _strict(name):
+    return family_of(LIBRARY[name].spec.name).strict
+
+
+def _is_slow(name):
+    family = family_of(LIBRARY[name].spec.name)
+    return name in family.slow if family.specs else name in SLOW
 
 
 def _params(names):
-    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in names]
+    return [pytest.param(n, marks=pytest.mark.slow) if _is_slow(n) else n for n in sorted(names)]
 
 
-@pytest.mark.parametrize("name", _params(TORCHVISION))
-def test_matches_torchvision(name):
-    _check(name)
+@pytest.mark.parametrize("name", _params(n for n in LIBRARY if _strict(n)))
+def test_loads_strictly_and_agrees(name):
+    _check_strict(name)
 
 
-@pytest.mark.parametrize("name", _params(sorted(n for n in TIMM if (SPECS / f"{n}.cnn").exists())))
-def test_matches_timm(name):
-    _check(name)
+@pytest.mark.parametrize("name", _params(n for n in LIBRARY if not _strict(n)))
+def test_imports_by_structure_and_agrees(name):
+    _check_by_import(name)
 
 
 def test_the_core_references_are_covered():
-    assert {"resnet18", "resnet50", "densenet121", "vgg16"} <= set(TORCHVISION)
+    assert {"resnet18", "resnet50", "densenet121", "vgg16", "mobilenet_v2", "efficientnet_b0", "convnext_tiny",
+            "googlenet", "preact_resnet50"} <= set(LIBRARY)
+    assert {"resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "preact_resnet50"} <= {
+        n for n in LIBRARY if _strict(n)}

@@ -5,7 +5,7 @@ convnext_tiny), in eval mode, fp16, channels_last, at each --batch (default 64):
 
   tv                  the torchvision model, eager
   tv_compile          torch.compile(tv), default mode
-  cnnc                cnnc.compile(specs/<model>.cnn) with tv's weights imported: depthwise and
+  cnnc                cnnc.compile("<model>") (the catalog entry) with tv's weights imported: depthwise and
                       grouped convs call kernels.conv2d (Triton on CUDA)
   cnnc_fused          cnnc.compile(spec, fused=True): conv + BatchNorm (+ residual add)
                       (+ activation) as one kernels.conv2d call, same weights
@@ -51,7 +51,7 @@ def build_variants(name, size, args):
     torch.manual_seed(0)
     kwargs = {"init_weights": False} if name == "googlenet" else {}
     tv = randomize_normalization(getattr(torchvision.models, name)(weights=None, **kwargs))
-    spec = os.path.join(REPO_ROOT, "specs", f"{name}.cnn")
+    spec = name  # the catalog entry (`cnnc list`)
     models = {"tv": tv}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", cnnc.ReorderedWeights)  # ConvNeXt's layer_scale: expected

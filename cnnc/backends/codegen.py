@@ -242,6 +242,59 @@ EMIT: dict = {
     "mul": _inline("{0} * {1}"),
 }
 
+# ---- initialisation rules -------------------------------------------------------------------
+# What the generated `_init_weights` does to each op's modules under each scheme of
+# cnnc/ir/schemes.py: torchvision's own statements for that family, on `m`. A scheme missing
+# from an op's row leaves those modules as torch makes them (their reset_parameters), as the
+# reference does. Ops without parameters have no row.
+
+
+@dataclass(frozen=True)
+class InitRule:
+    cls: str  # the torch class `isinstance` tests for this op's modules (runtime layers subclass it)
+    schemes: dict  # scheme -> statements on `m`
+
+
+_ZERO_BIAS = ("if m.bias is not None:", "    nn.init.zeros_(m.bias)")
+_NORM_1_0 = ("nn.init.ones_(m.weight)", "nn.init.zeros_(m.bias)")
+_KAIMING_FAN_OUT_RELU = 'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")'
+_KAIMING_FAN_OUT = 'nn.init.kaiming_normal_(m.weight, mode="fan_out")'
+_TRUNC_002 = "nn.init.trunc_normal_(m.weight, std=0.02)"
+_TRUNC_001 = "nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)"
+_CONV_INIT = {
+    "resnet": (_KAIMING_FAN_OUT_RELU,),
+    "vgg": (_KAIMING_FAN_OUT_RELU,) + _ZERO_BIAS,
+    "densenet": ("nn.init.kaiming_normal_(m.weight)",),
+    "mobilenet": (_KAIMING_FAN_OUT,) + _ZERO_BIAS,
+    "efficientnet": (_KAIMING_FAN_OUT,) + _ZERO_BIAS,
+    "convnext": (_TRUNC_002,) + _ZERO_BIAS,
+    "googlenet": (_TRUNC_001,),
+}
+
+INIT: dict = {
+    "conv": InitRule("nn.Conv2d", _CONV_INIT),
+    "fused:conv": InitRule("nn.Conv2d", _CONV_INIT),  # its BatchNorm, `.bn`, follows the batchnorm row
+    "conv_transpose": InitRule("nn.ConvTranspose2d", {}),  # no torchvision scheme touches it
+    "batchnorm": InitRule("nn.BatchNorm2d", {s: _NORM_1_0 for s in ("resnet", "vgg", "densenet", "mobilenet",
+                                                                    "efficientnet", "googlenet")}),
+    "groupnorm": InitRule("nn.GroupNorm", {s: _NORM_1_0 for s in ("resnet", "mobilenet", "efficientnet")}),
+    "layernorm": InitRule("nn.LayerNorm", {}),
+    "layerscale": InitRule("runtime.LayerScale", {}),  # starts at its `init` value
+    "linear": InitRule("nn.Linear", {
+        "vgg": ("nn.init.normal_(m.weight, 0, 0.01)",) + _ZERO_BIAS,
+        "densenet": _ZERO_BIAS,
+        "mobilenet": ("nn.init.normal_(m.weight, 0, 0.01)",) + _ZERO_BIAS,
+        "efficientnet": ("init_range = 1.0 / math.sqrt(m.out_features)",
+                         "nn.init.uniform_(m.weight, -init_range, init_range)") + _ZERO_BIAS,
+        "convnext": (_TRUNC_002,) + _ZERO_BIAS,
+        "googlenet": (_TRUNC_001,),
+    }),
+}
+
+# The torch class a runtime layer extends, for `isinstance` in `_init_weights`
+_RUNTIME_BASES = {"runtime.Conv2d": "nn.Conv2d", "runtime.FusedConv2d": "nn.Conv2d",
+                  "runtime.ChannelLinear": "nn.Linear", "runtime.LayerNorm2d": "nn.LayerNorm"}
+
 # Ops whose result continues the chain of their first input computed inside the block
 # (`out = x + out` continues `out`); concat continues no chain.
 _SYMMETRIC = {"add", "sub", "mul"}
@@ -714,6 +767,9 @@ def _class_source(info: ClassInfo, g: Graph | None = None, outputs_class: str | 
             out.append(f"        {_set(st.name, _child_source(info, i, st))}")
         elif isinstance(st.emit, Layer):
             out.append(f"        {_set(st.name, _layer_source(info, i, st))}")
+    init_lines = _init_source(g, inst) if is_net and g.init is not None else []
+    if init_lines:
+        out.append("        self._init_weights()")
     train_only = _train_only_stmts(g, inst) if is_net else set()
     if is_net:
         main = next(o.node for o in g.outputs if not o.train_only)
@@ -729,8 +785,97 @@ def _class_source(info: ClassInfo, g: Graph | None = None, outputs_class: str | 
         results = [var[v] for v in inst.outputs]
         ret = [f"        return {', '.join(results)}"]
         annotation = " -> Tensor" if len(results) == 1 else f" -> tuple[{', '.join(['Tensor'] * len(results))}]"
+    out += init_lines
     out += ["", f"    def forward(self, {sig}){annotation}:"] + body + ret
     return "\n".join(out) + "\n"
+
+
+def _init_source(g: Graph, root: Instance) -> list[str]:
+    """The network's `_init_weights` method: one loop over `self.modules()` whose branches are
+    the INIT rules of the ops present (ops with the same statements share one `isinstance`),
+    then the batchnorms that start at zero (`zero_init_residual`)."""
+    from cnnc.ir.schemes import SCHEMES
+
+    init = g.init
+    classes: dict = {}  # op -> the classes of its modules, in node order
+    for n in g.nodes:
+        rule = INIT.get(n.op)
+        if rule is None:
+            continue
+        layer = EMIT[n.op](n, g.in_shapes(n))
+        base = _RUNTIME_BASES.get(layer.cls, layer.cls)
+        if n.op == "batchnorm" and base == "nn.BatchNorm1d":
+            base = "nn.BatchNorm1d"
+        classes.setdefault(n.op, {})[base] = None
+        if n.op == "fused:conv" and n.attr("bn"):
+            classes.setdefault("batchnorm", {})["nn.BatchNorm2d"] = None
+    branches: dict = {}  # statements -> classes
+    for op, rule in INIT.items():
+        lines = rule.schemes.get(init.scheme)
+        if op in classes and lines:
+            branches.setdefault(lines, {}).update(classes[op])
+    opts = ", ".join(f"{k}={fmt_value(v)}" for k, v in init.options)
+    doc = f"{SCHEMES[init.scheme].reference}'s initialisation (`init {init.scheme}({opts})`)."
+    out = ["", "    def _init_weights(self) -> None:", f'        """{doc}"""']
+    if branches:
+        out.append("        for m in self.modules():")
+    for k, (lines, cls) in enumerate(branches.items()):
+        names = list(cls)
+        test = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+        out.append(f"            {'if' if k == 0 else 'elif'} isinstance(m, {test}):")
+        out += [f"                {line}" for line in lines]
+    out += _zero_norms_source(g, root)
+    return out
+
+
+def _zero_norms_source(g: Graph, root: Instance) -> list[str]:
+    """`zero_init_residual`: each residual branch's last batchnorm (paths found by the IR,
+    cnnc/ir/schemes.py) starts with weight 0, by class as torchvision writes it
+    (`if isinstance(m, Bottleneck): nn.init.zeros_(m.bn3.weight)`)."""
+    if not g.init.zero_norms:
+        return []
+    by_path = {inst.path: inst for inst in _walk(root)}
+    where = {}  # batchnorm path -> (path of the instance holding its module, attribute chain)
+    for n in g.nodes:
+        if n.op == "batchnorm":
+            where[n.path] = (n.path.rpartition(".")[0], [n.path.rpartition(".")[2]])
+        elif n.op == "fused:conv" and n.attr("bn"):  # the batchnorm was folded into this conv's `.bn`
+            for member in n.attr("members"):
+                where[member] = (n.path.rpartition(".")[0], [n.path.rpartition(".")[2], "bn"])
+    own, per_class = [], {}  # statements on the network's own modules; class name -> chains
+    for path in g.init.zero_norms:
+        if path not in where:  # pruned with an unused block
+            continue
+        holder, chain = where[path]
+        inst = by_path[holder]
+        if inst is root:
+            own.append(f"        nn.init.zeros_({_chain('self', chain)}.weight)")
+        else:
+            chains = per_class.setdefault(inst.cls.name, {})
+            chains.setdefault(inst.path, []).append(tuple(chain))
+    groups: dict = {}  # chains -> class names
+    for name, per_instance in per_class.items():
+        (chains, *others) = list(per_instance.values())
+        if any(c != chains for c in others):  # the class signature fixes the wiring, so never
+            raise AssertionError(f"zero_init_residual: instances of class {name} differ")
+        groups.setdefault(tuple(chains), []).append(name)
+    out = ["        # zero_init_residual: the last BatchNorm of each residual branch starts at 0"]
+    if groups:
+        out.append("        for m in self.modules():")
+    for k, (chains, names) in enumerate(groups.items()):
+        test = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+        out.append(f"            {'if' if k == 0 else 'elif'} isinstance(m, {test}):")
+        out += [f"                nn.init.zeros_({_chain('m', c)}.weight)" for c in chains]
+    return out + own
+
+
+def _chain(base: str, names) -> str:
+    """`m.bn3`, `m.downsample.bn`, or getattr for names Python cannot spell (`getattr(m, "1")`)."""
+    for name in names:
+        name = _attr_name(name)
+        base = f"{base}.{name}" if name.isidentifier() and not keyword.iskeyword(name) else \
+            f"getattr({base}, {name!r})"
+    return base
 
 
 def _train_only_stmts(g: Graph, inst: Instance) -> set:
@@ -808,6 +953,7 @@ def _header(g: Graph, body: str) -> str:
              f'rather than editing it."""']
     if "NamedTuple" in body:
         lines += ["from typing import NamedTuple", ""]
+    lines.append("import math" if re.search(r"\bmath\.", body) else None)
     lines.append("import torch" if re.search(r"\btorch\.", body) else None)
     torch_names = ", ".join(n for n in ("Tensor", "nn") if re.search(rf"\b{n}\b", body))
     lines.append(f"from torch import {torch_names}")

@@ -12,9 +12,10 @@ need: GoogLeNet's auxiliary heads left out) and per sample:
   peak_activation_bytes   the most of them alive at once (cnnc/ir/liveness.py)
   receptive_field         at the last feature map (the last map larger than 1x1 before the head),
                           [h, w], cnnc/ir/geometry.py
-  acc1, acc5, weights     torchvision's published ImageNet-1K accuracy for the model named like the
-                          network (reference_metrics.py, generated offline): its IMAGENET1K_V1
-                          weights (the original training recipe) where they exist, else its default
+  acc1, acc5, weights     torchvision's published ImageNet-1K accuracy for the catalog entry's
+                          reference model, or for a spec file the model named like its network
+                          (reference_metrics.py, generated offline): its IMAGENET1K_V1 weights (the
+                          original training recipe) where they exist, else its default
 
 `chart(rows, path)` draws MACs against parameters (log-log), accuracy as colour, with matplotlib,
 an optional extra (`pip install 'cnnc[plot]'`). No torch is imported here.
@@ -39,7 +40,7 @@ COLUMNS = ("network", "params", "macs", "depth", "activation_bytes", "peak_activ
            "acc1", "acc5")
 
 
-def reference(name: str):
+def published(name: str):
     """(weights name, metrics) of the torchvision model called `name`, or (None, None)."""
     from .reference_metrics import METRICS
 
@@ -65,15 +66,23 @@ def last_feature_map(g: Graph, nodes):
     return maps[-1] if maps else None
 
 
-def compare_row(g: Graph, file: str = "") -> dict:
+def compare_row(g: Graph, file: str = "", name: str | None = None, reference: str | None = None) -> dict:
+    """One network's row. `name` and `reference` come from the catalog for a catalog entry
+    ("torchvision:resnet34"); a spec file is named after its network, and its accuracy is
+    torchvision's for the model of that name, if any."""
     layers = node_rows(g, "float32")
     nodes = {n.id for n, r in zip(g.nodes, layers) if not r["train_only"]}
     at_inference = [r for r in layers if not r["train_only"]]
     peak, _ = peak_live(g, [r["activation_bytes"] for r in layers], nodes)
     last = last_feature_map(g, nodes)
-    weights, ref = reference(g.name)
+    if reference is None:
+        weights, ref = published(g.name)
+        reference = f"torchvision:{g.name}" if ref else None
+    else:
+        library, _, model = reference.partition(":")
+        weights, ref = published(model) if library == "torchvision" else (None, None)
     return {
-        "network": g.name,
+        "network": name or g.name,
         "file": file,
         "params": sum(r["params"] for r in at_inference),
         "macs": sum(r["macs"] for r in at_inference),
@@ -82,7 +91,7 @@ def compare_row(g: Graph, file: str = "") -> dict:
         "peak_activation_bytes": peak,
         "last_feature_map": last.path if last is not None else None,
         "receptive_field": layers[last.id]["receptive_field"] if last is not None else None,
-        "reference": f"torchvision:{g.name}" if ref else None,
+        "reference": reference,
         "weights": weights,
         "acc1": ref["acc@1"] if ref else None,
         "acc5": ref["acc@5"] if ref else None,

@@ -1,5 +1,5 @@
-"""The `cnnc` command line: one subcommand per module of this package. check and summary import
-no torch and start fast.
+"""The `cnnc` command line: one subcommand per module of this package. check, summary and list
+import no torch and start fast.
 
 Exit status: 0 success, 1 a mistake in the spec or its inputs (reported as
 `file:line:col: error: ...`), 2 command-line misuse.
@@ -12,7 +12,7 @@ import sys
 
 from cnnc.diagnostics import CnncError
 
-from . import build, compare, render
+from . import build, catalog, compare, render
 from .common import add_common, emit, front_end, positive, summary_columns
 
 
@@ -53,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
         add_common(p, emit=False)
         command.add_arguments(p)
         p.set_defaults(run=command.run)
-    p = sub.add_parser(compare.NAME, help=compare.HELP)  # several specs: no add_common
-    compare.add_arguments(p)
-    p.set_defaults(run=compare.run)
+    for command in (compare, catalog):  # no spec argument of their own: no add_common
+        p = sub.add_parser(command.NAME, help=command.HELP)
+        command.add_arguments(p)
+        p.set_defaults(run=command.run)
     return ap
 
 

@@ -9,7 +9,7 @@ from cnnc.diagnostics import CnncError
 
 
 def add_common(p: argparse.ArgumentParser, emit: bool = True) -> None:
-    p.add_argument("file", help="a .cnn spec file")
+    p.add_argument("file", help="a .cnn spec file, or the name of a catalog entry (`cnnc list`), e.g. resnet50")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
                    help="override a network parameter (repeatable), e.g. --set classes=10")
     if emit:

@@ -1,4 +1,4 @@
-"""`cnnc compare SPEC... [--format F] [--chart OUT.svg|png|pdf]`: networks side by side.
+"""`cnnc compare SPEC... | --library [--format F] [--chart OUT.svg|png|pdf]`: networks side by side.
 
 The table goes to stdout; `--chart` also draws MACs against parameters with matplotlib (an
 optional extra). Every spec is read before anything is written, so a spec error leaves no chart.
@@ -16,7 +16,8 @@ HELP = "compare networks: params, MACs, depth, activation memory, receptive fiel
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="SPEC", help=".cnn spec files")
+    p.add_argument("files", nargs="*", metavar="SPEC", help=".cnn spec files or catalog names")
+    p.add_argument("--library", action="store_true", help="every entry of the spec library's catalog (cnnc list)")
     p.add_argument("--format", choices=["text", "markdown", "csv", "json"], default="text")
     p.add_argument("--chart", metavar="OUT",
                    help=f"also draw MACs against parameters ({', '.join('.' + f for f in CHART_FORMATS)}); "
@@ -32,12 +33,21 @@ def run(args) -> int:
             args.compare_usage_error(f"cannot tell the chart format from '{args.chart}'; "
                                      f"use a .{', .'.join(CHART_FORMATS)} file")
         require_matplotlib()  # fail before any work when it is missing
+    specs = list(args.files)
+    if args.library:
+        from cnnc.frontend.catalog import declared_names
+
+        specs += sorted(declared_names())
+    if not specs:
+        args.compare_usage_error("give SPEC files or catalog names, or --library")
     rows = []
-    for file in args.files:
-        result = front_end(file)
+    for spec in specs:
+        result = front_end(spec)
         for w in result.warnings:
             print(w, file=sys.stderr)
-        rows.append(compare_row(result.graph, file))
+        preset = getattr(result.program, "preset", None)
+        rows.append(compare_row(result.graph, spec, preset.name if preset else None,
+                                preset.reference if preset else None))
     if args.chart:
         chart(rows, args.chart)
     sys.stdout.write(format_table(rows, args.format))

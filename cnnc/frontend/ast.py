@@ -203,10 +203,34 @@ class BlockDef:
 
 
 @dataclass(frozen=True)
+class InitClause:
+    """`init resnet(zero_init_residual=true)` after a network's parameters: the reference
+    initialisation scheme its generated module runs (cnnc/ir/schemes.py)."""
+
+    scheme: str
+    kwargs: tuple  # of Kwarg
+    args: tuple  # positional arguments (an error, reported when run)
+    loc: Loc
+
+
+@dataclass(frozen=True)
 class NetworkDef:
     name: str
     params: tuple
     body: tuple
+    loc: Loc
+    init: InitClause | None = None  # torch's default initialisation when absent
+
+
+@dataclass(frozen=True)
+class Preset:
+    """`preset resnet50(layers=[3, 4, 6, 3]) reference "torchvision:resnet50"`: a catalog entry,
+    the spec's network with these parameter values (literals), reproducing `reference`."""
+
+    name: str
+    kwargs: tuple  # of Kwarg
+    args: tuple  # positional arguments (an error, reported by the loader)
+    reference: str
     loc: Loc
 
 
@@ -273,6 +297,8 @@ def _dump(node, depth: int, out: list[str], prefix: str) -> None:
         if f.name == "loc":
             continue
         v = getattr(node, f.name)
+        if v is None and f.default is None:  # an optional part left out (NetworkDef.init)
+            continue
         if v is None or isinstance(v, (str, int, float, bool)):
             simple.append(f"{f.name}={_scalar(v)}")
         elif isinstance(v, tuple) and not v:

@@ -25,8 +25,10 @@ def _lark() -> Lark:
                 start=["start", "expr"])
 
 
+@lru_cache(maxsize=4096)
 def parse_expr(text: str, loc: Loc):
-    """Parse one expression (a `{...}` part of a label); every node gets `loc`."""
+    """Parse one expression (a `{...}` part of a label); every node gets `loc`. Cached: a label
+    in a loop is filled once per trip, and the AST is immutable."""
     try:
         tree = _lark().parse(text, start="expr")
     except UnexpectedInput:
@@ -40,8 +42,14 @@ def parse_expr(text: str, loc: Loc):
 
 
 def parse(text: str, file: str) -> ast.Module:
-    """Parse spec text; `file` is the name used in locations."""
+    """Parse spec text; `file` is the name used in locations. The same text under the same name
+    parses once per process (`cnnc list` loads each library block file once per family)."""
     register_source(file, text)
+    return _parse(text, file)
+
+
+@lru_cache(maxsize=64)
+def _parse(text: str, file: str) -> ast.Module:
     try:
         tree = _lark().parse(text, start="start")
     except UnexpectedInput as e:
@@ -96,7 +104,7 @@ def _deepest_bracket(text: str, file: str) -> Loc:
 # ---- parse errors -------------------------------------------------------------
 
 _KEYWORDS = {"import", "block", "network", "for", "in", "if", "elif", "else", "return", "output",
-             "train", "then", "and", "or", "not", "true", "false", "none", "as", "defaults"}
+             "train", "then", "and", "or", "not", "true", "false", "none", "as", "defaults", "preset"}
 
 
 def _describe(term: str) -> str:
@@ -212,7 +220,17 @@ class _Builder(Transformer):
         return ast.BlockDef(str(c[0]), c[1] or (), c[2], self._tok(c[0]))
 
     def network_def(self, meta, c):
-        return ast.NetworkDef(str(c[0]), c[1] or (), c[2], self._tok(c[0]))
+        return ast.NetworkDef(str(c[0]), c[1] or (), c[3], self._tok(c[0]), c[2])
+
+    def init_clause(self, meta, c):
+        name, args = c
+        pos, kw = args if args is not None else ((), ())
+        return ast.InitClause(str(name), kw, pos, self._tok(name))
+
+    def preset_def(self, meta, c):
+        name, args, ref = c
+        pos, kw = args if args is not None else ((), ())
+        return ast.Preset(str(name), kw, pos, str(ref)[1:-1], self._tok(name))
 
     def params(self, meta, c):
         return tuple(p for p in c if p is not None)

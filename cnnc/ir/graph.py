@@ -52,6 +52,19 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Init:
+    """The network's initialisation scheme (`init resnet(...)` in its header; schemes.py)."""
+
+    scheme: str
+    options: tuple  # ((name, value), ...) in the scheme's option order
+    loc: Loc
+    zero_norms: tuple = ()  # instance paths of the batchnorms whose weight starts at 0
+
+    def option(self, name):
+        return dict(self.options)[name]
+
+
+@dataclass(frozen=True)
 class Graph:
     name: str
     file: str
@@ -59,6 +72,7 @@ class Graph:
     nodes: tuple
     outputs: tuple
     scopes: tuple
+    init: Init | None = None  # None: torch's default initialisation
 
     def in_shapes(self, node: Node) -> list:
         return [self.nodes[i].shape for i in node.inputs]
@@ -107,6 +121,9 @@ def dump_ir(g: Graph, locations: bool = True) -> str:
     """Compact text form of the IR (the `--emit ir` output and golden format)."""
     ps = ", ".join(f"{k}={fmt_value(v)}" for k, v in g.params)
     lines = [f"network {g.name}({ps})"]
+    if g.init is not None:
+        opts = ", ".join(f"{k}={fmt_value(v)}" for k, v in g.init.options)
+        lines.append(f"  init {g.init.scheme}({opts})")
     for n in g.nodes:
         args = ", ".join(f"%{i}" for i in n.inputs)
         attrs = ", ".join(f"{k}={fmt_value(v)}" for k, v in n.attrs)

@@ -36,6 +36,7 @@ def verify(g: Graph) -> Graph:
         assert 0 <= o.node < len(g.nodes), f"output {o.name}: bad node {o.node}"
         assert o.name not in names, f"output {o.name} twice"
         names.add(o.name)
+    prefixes = {p[:i] for p in paths for i, ch in enumerate(p) if ch == "."}
     for s in g.scopes:
-        assert any(p.startswith(s.path + ".") for p in paths), f"scope {s.path} holds no node"
+        assert s.path in prefixes, f"scope {s.path} holds no node"
     return g

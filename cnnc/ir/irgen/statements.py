@@ -2,15 +2,19 @@
 
 `name = expr` binds, `for` unrolls (every trip a step of the budget), `if`/`elif`/`else` is
 decided at expansion time, `return` ends a block, `output` names a network result. `run` is
-the entry: constants, network parameters (defaults or overrides), the body, and the checks
-that a network has an input and an output.
+the entry: constants, network parameters (defaults, under a preset's values, under overrides),
+the header's `init` clause, the body, and the checks that a network has an input and an output.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 from cnnc.diagnostics import CnncError, suggest
 from cnnc.frontend import ast
 from cnnc.frontend.ast import loc_of
-from cnnc.ir.graph import Graph, Output, live_scopes
+from cnnc.frontend.loader import preset_values
+from cnnc.ir.graph import Graph, Init, Output, live_scopes
+from cnnc.ir.schemes import SCHEMES, residual_norms
 from cnnc.ir.ops import ALIASES, LIST_OPS, OPS, OpError, lookup, normalize
 from cnnc.ir.values import Tensor, describe_value, freeze
 
@@ -22,13 +26,15 @@ class Statements:
     """exec per statement, and the network entry (a mixin of the Interpreter)."""
 
     def run(self, overrides: dict) -> Graph:
-        net = self.prog.network
+        net, preset = self.prog.network, self.prog.preset
         for c in self.prog.consts:
             if c.name in self.globals:
                 raise CnncError(f"constant '{c.name}' is defined twice", c.loc)
             self.globals[c.name] = self.eval(c.value, self.globals)
         env: dict = {}
         names = [p.name for p in net.params]
+        if preset is not None:  # a catalog entry: its values, under those given
+            overrides = {**preset_values(preset), **overrides}
         for k in overrides:
             if k not in names:
                 hint = suggest(k, names)
@@ -46,6 +52,7 @@ class Statements:
             else:
                 env[p.name] = self.eval(p.default, env)
             used.append((p.name, freeze(env[p.name])))
+        init = self.init_clause(net.init, env) if net.init is not None else None
         try:
             self.exec_body(net.body, env)
         except Return as r:  # pragma: no cover - rejected in exec
@@ -58,8 +65,34 @@ class Statements:
             raise CnncError(f"network '{net.name}' has no input; add e.g. `x = input(3, 224, 224)`", net.loc)
         if not self.outputs:
             raise CnncError(f"network '{net.name}' has no output; add e.g. `output logits = x`", net.loc)
-        return Graph(net.name, net.loc.file, tuple(used), tuple(self.nodes), tuple(self.outputs),
-                     tuple(live_scopes(self.scopes, self.nodes)))
+        if init is not None and init.options and dict(init.options).get("zero_init_residual"):
+            init = replace(init, zero_norms=residual_norms(self.nodes, init.loc))
+        return Graph(preset.name if preset is not None else net.name, net.loc.file, tuple(used),
+                     tuple(self.nodes), tuple(self.outputs), tuple(live_scopes(self.scopes, self.nodes)), init)
+
+    def init_clause(self, c: ast.InitClause, env) -> Init:
+        """`init resnet(zero_init_residual=...)`: a scheme of cnnc/ir/schemes.py and its options,
+        evaluated among the network's parameters."""
+        scheme = SCHEMES.get(c.scheme)
+        if scheme is None:
+            raise self.error(f"unknown initialisation scheme '{c.scheme}'{suggest(c.scheme, SCHEMES)}", c.loc,
+                             (f"the schemes: {', '.join(SCHEMES)}",))
+        if c.args:
+            raise self.error(f"init {c.scheme} takes options by name, e.g. init resnet(zero_init_residual=true)",
+                             loc_of(c.args[0]))
+        names = [a.name for a in scheme.options]
+        given = {}
+        for k in c.kwargs:
+            a = next((a for a in scheme.options if a.name == k.name), None)
+            if a is None:
+                takes = f"its options: {', '.join(names)}" if names else "it takes no options"
+                raise self.error(f"init {c.scheme} has no option '{k.name}'{suggest(k.name, names)}", k.loc, (takes,))
+            try:
+                given[a.name] = normalize(a, self.eval(k.value, env), f"init {c.scheme}")
+            except OpError as err:
+                raise self.error(err.message, k.loc, err.notes) from None
+        options = tuple((a.name, given.get(a.name, a.default)) for a in scheme.options)
+        return Init(c.scheme, options, c.loc)
 
     def exec_body(self, body, env):
         for stmt in body:
