@@ -1,11 +1,13 @@
 """The kernel policy (`cnnc.kernels.Policy`): its forms (object, key string, JSON file, the one
 environment variable), the process default, how a call's policy reaches the kernels (eager
-path, the `torch.library` operators, generated modules)."""
+path, the `torch.library` operators, generated modules), and that no other code reads a
+CNNC_KERNELS_ variable."""
 
 import dataclasses
 import importlib
 import itertools
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -200,3 +202,30 @@ def test_generated_modules_take_a_policy(monkeypatch):
         assert runtime.set_kernel_policy(net, None) is net and all(m.kernel_policy is None for m in layers)
     with pytest.raises(ValueError, match="dw_wgrad must be one of"):
         runtime.set_kernel_policy(net, "dw_wgrad=fast")
+
+
+# ---------------------------------------------------------------------------
+# No CNNC_KERNELS_ variable is read outside `Policy.from_environment`
+# ---------------------------------------------------------------------------
+SCANNED = ("cnnc", "tools", "tests")
+EXEMPT = {"cnnc/kernels/policy.py", "tests/kernels/test_kernels_policy.py"}  # the constructor and its tests
+ANY_VARIABLE = re.compile(r"CNNC_KERNELS_\w+")
+# a read: os.environ.get / .pop / .setdefault / [...], os.getenv, a shell expansion
+READ = re.compile(r"environ\s*(\.get|\.pop|\.setdefault|\[)|getenv|\$\{?CNNC_KERNELS_")
+
+
+def test_no_kernel_variable_is_read_outside_the_policy():
+    """Scans cnnc/, tools/ and tests/: the only CNNC_KERNELS_ variable named anywhere is
+    CNNC_KERNELS_POLICY, and nothing but the policy module reads it (tools and tests may set it
+    for a process they start, never read it)."""
+    offences = []
+    for top in SCANNED:
+        for path in sorted((REPO_ROOT / top).rglob("*")):
+            rel = path.relative_to(REPO_ROOT).as_posix()
+            if path.suffix not in (".py", ".sh") or rel in EXEMPT:
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                names = set(ANY_VARIABLE.findall(line))
+                if names - {"CNNC_KERNELS_POLICY"} or (names and READ.search(line)):
+                    offences.append(f"{rel}:{number}: {line.strip()}")
+    assert not offences, "\n".join(offences)
