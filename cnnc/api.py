@@ -75,19 +75,27 @@ def _new_generated(source: str, name: str, qualname: str):
     return cls.__new__(cls)
 
 
-def compile(spec, /, *, fused: bool = False, **params) -> torch.nn.Module:  # noqa: A001 - cnnc.compile
+def compile(spec, /, *, fused: bool = False, kernel_policy=None, **params) -> torch.nn.Module:  # noqa: A001
     """Build the nn.Module a spec describes: `spec` is a path to a .cnn file, the name of a
     catalog entry (`cnnc list`) or spec text; keyword arguments override network parameters
     (`cnnc.compile("resnet18", classes=10)`).
     `fused=True` runs the fusion passes first (like `cnnc build --fused`): conv + BatchNorm
     (+ residual add) (+ activation) become one `kernels.conv2d` call in eval mode, with the
-    same state_dict. (`fused` is therefore not available as a network parameter name here.)"""
+    same state_dict. `kernel_policy`: the kernel policy of the module's `kernels.conv2d` calls
+    (a `cnnc.kernels.Policy` or its key string, e.g. "dw_forward=rows"; None: the process
+    default, `cnnc.kernels.default_policy()`), set by `runtime.set_kernel_policy`: it changes
+    speed, never results, state_dict or generated source. (`fused` and `kernel_policy` are
+    therefore not available as network parameter names here.)"""
     gen = generate_source(spec, fused=fused, **params)
     module = load_source(gen.source, gen.name)
     model = getattr(module, gen.class_name)()
     if "cnnc_spec" not in model._modules:  # (a submodule of that name keeps it)
         model.cnnc_spec = SpecRef(_spec_ref(spec), tuple(sorted(params.items())), fused)
-    return model
+    if kernel_policy is None:
+        return model
+    from .backends import runtime  # (imports the kernels, and with them triton: only when asked)
+
+    return runtime.set_kernel_policy(model, kernel_policy)
 
 
 @dataclass(frozen=True)
@@ -111,4 +119,6 @@ class SpecRef:
 
 
 def _spec_ref(spec) -> str:
-    return os.path.abspath(spec) if is_path(spec) else spec
+    """A spec file as an absolute path (so that it is found from another directory); a catalog
+    name or spec text as it is."""
+    return os.path.abspath(spec) if is_path(spec) and os.path.isfile(spec) else os.fspath(spec)

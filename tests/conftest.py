@@ -1,3 +1,4 @@
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -24,10 +25,25 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _kernels_cpu_backend(request, monkeypatch):
-    """Whole-model tests run the kernels' torch path on CPU; only tests/kernels use the interpreter.
+    """Whole-model tests run the kernels' torch path on CPU (the kernel policy's
+    interpret_cpu=false, in this process and in the subprocesses a test starts); only
+    tests/kernels use the interpreter.
 
     (If tests/kernels set TRITON_INTERPRET=1 before `kernels` was imported, every CPU depthwise
-    conv of a later model test would otherwise crawl through Triton's interpreter.)
+    conv of a later model test would otherwise crawl through Triton's interpreter.) `kernels` is
+    imported here, at the first test, never at collection: tests/kernels/conftest.py must set
+    TRITON_INTERPRET before it is.
     """
-    if "kernels" not in Path(str(request.node.fspath)).parts:
-        monkeypatch.setenv("CNNC_KERNELS_CPU", "torch")
+    if "kernels" in Path(str(request.node.fspath)).parts:
+        yield
+        return
+    try:
+        from cnnc.kernels import default_policy, using_policy
+    except ImportError:  # no triton: every call takes the torch path anyway
+        yield
+        return
+    # the process default is built (from the real environment) before the variable is set below
+    policy = dataclasses.replace(default_policy(), interpret_cpu=False)
+    monkeypatch.setenv("CNNC_KERNELS_POLICY", policy.key)
+    with using_policy(policy):
+        yield

@@ -1,17 +1,18 @@
 """A/B of the depthwise kernels' alternative paths, side by side in one process, on a GPU.
 
-The paths are chosen by environment variables read at every call, so one process times each
-setting in turn on the same tensors; each variant is checked against eager first (forward, or
-all gradients for training). Times: do_bench median (host + device, as bench_kernels reports)
-and the replay of a CUDA graph of the same call (device time alone).
+Each variant is a kernel policy (`cnnc.kernels.Policy`, written as its key string) passed to
+`kernels.conv2d`, so one process times each in turn on the same tensors; each is checked
+against eager first (forward, or all gradients for training). Every policy is tuned on its
+own (the policy is part of every autotune key). Times: do_bench median (host + device, as
+bench_kernels reports) and the replay of a CUDA graph of the same call (device time alone).
 
-  forward      CNNC_KERNELS_DW_FORWARD  taps | rows          (the per-tap loop, or row reuse)
-               CNNC_KERNELS_DW_WEIGHTS  tap-major | as-is    (the filter copy, or torch's layout)
-  training     CNNC_KERNELS_DW_FORWARD + CNNC_KERNELS_DW_INPUT_GRAD  taps+gather | rows+flipped
-               CNNC_KERNELS_DW_WGRAD    per-tap | tap-blocks | auto (the autotuner picks among both)
-  both         CNNC_KERNELS_REMEMBER=0  every launch through Autotuner.run (host time; `launch`)
+  forward      dw_forward     taps | rows              (the per-tap loop, or row reuse)
+               dw_weights     tap-major | as-is        (the filter copy, or torch's layout)
+  training     dw_forward + dw_input_grad   taps+gather | rows+flipped
+               dw_wgrad       per-tap | tap-blocks | auto (the autotuner picks among both)
 
     python tools/ab_kernels.py [--layers ConvNeXt EfficientNet] [--batch 64] [--out DIR]
+    python tools/ab_kernels.py --forward dw_forward=taps dw_forward=rows --training   # these policies
     python tools/ab_kernels.py --smoke --out DIR     # CPU + interpreter, tiny shapes (the harness only)
 
 Prints one table (ms; the first variant of each group is the reference for the ratios) and
@@ -31,49 +32,35 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_kernels  # noqa: E402
 from benchlib import cuda_graph_ms, environment, make_timer  # noqa: E402
 
+# (name, policy key): the kernel policies timed side by side; the first of each group is the reference
 FORWARD_VARIANTS = [
-    ("taps", {"CNNC_KERNELS_DW_FORWARD": "taps"}),
-    ("rows", {"CNNC_KERNELS_DW_FORWARD": "rows"}),
-    ("rows, as-is filter", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_DW_WEIGHTS": "as-is"}),
-    ("rows, autotuner route", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_REMEMBER": "0"}),
+    ("taps", "dw_forward=taps"),
+    ("rows", "dw_forward=rows"),
+    ("rows, as-is filter", "dw_forward=rows,dw_weights=as-is"),
 ]
 TRAINING_VARIANTS = [
-    ("taps+gather, per-tap wgrad", {"CNNC_KERNELS_DW_FORWARD": "taps", "CNNC_KERNELS_DW_INPUT_GRAD": "gather",
-                                    "CNNC_KERNELS_DW_WGRAD": "per-tap"}),
-    ("taps+gather, tap-block wgrad", {"CNNC_KERNELS_DW_FORWARD": "taps", "CNNC_KERNELS_DW_INPUT_GRAD": "gather",
-                                      "CNNC_KERNELS_DW_WGRAD": "tap-blocks"}),
-    ("rows+flipped, per-tap wgrad", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_DW_INPUT_GRAD": "flipped",
-                                     "CNNC_KERNELS_DW_WGRAD": "per-tap"}),
-    ("rows+flipped, tap-block wgrad", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_DW_INPUT_GRAD": "flipped",
-                                       "CNNC_KERNELS_DW_WGRAD": "tap-blocks"}),
-    ("rows+flipped, wgrad tiles tuned", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_DW_INPUT_GRAD": "flipped",
-                                         "CNNC_KERNELS_DW_WGRAD": "auto"}),
-    ("the same, autotuner route", {"CNNC_KERNELS_DW_FORWARD": "rows", "CNNC_KERNELS_DW_INPUT_GRAD": "flipped",
-                                   "CNNC_KERNELS_DW_WGRAD": "auto", "CNNC_KERNELS_REMEMBER": "0"}),
+    ("taps+gather, per-tap wgrad", "dw_forward=taps,dw_input_grad=gather,dw_wgrad=per-tap"),
+    ("taps+gather, tap-block wgrad", "dw_forward=taps,dw_input_grad=gather,dw_wgrad=tap-blocks"),
+    ("rows+flipped, per-tap wgrad", "dw_forward=rows,dw_input_grad=flipped,dw_wgrad=per-tap"),
+    ("rows+flipped, tap-block wgrad", "dw_forward=rows,dw_input_grad=flipped,dw_wgrad=tap-blocks"),
+    ("rows+flipped, wgrad tiles tuned", "dw_forward=rows,dw_input_grad=flipped,dw_wgrad=auto"),
 ]
-KNOBS = sorted({k for _, env in FORWARD_VARIANTS + TRAINING_VARIANTS for k in env})
 
 
-def with_env(env, fn):
-    """fn() with exactly `env` of the knobs set (the others at their defaults).
-    CNNC_KERNELS_REMEMBER, read by `kernels` at import, is applied to its flag here."""
-    from cnnc.kernels import _runtime
+def policies(variants, keys):
+    """[(name, Policy)]: `variants` ((name, key) pairs), or the policy keys given on the command line
+    instead (each its own name) when `keys` is not None."""
+    from cnnc.kernels import Policy
 
-    saved = {k: os.environ.pop(k, None) for k in KNOBS}
-    os.environ.update(env)
-    remember = _runtime.REMEMBER_CONFIGS
-    _runtime.REMEMBER_CONFIGS = env.get("CNNC_KERNELS_REMEMBER", "1") != "0"
-    try:
-        return fn()
-    finally:
-        _runtime.REMEMBER_CONFIGS = remember
-        for k, v in saved.items():
-            os.environ.pop(k, None)
-            if v is not None:
-                os.environ[k] = v
+    if keys is not None:
+        variants = [(key or "default", key) for key in keys]
+    return [(name, Policy.parse(key)) for name, key in variants]
 
 
-def time_variant(m, env, training, timer, graphs):
+def time_variant(m, policy, training, timer, graphs):
+    """Check, then time, layer `m` (bench_kernels.build) under the kernel policy `policy`."""
+    fused = m["fused"]
+    m = dict(m, fused=lambda x, w, scale, shift: fused(x, w, scale, shift, policy=policy))
     leaves = [m["x"], m["w"], m["scale"], m["shift"]]
     if training:
         ins = [t.detach().requires_grad_() for t in leaves]
@@ -81,15 +68,14 @@ def time_variant(m, env, training, timer, graphs):
 
         def call():
             return torch.autograd.grad(m["fused"](*ins), ins, grad_y)
-        check = lambda: bench_kernels.check_backward(m)  # noqa: E731
+        err = bench_kernels.check_backward(m)
     else:
         def call():
             with torch.no_grad():
                 return m["fused"](*leaves)
-        check = lambda: bench_kernels.check_forward(m)  # noqa: E731
-    err = with_env(env, check)
-    ms = with_env(env, lambda: timer(call))
-    graph = with_env(env, lambda: cuda_graph_ms(call, timer)) if graphs else None
+        err = bench_kernels.check_forward(m)
+    ms = timer(call)
+    graph = cuda_graph_ms(call, timer) if graphs else None
     return dict(err=err, ms=ms, graph_ms=graph)
 
 
@@ -100,10 +86,20 @@ def main(argv=None):
     p.add_argument("--batch", type=int, nargs="+", default=[64])
     p.add_argument("--out", default=None)
     p.add_argument("--smoke", action="store_true", help="CPU + Triton interpreter, tiny shapes")
+    p.add_argument("--forward", nargs="*", metavar="POLICY",
+                   help="time these kernel policies (key strings, e.g. dw_forward=rows) forward instead of the "
+                        "built-in forward group; with no value, no forward group")
+    p.add_argument("--training", nargs="*", metavar="POLICY",
+                   help="the same for the training group (forward + backward)")
     args = p.parse_args(argv)
 
     if args.smoke:
-        os.environ.setdefault("TRITON_INTERPRET", "1")
+        os.environ.setdefault("TRITON_INTERPRET", "1")  # before cnnc.kernels (and triton.jit) is imported
+    sys.path.insert(0, bench_kernels.REPO_ROOT)
+    try:
+        groups = [(False, policies(FORWARD_VARIANTS, args.forward)), (True, policies(TRAINING_VARIANTS, args.training))]
+    except ValueError as e:
+        p.error(str(e))
     device = "cpu" if args.smoke else "cuda"
     dtype = torch.float32 if args.smoke else torch.float16
     timer = make_timer(device)
@@ -117,11 +113,11 @@ def main(argv=None):
     for batch in args.batch:
         for layer in layers:
             m = bench_kernels.build(layer, batch, dtype, True, device)
-            for training, variants in ((False, FORWARD_VARIANTS), (True, TRAINING_VARIANTS)):
-                for name, env in variants:
-                    r = time_variant(m, env, training, timer, graphs=not args.smoke)
+            for training, group in groups:
+                for name, policy in group:
+                    r = time_variant(m, policy, training, timer, graphs=not args.smoke)
                     rows.append(dict(layer=layer.name, batch=batch, mode="fwd+bwd" if training else "fwd",
-                                     variant=name, env=env, **r))
+                                     variant=name, policy=policy.key, **r))
                     graph = "-" if r["graph_ms"] is None else f"{r['graph_ms'] * 1e3:.1f}"
                     print(f"{layer.name:32s} N={batch:<3d} {rows[-1]['mode']:8s} {name:30s} "
                           f"{r['ms'] * 1e3:9.1f} us  graph {graph}  err {r['err']:.1e}", flush=True)

@@ -110,7 +110,8 @@ def copy_bandwidth_gbs(device, timer, nbytes):
 # ---------------------------------------------------------------------------
 # One layer
 # ---------------------------------------------------------------------------
-def build(layer, batch, dtype, channels_last, device):
+def build(layer, batch, dtype, channels_last, device, policy=None):
+    """The layer's tensors and calls; `policy`: the kernel policy of `fused` (None: the default)."""
     from cnnc import kernels
 
     torch.manual_seed(0)
@@ -126,15 +127,15 @@ def build(layer, batch, dtype, channels_last, device):
     scale, shift = scale.to(device), shift.to(device)
     conv_args = dict(stride=layer.stride, padding=k // 2, groups=layer.groups)
 
-    def fused(x, w, scale, shift):
-        return kernels.conv2d(x, w, scale=scale, shift=shift, activation="relu", **conv_args)
+    def fused(x, w, scale, shift, policy=policy):  # another policy: tools/ab_kernels.py
+        return kernels.conv2d(x, w, scale=scale, shift=shift, activation="relu", policy=policy, **conv_args)
 
     def affine_block(x, w, scale, shift):
         z = F.conv2d(x, w, None, **conv_args)
         return torch.relu(z * scale.view(1, -1, 1, 1).to(z.dtype) + shift.view(1, -1, 1, 1).to(z.dtype))
 
     return dict(block=block, x=x, w=w, scale=scale, shift=shift, conv_args=conv_args,
-                fused=fused, affine_block=affine_block, backend=kernels.kernel_for(x, w, layer.groups))
+                fused=fused, affine_block=affine_block, backend=kernels.kernel_for(x, w, layer.groups, policy=policy))
 
 
 def floor_bytes(layer, batch, dtype, backward):
@@ -179,7 +180,7 @@ def check_backward(m, max_rel=2e-2):
 def bench_layer(layer, batch, args, timer, copy_gbs):
     import torch._inductor.config as inductor_config
 
-    m = build(layer, batch, args.dtype, not args.nchw, args.device)
+    m = build(layer, batch, args.dtype, not args.nchw, args.device, args.policy)
     x, w, scale, shift = m["x"], m["w"], m["scale"], m["shift"]
     row = dict(layer=layer.name, batch=batch, backend=m["backend"], fwd=check_forward(m))
     fwd_floor = floor_bytes(layer, batch, args.dtype, backward=False)
@@ -352,6 +353,8 @@ def parse_args(argv):
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--out", default=os.path.join(REPO_ROOT, "benchmarks", "raw"))
     p.add_argument("--smoke", action="store_true", help="CPU + Triton interpreter, tiny shapes")
+    p.add_argument("--policy", default="", help="the kernel policy of the kernels' calls, as its key string "
+                                                "(cnnc.kernels.Policy; default: the default policy)")
     p.add_argument("--shard", default="1/1", metavar="I/N",
                    help="run only the I-th of N interleaved slices of the (batch, layer) list, so a run that "
                         "would outlast one device call can be split; --merge joins the JSON files")
@@ -406,6 +409,12 @@ def main(argv=None):
         args.device, batches = "cuda", args.batch
         layers = [l for l in LAYERS if args.layers is None or any(s.lower() in l.name.lower() for s in args.layers)]
     sys.path.insert(0, REPO_ROOT)
+    from cnnc.kernels import Policy
+
+    try:
+        args.policy = Policy.parse(args.policy)
+    except ValueError as e:
+        sys.exit(f"bench_kernels: --policy: {e}")
     work = [(b, l) for b in batches for l in layers][args.shard_index - 1::args.shard_count]
 
     if args.warm_only:
@@ -435,6 +444,7 @@ def main(argv=None):
         # rewritten after every layer: a run cut off by a time limit keeps what it measured
         with open(json_path, "w") as f:
             json.dump(dict(environment=env, copy_gbs=copy_gbs, smoke=args.smoke, shard=args.shard,
+                           kernel_policy=args.policy.key,
                            dtype=str(args.dtype), channels_last=not args.nchw, results=rows), f, indent=1)
 
     md_dirs = [args.out] if args.smoke or args.shard_count > 1 else [args.out, os.path.join(REPO_ROOT, "benchmarks")]

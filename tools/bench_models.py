@@ -18,6 +18,7 @@ the same input (relative error ||a - b|| / ||b||, reported; above 3e-2 or non-fi
 Times are medians of triton.testing.do_bench under torch.inference_mode.
 
     python tools/bench_models.py [--models convnext_tiny ...] [--batch 64 1] [--no-compile] [--out DIR]
+    python tools/bench_models.py --policy dw_forward=taps ...   # the cnnc modules' kernel policy
     python tools/bench_models.py --smoke --out DIR    # CPU, fp32, 64x64, batch 1: checks the harness
 
 Writes full JSON to --out and a markdown table to benchmarks/ (and --out); --smoke writes only to
@@ -25,6 +26,7 @@ Writes full JSON to --out and a markdown table to benchmarks/ (and --out); --smo
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -56,7 +58,8 @@ def build_variants(name, size, args):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", cnnc.ReorderedWeights)  # ConvNeXt's layer_scale: expected
         for variant, fused in (("cnnc", False), ("cnnc_fused", True)):
-            models[variant] = cnnc.import_weights(cnnc.compile(spec, fused=fused, size=size), tv.state_dict()).eval()
+            net = cnnc.compile(spec, fused=fused, size=size, kernel_policy=args.policy)
+            models[variant] = cnnc.import_weights(net, tv.state_dict()).eval()
     fmt = torch.contiguous_format if args.nchw else torch.channels_last
     for key in models:
         models[key] = models[key].to(device=args.device, dtype=args.dtype, memory_format=fmt)
@@ -133,6 +136,8 @@ def parse_args(argv):
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--out", default=os.path.join(REPO_ROOT, "benchmarks", "raw"))
     p.add_argument("--smoke", action="store_true", help="CPU, fp32, NCHW, 64x64, batch 1, no torch.compile")
+    p.add_argument("--policy", default="", help="the cnnc modules' kernel policy, as its key string "
+                                                "(cnnc.kernels.Policy; default: the default policy)")
     args = p.parse_args(argv)
     if args.smoke:
         args.dtype, args.nchw, args.size, args.batch, args.no_compile = "float32", True, 64, [1], True
@@ -142,15 +147,21 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    sys.path.insert(0, REPO_ROOT)
+    from cnnc.kernels import Policy
+
+    try:
+        args.policy = Policy.parse(args.policy)
+    except ValueError as e:
+        sys.exit(f"bench_models: --policy: {e}")
     if args.smoke:
         # whole models under Triton's interpreter would take hours: the kernels' torch path on CPU
-        os.environ["CNNC_KERNELS_CPU"] = "torch"
+        args.policy = dataclasses.replace(args.policy, interpret_cpu=False)
         args.device = "cpu"
     else:
         if not torch.cuda.is_available():
             sys.exit("bench_models: no CUDA device; use --smoke to check the harness on CPU")
         args.device = "cuda"
-    sys.path.insert(0, REPO_ROOT)
     timer = make_timer(args.device, warmup_ms=50, rep_ms=200)
     env = environment(args.device)
     os.makedirs(args.out, exist_ok=True)
@@ -165,7 +176,7 @@ def main(argv=None):
                   flush=True)
             with open(os.path.join(args.out, f"bench_models_{stamp}.json"), "w") as f:
                 json.dump(dict(environment=env, smoke=args.smoke, dtype=str(args.dtype), channels_last=not args.nchw,
-                               results=rows), f, indent=1)
+                               kernel_policy=args.policy.key, results=rows), f, indent=1)
     table = markdown(env, rows, args)
     write_table(table, "models", env, [args.out] + ([] if args.smoke else [os.path.join(REPO_ROOT, "benchmarks")]))
     print(table)

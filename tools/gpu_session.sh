@@ -13,6 +13,7 @@
 #   bash tools/gpu_session.sh ab [ab_kernels options...]
 #       tools/ab_kernels.py: rows vs taps forward, flipped vs gather input gradient, per-tap vs
 #       tap-block vs tuned weight gradient, tap-major vs as-is filter, timed side by side in one process
+#       (each a kernel policy; `--forward POLICY...` / `--training POLICY...` time others)
 #   bash tools/gpu_session.sh models [bench_models options...]
 #       tools/bench_models.py: torchvision eager / torch.compile against cnnc's modules. It needs
 #       lark (the cnnc front end), which the device image lacks: before the call, here,
@@ -51,13 +52,15 @@ warm() {  # warm <I/N> [bench_kernels options...]: 8 parallel --warm-only proces
 }
 
 check() {  # all of tests/kernels natively, log and junit in $OUT
-    # One autotune config per kernel (CNNC_KERNELS_AUTOTUNE=0): the property tests compile hundreds
-    # of specializations, and the benchmark checks every layer with the tuned configs anyway.
+    # One autotune config per kernel, nothing timed (the kernel policy autotune=false, the tests'
+    # default policy; CHECK_POLICY adds to it): the property tests compile hundreds of
+    # specializations, and the benchmark checks every layer with the tuned configs anyway.
     local workers status
     workers=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8")  # pytest-xdist, where installed
     per_test=$(python3 -c "import pytest_timeout" 2>/dev/null && echo "--timeout=150")
     # failures are written as they happen (tests/kernels/conftest.py): a run cut off prints no summary
-    CNNC_TEST_FAILURES="$OUT/failures.txt" CNNC_KERNELS_AUTOTUNE=0 timeout ${CHECK_LIMIT:-480} \
+    CNNC_TEST_FAILURES="$OUT/failures.txt" CNNC_KERNELS_POLICY="autotune=false${CHECK_POLICY:+,$CHECK_POLICY}" \
+        timeout ${CHECK_LIMIT:-480} \
         python3 -m pytest tests/kernels ${CHECK_ARGS:-} -q -rf $workers $per_test -p no:cacheprovider -p no:benchmark \
         --durations=15 --junitxml="$OUT/pytest_kernels.xml" > "$OUT/pytest_kernels.log" 2>&1
     status=$?

@@ -10,6 +10,7 @@ torchvision and timm import by structural order:
   LayerScale     learnable per-channel scale, weight (C, 1, 1) like torchvision's ConvNeXt
   DropPath       stochastic depth: zeroes whole samples of a residual branch in training
   channel_shuffle  ShuffleNet's channel permutation
+  set_kernel_policy  the kernel policy (`kernels.Policy`) of every Conv2d / FusedConv2d in a module
 """
 from __future__ import annotations
 
@@ -29,13 +30,16 @@ class Conv2d(nn.Conv2d):
     `kernels.conv2d` is one custom op to torch.compile and torch.export; it runs a Triton kernel
     on CUDA and eager torch elsewhere. ONNX has no translation for that op, so ONNX export (and a
     missing `kernels` package) takes plain F.conv2d, which computes the same thing.
+    `kernel_policy`: the calls' kernel policy (None: the process default; see `set_kernel_policy`).
     """
+
+    kernel_policy = None  # a plain attribute: neither parameter nor buffer, so no state_dict entry
 
     def forward(self, x: Tensor) -> Tensor:
         if kernels is None or self.padding_mode != "zeros" or torch.onnx.is_in_onnx_export():
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
-                              groups=self.groups, shift=self.bias)
+                              groups=self.groups, shift=self.bias, policy=self.kernel_policy)
 
 
 _ACTIVATIONS = {"relu": F.relu, "relu6": F.relu6, "silu": F.silu, "gelu": F.gelu, "hardswish": F.hardswish,
@@ -54,7 +58,10 @@ class FusedConv2d(nn.Conv2d):
       the residual add and activation as plain torch ops, which torch.compile fuses into one
       pass (inside the opaque `kernels.conv2d` op they would stay separate eager passes).
     In training mode the layers run one after another, with batch statistics.
+    `kernel_policy`: the calls' kernel policy (None: the process default; see `set_kernel_policy`).
     """
+
+    kernel_policy = None  # a plain attribute: neither parameter nor buffer, so no state_dict entry
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, bn=False, eps=1e-5, activation=None):
@@ -76,7 +83,7 @@ class FusedConv2d(nn.Conv2d):
             return self._epilogue(y, residual)
         return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
                               groups=self.groups, scale=scale, shift=shift, activation=self.activation,
-                              residual=residual)
+                              residual=residual, policy=self.kernel_policy)
 
     def _folded(self) -> tuple[Tensor | None, Tensor | None]:
         """The eval-mode BatchNorm (and conv bias) as fp32 per-channel (scale, shift)."""
@@ -94,6 +101,19 @@ class FusedConv2d(nn.Conv2d):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", activation={self.activation!r}" if self.activation else "")
+
+
+def set_kernel_policy(module: nn.Module, policy) -> nn.Module:
+    """Give every Conv2d and FusedConv2d in `module` (itself included) the kernel policy `policy`:
+    a `kernels.Policy`, its key string (e.g. "dw_forward=rows"), or None for the process default
+    (`kernels.default_policy()`). Returns `module`. The policy changes which kernel code runs and
+    how it is tuned, never the result, the state_dict or the generated source."""
+    if policy is not None and kernels is not None:
+        policy = kernels.policy.resolve(policy)  # a bad policy fails here, not at the first call
+    for layer in module.modules():
+        if isinstance(layer, (Conv2d, FusedConv2d)):
+            layer.kernel_policy = policy
+    return module
 
 
 class LayerNorm2d(nn.LayerNorm):

@@ -5,7 +5,9 @@
 
 computes act(conv(x) * scale + shift + residual) with fused depthwise and grouped Triton
 kernels and falls back to eager torch for everything else. `backend_for` / `kernel_for`
-say which path a call takes. See docs/kernels.md for the design.
+say which path a call takes. Every kernel choice still open is a `Policy` (`policy=` on
+those calls; `default_policy()` otherwise, from CNNC_KERNELS_POLICY; `using_policy` to
+override it). See docs/kernels.md for the design.
 
 Set TRITON_INTERPRET=1 before importing this package to run the Triton kernels on CPU
 tensors under Triton's interpreter.
@@ -13,6 +15,7 @@ tensors under Triton's interpreter.
 
 from ._runtime import ACTIVATIONS, INTERPRET, poisoned_outputs
 from .conv2d import backend_for, conv2d, fold_batchnorm, kernel_for, torch_conv2d
+from .policy import Policy, default_policy, using_policy
 
 __all__ = ["conv2d", "fold_batchnorm", "backend_for", "kernel_for", "torch_conv2d", "poisoned_outputs",
-           "ACTIVATIONS", "INTERPRET"]
+           "Policy", "default_policy", "using_policy", "ACTIVATIONS", "INTERPRET"]

@@ -3,17 +3,20 @@
 The Triton kernels run natively on CUDA tensors, and on CPU tensors under Triton's
 interpreter when TRITON_INTERPRET=1 was set *before* `kernels` was imported (`triton.jit`
 decides at decoration time whether it builds a compiled or an interpreted function, so
-flipping the variable later has no effect). CNNC_KERNELS_CPU=torch, read at every call,
-sends CPU tensors to the torch path all the same.
+flipping the variable later has no effect). A policy with interpret_cpu=false
+(`policy.Policy`) sends CPU tensors to the torch path all the same.
 """
 
 import contextlib
+import inspect
+import operator
 import os
 
 import torch
 
 try:  # triton is optional: without it every call takes the torch path
-    import triton  # noqa: F401
+    import triton
+    import triton.language as tl
     from triton.runtime.autotuner import Autotuner
 
     HAS_TRITON = True
@@ -23,33 +26,22 @@ except ImportError:  # pragma: no cover - triton is installed in CI
 # Read once, at import, for the reason in the module docstring.
 INTERPRET = HAS_TRITON and os.environ.get("TRITON_INTERPRET", "0") == "1"
 
-# CNNC_KERNELS_AUTOTUNE=0 (read at import, like the configs it shapes) keeps only the first config
-# of each autotune space: one compile per specialization instead of one per config. For test runs
-# that compile hundreds of specializations (the native property tests); timings want it on.
-AUTOTUNE = os.environ.get("CNNC_KERNELS_AUTOTUNE", "1") != "0"
-
-
-def tuning_space(configs: list) -> list:
-    """An autotune space, or its first config alone when autotuning is off (see AUTOTUNE)."""
-    return list(configs) if AUTOTUNE else list(configs[:1])
-
-
 # dtypes the Triton kernels accept; accumulation is fp32 (fp64 for fp64 inputs).
 TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 ACTIVATIONS = (None, "relu", "relu6", "silu", "gelu", "hardswish", "sigmoid")
 
 
-def triton_can_run_on(device: torch.device) -> bool:
-    """True when a Triton kernel can run on tensors of `device` in this process."""
+def triton_can_run_on(device: torch.device, policy) -> bool:
+    """True when a Triton kernel can run on tensors of `device` in this process under `policy`."""
     if not HAS_TRITON:
         return False
     if device.type == "cuda":
         return not INTERPRET
     if device.type == "cpu":
-        # CNNC_KERNELS_CPU=torch keeps CPU calls on the torch path even under the interpreter
+        # interpret_cpu=false keeps CPU calls on the torch path even under the interpreter
         # (the interpreter is for testing the kernels, far too slow for whole models).
-        return INTERPRET and os.environ.get("CNNC_KERNELS_CPU", "triton") != "torch"
+        return INTERPRET and policy.interpret_cpu
     return False
 
 
@@ -109,45 +101,120 @@ def cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-
 # ---------------------------------------------------------------------------
-# Launching an autotuned kernel
+# Autotuning and launching
 # ---------------------------------------------------------------------------
-# CNNC_KERNELS_REMEMBER=0 (read at import; tools flip the attribute) sends every launch through
-# `Autotuner.run`, the route before `launch` existed: tools/ab_kernels.py and host_overhead.py
-# time both.
-REMEMBER_CONFIGS = os.environ.get("CNNC_KERNELS_REMEMBER", "1") != "0"
+def autotune(configs, key, **kwargs):
+    """`triton.autotune` whose key is `key` (run-time arguments, e.g. the sizes) followed by
+    every constexpr parameter of the kernel that no config sets: everything that changes the
+    compiled kernel, so that two variants of a kernel (another activation, epilogue, path,
+    layout) never share a tuned config. Among them is TUNING, which every autotuned kernel
+    declares and never reads: the policy's kernel choices and the device (`tuning_tag`), so
+    that tuned configs are per policy and per device model. `kwargs` go to `triton.autotune`."""
+    meta = {name for config in configs for name in config.kwargs}
+
+    def decorate(fn):
+        base = fn
+        while not inspect.isfunction(base):
+            base = base.fn
+        constexprs = [name for name, p in inspect.signature(base).parameters.items()
+                      if p.annotation is tl.constexpr and name not in meta]
+        assert "TUNING" in constexprs, f"{base.__name__}: an autotuned kernel takes TUNING (see `tuning_tag`)"
+        return triton.autotune(configs=configs, key=list(key) + constexprs, **kwargs)(fn)
+
+    return decorate
 
 
-def launch(kernel, grid, key, *args, **kwargs):
-    """`kernel[grid](*args, **kwargs)` for a `triton.autotune`d kernel; returns the Config that
-    ran. `grid(config.kwargs)` is the launch grid; `key` is hashable and decides, like the
-    autotuner's own key, which tuned config a launch takes: the launcher passes the values
-    of the kernel's autotune key and x's dtype (finer or coarser keys change speed, never the
-    result: a config only picks tile sizes).
+_TUNING_TAGS = {}
 
-    The first launch for a key goes through the autotuner, which tunes or finds its cached
-    choice; the choice is then remembered under `key`, and later launches call the JIT
-    function with it directly. What is skipped is `Autotuner.run`'s per-call work: it zips
-    every argument into dicts and scans the argument-name list for each of them to rebuild
-    its key (about 50 arguments here). `tools/host_overhead.py` measures both routes.
+
+def tuning_tag(policy, device: torch.device) -> str:
+    """The TUNING argument of a launch on `device` under `policy`: the device model (CUDA's device
+    name; "cpu-interpreter" under the interpreter) and the policy's kernel choices
+    (`Policy.choices_key`), e.g. "NVIDIA H200 dw_forward=rows". Only an autotune key: the
+    kernels never read it. Cached: launchers ask on every call."""
+    tag = _TUNING_TAGS.get((policy.choices_key, device))
+    if tag is None:
+        if device.type == "cuda":
+            where = torch.cuda.get_device_name(device)
+        else:
+            where = f"{device.type}-interpreter" if INTERPRET else device.type
+        tag = f"{where} {policy.choices_key}" if policy.choices_key else where
+        _TUNING_TAGS[(policy.choices_key, device)] = tag
+    return tag
+
+
+def _launch_key_of(kernel, args, kwargs):
+    """A function of a launch's (args, kwargs) giving the values of `kernel`'s autotune key and
+    the dtypes of its tensor arguments: what `Autotuner.run` keys its own cache by, read with
+    two itemgetters instead of the dicts it builds from every argument. Made on a kernel's first
+    launch (the launchers pass the same arguments positionally, the same by name, every time)."""
+    position = {name: i for i, name in enumerate(kernel.arg_names)}
+    positional = [position[name] for name in kernel.keys if position[name] < len(args)]
+    named = [name for name in kernel.keys if position[name] >= len(args)]
+    tensors = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+
+    def getter(items):
+        return operator.itemgetter(*items) if len(items) > 1 else (lambda x: tuple(x[i] for i in items))
+
+    by_position, by_name, of_tensors = getter(positional), getter(named), getter(tensors)
+
+    def key_of(args, kwargs):
+        return by_position(args), by_name(kwargs), tuple([t.dtype for t in of_tensors(args)])
+
+    kernel.__dict__["_cnnc_key_of"] = (len(args), key_of)
+    return key_of
+
+
+def untimed_config(kernel, args, kwargs):
+    """The config a launch takes where nothing is timed (policy autotune=false): the first of the
+    kernel's space after its own `early_config_prune`, which puts its preference first."""
+    configs = kernel.configs
+    if kernel.early_config_prune:
+        configs = kernel.early_config_prune(configs, dict(zip(kernel.arg_names, args)), **kwargs)
+    return configs[0]
+
+
+def launch(kernel, grid, policy, *args, **kwargs):
+    """`kernel[grid](*args, **kwargs, TUNING=...)` for a `triton.autotune`d kernel under `policy`;
+    returns the Config that ran. `grid(config.kwargs)` is the launch grid; args[0] is a tensor
+    on the launch's device.
+
+    Each config chosen is remembered under the launch's key: the values of the kernel's
+    autotune key (`autotune`: every constexpr, TUNING among them), its tensors' dtypes, the
+    policy and the device (type and index). The first launch for a key goes through the
+    autotuner, which tunes or finds its cached choice (with autotune=false in the policy, the
+    first config of the pruned space instead, nothing timed: `untimed_config`); later launches
+    call the JIT function with the remembered config directly, skipping `Autotuner.run`'s
+    per-call work (it zips every argument into dicts to rebuild its key, about 50 arguments
+    here): host time per forward 47.6 -> 28.7 us on the CPU with Triton's run stubbed
+    (tools/host_overhead.py, 2026-11-23), so there is no switch for it.
 
     A remembered config is dropped when it is no longer in `kernel.configs` (tests swap the
     configs). A stand-in for a kernel (tests, `tools/compile_kernels.py`) is launched as
-    `kernel[grid](...)`; its `best_config`, if it has one, is returned. With
-    REMEMBER_CONFIGS off every launch goes through the autotuner (for comparisons)."""
+    `kernel[grid](...)`; its `best_config`, if it has one, is returned."""
+    device = args[0].device
+    kwargs["TUNING"] = tuning_tag(policy, device)
     if not isinstance(kernel, Autotuner):
         kernel[grid](*args, **kwargs)
         return getattr(kernel, "best_config", None)
+    known = kernel.__dict__.get("_cnnc_key_of")
+    key_of = known[1] if known is not None and known[0] == len(args) else _launch_key_of(kernel, args, kwargs)
+    key = (key_of(args, kwargs), policy.key, device)
     chosen = kernel.__dict__.setdefault("_cnnc_chosen", {})
-    hit = chosen.get(key) if REMEMBER_CONFIGS else None
+    hit = chosen.get(key)
     if hit is not None and any(c is hit[0] for c in kernel.configs):
         config, meta = hit
-        kernel.best_config = config
-        kernel.fn.run(*args, grid=grid(config.kwargs), warmup=False, **kwargs, **meta)
+    elif policy.autotune:
+        kernel[grid](*args, **kwargs)
+        config = kernel.best_config
+        if config.pre_hook is None:  # (none of cnnc's configs has one; a hook would need the slow route)
+            chosen[key] = (config, config.all_kwargs())
         return config
-    kernel[grid](*args, **kwargs)
-    config = kernel.best_config
-    if config.pre_hook is None:  # (none of cnnc's configs has one; a hook would need the slow route)
-        chosen[key] = (config, config.all_kwargs())
+    else:
+        config = untimed_config(kernel, args, kwargs)
+        meta = config.all_kwargs()
+        chosen[key] = (config, meta)
+    kernel.best_config = config
+    kernel.fn.run(*args, grid=grid(config.kwargs), warmup=False, **kwargs, **meta)
     return config

@@ -9,7 +9,9 @@ Stages, in order:
    `torch.compile(fullgraph=True)` and `torch.export` see one opaque op (shapes come from
    its fake implementation) instead of a Triton launch.
 3. The operator picks a backend (`kernel_for`): the depthwise or grouped Triton kernel,
-   or the eager-torch fallback with identical semantics.
+   or the eager-torch fallback with identical semantics. Every choice that is still open
+   (which loop, which filter layout, autotuning on or off) is the call's kernel policy
+   (`policy.Policy`), which the operators carry as its key string.
 4. Autograd (`_backward`) is registered on the operator; see its docstring for which
    gradient runs where.
 """
@@ -24,6 +26,7 @@ from .depthwise import (depthwise_conv2d, depthwise_conv2d_input_grad, depthwise
                         depthwise_epilogue_grad, weight_operand)
 from .epilogue import NEEDS_PREACTIVATION, activation_grad, torch_epilogue
 from .grouped import grouped_conv2d, uses_tensor_cores
+from .policy import Policy, parsed, resolve
 
 # Largest filter the unrolled kernels take; bigger ones fall back to torch.
 MAX_KERNEL_SIZE = 11
@@ -125,7 +128,7 @@ def _check_arguments(x, weight, stride, padding, dilation, groups, scale, shift,
 # 2. Public entry points
 # ---------------------------------------------------------------------------
 def conv2d(x, weight, *, stride=1, padding=0, dilation=1, groups=1, scale=None, shift=None,
-           activation=None, residual=None):
+           activation=None, residual=None, policy=None):
     """act(conv2d(x, weight) * scale + shift + residual), fused where a Triton kernel exists.
 
     x: (N, C_in, H, W), NCHW or channels_last; the output has the same memory format.
@@ -135,16 +138,19 @@ def conv2d(x, weight, *, stride=1, padding=0, dilation=1, groups=1, scale=None, 
     activation: None, "relu", "relu6", "silu", "gelu" (erf form), "hardswish", "sigmoid".
     The epilogue is computed in fp32 (fp64 for fp64) and rounded once to x's dtype.
     Differentiable in x, weight, scale, shift and residual.
+    policy: the kernel policy (`policy.Policy`, or its key string), for the forward and the
+    backward; None: `policy.default_policy()` at this call. It changes speed, never the result.
     """
     stride, padding, dilation = _check_arguments(
         x, weight, stride, padding, dilation, groups, scale, shift, activation, residual)
+    policy = resolve(policy)
     args = (x, weight, list(stride), list(padding), list(dilation), groups, scale, shift, activation or "none",
             residual)
     if not _eager(x, weight, scale, shift, residual):
-        return torch.ops.cnnc_kernels.conv2d(*args)
+        return torch.ops.cnnc_kernels.conv2d(*args, policy.key)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, scale, shift, residual)):
-        return _EagerConv2d.apply(*args)
-    return _conv2d_forward(*args)
+        return _EagerConv2d.apply(*args, policy)
+    return _conv2d_forward(*args, policy)
 
 
 # Plain tensors of these types, outside any tracer, take the eager path (see `_eager`).
@@ -168,19 +174,20 @@ def _eager(*tensors) -> bool:
     return all(t is None or type(t) in _PLAIN_TENSOR_TYPES for t in tensors)
 
 
-def kernel_for(x, weight, groups=1, stride=1, padding=0, dilation=1):
-    """Which implementation a call takes: "depthwise", "grouped-dot" (tensor cores),
-    "grouped-direct" (CUDA-core loop) or "torch" (eager fallback)."""
-    return _kernel_for_shapes(x.device, x.dtype, x.shape, weight.shape, groups)
+def kernel_for(x, weight, groups=1, stride=1, padding=0, dilation=1, policy=None):
+    """Which implementation a call takes under `policy` (None: the default policy):
+    "depthwise", "grouped-dot" (tensor cores), "grouped-direct" (CUDA-core loop) or "torch"
+    (eager fallback)."""
+    return _kernel_for_shapes(x.device, x.dtype, x.shape, weight.shape, groups, resolve(policy))
 
 
-def _kernel_for_shapes(device, dtype, x_shape, weight_shape, groups):
+def _kernel_for_shapes(device, dtype, x_shape, weight_shape, groups, policy):
     """`kernel_for` from x's device, dtype and shape and the weight's shape (the backward asks
     without tensors of those shapes at hand)."""
     C_in = x_shape[1]
     C_out, cin_g, KH, KW = weight_shape
     numel = x_shape[0] * C_in * x_shape[2] * x_shape[3]
-    if not triton_can_run_on(device) or dtype not in TRITON_DTYPES or numel == 0:
+    if not triton_can_run_on(device, policy) or dtype not in TRITON_DTYPES or numel == 0:
         return "torch"
     if groups <= 1 or max(KH, KW) > MAX_KERNEL_SIZE:
         return "torch"  # dense convolution: cuDNN / the CPU library is the better choice
@@ -191,10 +198,10 @@ def _kernel_for_shapes(device, dtype, x_shape, weight_shape, groups):
     return "grouped-dot" if uses_tensor_cores(dtype, cin_g, C_out // groups) else "grouped-direct"
 
 
-def backend_for(x, weight, groups=1, stride=1, padding=0, dilation=1):
+def backend_for(x, weight, groups=1, stride=1, padding=0, dilation=1, policy=None):
     """"triton" when `conv2d` with these arguments runs a Triton kernel (natively on CUDA,
     or under the interpreter on CPU), else "torch"."""
-    return "torch" if kernel_for(x, weight, groups, stride, padding, dilation) == "torch" else "triton"
+    return "torch" if kernel_for(x, weight, groups, stride, padding, dilation, policy) == "torch" else "triton"
 
 
 # ---------------------------------------------------------------------------
@@ -205,16 +212,20 @@ def _act(activation: str):
 
 
 # Each operator's body is a plain function (`_conv2d_forward`, `_input_grad`, `_weight_grad`,
-# `_epilogue_grad`): the operators registered below call them, and so does the eager path.
-def _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual, operand=None,
-                    kernel=None):
+# `_epilogue_grad`): the operators registered below call them, and so does the eager path. The
+# bodies take the call's Policy; the operators take its key string (`Policy.key`, a schema type
+# they can carry), turned back into the Policy by a cached `Policy.parse`.
+def _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual,
+                    policy: Policy, operand=None, kernel=None):
     """The forward; `kernel`: `kernel_for`'s answer when the caller has it already."""
     stride, padding, dilation, act = tuple(stride), tuple(padding), tuple(dilation), _act(activation)
-    kernel = kernel or kernel_for(x, weight, groups)
+    kernel = kernel or kernel_for(x, weight, groups, policy=policy)
     if kernel == "depthwise":
-        return depthwise_conv2d(x, weight, stride, padding, dilation, scale, shift, residual, act, operand=operand)
+        return depthwise_conv2d(x, weight, stride, padding, dilation, scale, shift, residual, act, operand=operand,
+                                policy=policy)
     if kernel.startswith("grouped"):
-        return grouped_conv2d(x, weight, stride, padding, dilation, groups, scale, shift, residual, act)
+        return grouped_conv2d(x, weight, stride, padding, dilation, groups, scale, shift, residual, act,
+                              policy=policy)
     return torch_conv2d(x, weight, stride, padding, dilation, groups, scale, shift, residual, act)
 
 
@@ -222,8 +233,9 @@ def _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, 
 def _conv2d_op(x: torch.Tensor, weight: torch.Tensor, stride: List[int], padding: List[int],
                dilation: List[int], groups: int, scale: Optional[torch.Tensor],
                shift: Optional[torch.Tensor], activation: str,
-               residual: Optional[torch.Tensor]) -> torch.Tensor:
-    return _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual)
+               residual: Optional[torch.Tensor], policy: str) -> torch.Tensor:
+    return _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual,
+                           parsed(policy))
 
 
 def fold_batchnorm(weight, bias, running_mean, running_var, eps, conv_bias=None):
@@ -245,7 +257,7 @@ def torch_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shift
 
 
 @_conv2d_op.register_fake
-def _conv2d_fake(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual):
+def _conv2d_fake(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual, policy):
     OH, OW = output_hw(x.shape[2], x.shape[3], weight.shape[2:], stride, padding, dilation)
     return torch.empty((x.shape[0], weight.shape[0], OH, OW), dtype=x.dtype, device=x.device,
                        memory_format=output_memory_format(x))
@@ -259,22 +271,25 @@ def _conv2d_fake(x, weight, stride, padding, dilation, groups, scale, shift, act
 MAX_INPUT_GRAD_PHASES = 64
 
 
-def input_grad_kernel_for(grad_conv, weight, input_shape, stride, groups):
-    """Which implementation `conv2d_input_grad` takes: "triton" (`depthwise_input_grad_kernel`)
-    or "torch" (torch.nn.grad.conv2d_input).
+def input_grad_kernel_for(grad_conv, weight, input_shape, stride, groups, policy=None):
+    """Which implementation `conv2d_input_grad` takes under `policy` (None: the default):
+    "triton" (`depthwise_input_grad_kernel`, or the forward kernel on the flipped filter) or
+    "torch" (torch.nn.grad.conv2d_input).
 
     Triton exactly when the forward with x of `input_shape` (grad_conv's dtype and device)
     took the depthwise kernel (`kernel_for`: any stride, padding, dilation and channel
     multiplier), the output gradient fits int32 offsets, and stride_h * stride_w <=
     MAX_INPUT_GRAD_PHASES (every depthwise layer in practice: strides 1-8)."""
-    if _kernel_for_shapes(grad_conv.device, grad_conv.dtype, input_shape, weight.shape, groups) != "depthwise":
+    policy = resolve(policy)
+    if _kernel_for_shapes(grad_conv.device, grad_conv.dtype, input_shape, weight.shape, groups, policy) != "depthwise":
         return "torch"
     if grad_conv.numel() >= MAX_TRITON_NUMEL or stride[0] * stride[1] > MAX_INPUT_GRAD_PHASES:
         return "torch"
     return "triton"
 
 
-def _input_grad(grad_conv, weight, input_shape, stride, padding, dilation, groups, channels_last, operand=None):
+def _input_grad(grad_conv, weight, input_shape, stride, padding, dilation, groups, channels_last, policy: Policy,
+                operand=None):
     """dL/dx, in channels_last when `channels_last` (x's layout).
 
     Depthwise (see `input_grad_kernel_for`): `depthwise_input_grad_kernel`, a deterministic
@@ -284,9 +299,9 @@ def _input_grad(grad_conv, weight, input_shape, stride, padding, dilation, group
     `operand`: the forward's `weight_operand`, if at hand. Otherwise
     torch.nn.grad.conv2d_input."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    if input_grad_kernel_for(grad_conv, weight, input_shape, stride, groups) == "triton":
+    if input_grad_kernel_for(grad_conv, weight, input_shape, stride, groups, policy) == "triton":
         return depthwise_conv2d_input_grad(grad_conv, weight, input_shape, tuple(stride), tuple(padding),
-                                           tuple(dilation), fmt, operand)
+                                           tuple(dilation), fmt, operand, policy)
     grad = torch.nn.grad.conv2d_input(input_shape, weight, grad_conv, stride, padding, dilation, groups)
     return grad.contiguous(memory_format=fmt)
 
@@ -294,39 +309,41 @@ def _input_grad(grad_conv, weight, input_shape, stride, padding, dilation, group
 @torch.library.custom_op("cnnc_kernels::conv2d_input_grad", mutates_args=())
 def _conv2d_input_grad_op(grad_conv: torch.Tensor, weight: torch.Tensor, input_shape: List[int],
                           stride: List[int], padding: List[int], dilation: List[int],
-                          groups: int, channels_last: bool) -> torch.Tensor:
-    return _input_grad(grad_conv, weight, input_shape, stride, padding, dilation, groups, channels_last)
+                          groups: int, channels_last: bool, policy: str) -> torch.Tensor:
+    return _input_grad(grad_conv, weight, input_shape, stride, padding, dilation, groups, channels_last,
+                       parsed(policy))
 
 
 @_conv2d_input_grad_op.register_fake
-def _(grad_conv, weight, input_shape, stride, padding, dilation, groups, channels_last):
+def _(grad_conv, weight, input_shape, stride, padding, dilation, groups, channels_last, policy):
     return torch.empty(input_shape, dtype=grad_conv.dtype, device=grad_conv.device,
                        memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-def _weight_grad(x, grad_conv, weight_shape, stride, padding, dilation, groups):
+def _weight_grad(x, grad_conv, weight_shape, stride, padding, dilation, groups, policy: Policy):
     """dL/dweight. Triton for depthwise (a deterministic reduction over N*OH*OW per tap block);
     otherwise torch.nn.grad.conv2d_weight."""
-    if groups == x.shape[1] and _kernel_for_shapes(x.device, x.dtype, x.shape, weight_shape, groups) == "depthwise":
+    if groups == x.shape[1] and _kernel_for_shapes(x.device, x.dtype, x.shape, weight_shape, groups,
+                                                   policy) == "depthwise":
         return depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, tuple(stride),
-                                            tuple(padding), tuple(dilation))
+                                            tuple(padding), tuple(dilation), policy)
     return torch.nn.grad.conv2d_weight(x, weight_shape, grad_conv, stride, padding, dilation, groups).contiguous()
 
 
 @torch.library.custom_op("cnnc_kernels::conv2d_weight_grad", mutates_args=())
 def _conv2d_weight_grad_op(x: torch.Tensor, grad_conv: torch.Tensor, weight_shape: List[int],
                            stride: List[int], padding: List[int], dilation: List[int],
-                           groups: int) -> torch.Tensor:
-    return _weight_grad(x, grad_conv, weight_shape, stride, padding, dilation, groups)
+                           groups: int, policy: str) -> torch.Tensor:
+    return _weight_grad(x, grad_conv, weight_shape, stride, padding, dilation, groups, parsed(policy))
 
 
 @_conv2d_weight_grad_op.register_fake
-def _(x, grad_conv, weight_shape, stride, padding, dilation, groups):
+def _(x, grad_conv, weight_shape, stride, padding, dilation, groups, policy):
     return torch.empty(weight_shape, dtype=x.dtype, device=x.device)
 
 
 def _epilogue_grad(x, weight, stride, padding, dilation, groups, scale, shift, residual, grad_y, y, activation,
-                   want_dres, want_dshift, want_dscale, operand=None):
+                   want_dres, want_dshift, want_dscale, policy: Policy, operand=None):
     """The backward of the epilogue y = act(c * scale + shift + residual), c = conv(x, weight):
     (dc in x's dtype and layout, d residual, d shift, d scale); an unwanted one is empty.
 
@@ -336,20 +353,20 @@ def _epilogue_grad(x, weight, stride, padding, dilation, groups, scale, shift, r
     d residual = dz; d shift = sum dz; d scale = sum dz * c (c recomputed, only when wanted);
     dc = dz * scale."""
     stride, padding, dilation, act = tuple(stride), tuple(padding), tuple(dilation), _act(activation)
-    if kernel_for(x, weight, groups) == "depthwise":
+    if kernel_for(x, weight, groups, policy=policy) == "depthwise":
         return depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, residual, grad_y, act,
-                                       want_dres, want_dshift, want_dscale, operand)
+                                       want_dres, want_dshift, want_dscale, operand, policy)
     op = _conv2d_forward  # already inside an operator (or the eager path): no second dispatch
     z = None
     if act in NEEDS_PREACTIVATION:
-        z = op(x, weight, stride, padding, dilation, groups, scale, shift, "none", residual)
+        z = op(x, weight, stride, padding, dilation, groups, scale, shift, "none", residual, policy)
     dz = activation_grad(grad_y, y, z, act)  # fp32 (fp64 for fp64), a new tensor
     # outputs are fresh tensors: none may alias another (copy=True where .to could return dz)
     dres = dz.to(residual.dtype, copy=True) if want_dres else x.new_empty(0)
     dshift = dz.sum(dim=(0, 2, 3)).to(shift.dtype) if want_dshift else x.new_empty(0)
     dscale = x.new_empty(0)
     if want_dscale:
-        c = op(x, weight, stride, padding, dilation, groups, None, None, "none", None)
+        c = op(x, weight, stride, padding, dilation, groups, None, None, "none", None, policy)
         dscale = (dz * c.to(dz.dtype)).sum(dim=(0, 2, 3)).to(scale.dtype)
     dc = dz * scale.to(dz.dtype).view(1, -1, 1, 1) if scale is not None else dz.clone()
     return dc.to(x.dtype).contiguous(memory_format=output_memory_format(x)), dres, dshift, dscale
@@ -360,15 +377,15 @@ def _conv2d_epilogue_grad_op(x: torch.Tensor, weight: torch.Tensor, stride: List
                              dilation: List[int], groups: int, scale: Optional[torch.Tensor],
                              shift: Optional[torch.Tensor], residual: Optional[torch.Tensor],
                              grad_y: torch.Tensor, y: Optional[torch.Tensor], activation: str,
-                             want_dres: bool, want_dshift: bool, want_dscale: bool
+                             want_dres: bool, want_dshift: bool, want_dscale: bool, policy: str
                              ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     return _epilogue_grad(x, weight, stride, padding, dilation, groups, scale, shift, residual, grad_y, y,
-                          activation, want_dres, want_dshift, want_dscale)
+                          activation, want_dres, want_dshift, want_dscale, parsed(policy))
 
 
 @_conv2d_epilogue_grad_op.register_fake
 def _(x, weight, stride, padding, dilation, groups, scale, shift, residual, grad_y, y, activation,
-      want_dres, want_dshift, want_dscale):
+      want_dres, want_dshift, want_dscale, policy):
     fmt = output_memory_format(x)
     dc = torch.empty(grad_y.shape, dtype=x.dtype, device=x.device, memory_format=fmt)
     dres = (torch.empty(grad_y.shape, dtype=residual.dtype, device=x.device, memory_format=fmt) if want_dres
@@ -379,9 +396,10 @@ def _(x, weight, stride, padding, dilation, groups, scale, shift, residual, grad
 
 
 def _setup_context(ctx, inputs, output):
-    x, weight, stride, padding, dilation, groups, scale, shift, activation, residual = inputs
+    x, weight, stride, padding, dilation, groups, scale, shift, activation, residual, policy = inputs
     ctx.geometry = (stride, padding, dilation, groups)
     ctx.activation = activation
+    ctx.policy = policy  # the operators': its key string; the eager path's: the Policy
     saved_y = output if _act(activation) in _GRAD_FROM_OUTPUT else None
     ctx.save_for_backward(x, weight, scale, shift, residual, saved_y)
 
@@ -396,16 +414,16 @@ def _backward_with(ops, ctx, grad_y):
     need = ctx.needs_input_grad
     dc, dres, dshift, dscale = ops.conv2d_epilogue_grad(
         x, weight, stride, padding, dilation, groups, scale, shift, residual, grad_y, y, ctx.activation,
-        need[9], need[7], need[6])
+        need[9], need[7], need[6], ctx.policy)
     grad_x = grad_w = None
     if need[0]:
         grad_x = ops.conv2d_input_grad(
             dc, weight, list(x.shape), stride, padding, dilation, groups,
-            output_memory_format(x) == torch.channels_last)
+            output_memory_format(x) == torch.channels_last, ctx.policy)
     if need[1]:
-        grad_w = ops.conv2d_weight_grad(x, dc, list(weight.shape), stride, padding, dilation, groups)
+        grad_w = ops.conv2d_weight_grad(x, dc, list(weight.shape), stride, padding, dilation, groups, ctx.policy)
     return (grad_x, grad_w, None, None, None, None, dscale if need[6] else None, dshift if need[7] else None,
-            None, dres if need[9] else None)
+            None, dres if need[9] else None, None)
 
 
 def _backward(ctx, grad_y):
@@ -438,9 +456,9 @@ class _EagerConv2d(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, *args):
-        x, weight, groups = args[0], args[1], args[5]
-        kernel = kernel_for(x, weight, groups)
-        ctx.operand = weight_operand(weight) if kernel == "depthwise" else None
+        x, weight, groups, policy = args[0], args[1], args[5], args[-1]
+        kernel = kernel_for(x, weight, groups, policy=policy)
+        ctx.operand = weight_operand(weight, policy) if kernel == "depthwise" else None
         y = _conv2d_forward(*args, operand=ctx.operand, kernel=kernel)
         _setup_context(ctx, args, y)
         return y

@@ -26,16 +26,15 @@ Both are deterministic (no atomics).
 File layout: kernels, then launchers, then the eager reference.
 """
 
-import os
-
 import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from ._runtime import (AUTOTUNE, INTERPRET, accumulator_dtype, cdiv, empty_output, launch, next_power_of_2, output_hw,
-                       output_memory_format, tuning_space)
+from ._runtime import (INTERPRET, accumulator_dtype, autotune, cdiv, empty_output, launch, next_power_of_2, output_hw,
+                       output_memory_format)
 from .epilogue import apply_activation, apply_activation_grad, torch_epilogue
+from .policy import resolve
 
 
 def depthwise_configs():
@@ -55,10 +54,8 @@ def depthwise_configs():
         (4, 32, 16, 4),  # NCHW-friendly: long contiguous runs along W
         (8, 8, 128, 8),
     ]
-    return tuning_space([
-        triton.Config({"BLOCK_H": bh, "BLOCK_W": bw, "BLOCK_C": bc}, num_warps=w, num_stages=1)
-        for bh, bw, bc, w in shapes
-    ])
+    return [triton.Config({"BLOCK_H": bh, "BLOCK_W": bw, "BLOCK_C": bc}, num_warps=w, num_stages=1)
+            for bh, bw, bc, w in shapes]
 
 
 @triton.jit
@@ -233,10 +230,7 @@ def _epilogue_store(acc, n, oh, ow, co, c_mask, out_mask, scale_ptr, shift_ptr, 
     tl.store(o_ptrs, y.to(out_ptr.dtype.element_ty), mask=out_mask)
 
 
-@triton.autotune(
-    configs=depthwise_configs(),
-    key=["C_out", "OH", "OW", "KH", "KW", "STRIDE_H", "STRIDE_W", "MULT", "CHANNELS_LAST"],
-)
+@autotune(configs=depthwise_configs(), key=["C_out", "OH", "OW"])  # + every constexpr but the tile
 @triton.jit
 def depthwise_conv2d_kernel(
     # pointers (scale/shift/res may be dummies when the HAS_* flag is off)
@@ -261,6 +255,7 @@ def depthwise_conv2d_kernel(
     ALIGN: tl.constexpr,  # every pixel and tap stride is a multiple of this (`stride_align`)
     ROW_REUSE: tl.constexpr,  # the row-reuse path for large filters (`forward_path_for`)
     ACC_DTYPE: tl.constexpr,  # fp32, or fp64 for fp64 inputs
+    TUNING: tl.constexpr,  # only an autotune key: the policy's choices and the device (`tuning_tag`)
     # tiles
     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
@@ -308,10 +303,7 @@ def _affine_residual(acc, scale_ptr, shift_ptr, res_ptr, n, oh, ow, co, c_mask, 
     return acc
 
 
-@triton.autotune(
-    configs=depthwise_configs(),
-    key=["C_out", "OH", "OW", "KH", "KW", "STRIDE_H", "STRIDE_W", "MULT", "CHANNELS_LAST"],
-)
+@autotune(configs=depthwise_configs(), key=["C_out", "OH", "OW"])  # + every constexpr but the tile
 @triton.jit
 def depthwise_epilogue_grad_kernel(
     # pointers (scale/shift/res/dres/sums may be dummies when their flag is off)
@@ -337,6 +329,7 @@ def depthwise_epilogue_grad_kernel(
     ALIGN: tl.constexpr,
     ROW_REUSE: tl.constexpr,  # as in the forward (`forward_path_for`)
     ACC_DTYPE: tl.constexpr,
+    TUNING: tl.constexpr,  # only an autotune key (`tuning_tag`)
     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """The backward of the epilogue, in one pass over the output gradient.
@@ -451,16 +444,11 @@ def input_grad_configs():
         (2, 16, 64, 4),
         (4, 32, 16, 4),  # NCHW-friendly: long contiguous runs along W
     ]
-    return tuning_space([
-        triton.Config({"BLOCK_H": bh, "BLOCK_W": bw, "BLOCK_C": bc}, num_warps=w, num_stages=1)
-        for bh, bw, bc, w in shapes
-    ])
+    return [triton.Config({"BLOCK_H": bh, "BLOCK_W": bw, "BLOCK_C": bc}, num_warps=w, num_stages=1)
+            for bh, bw, bc, w in shapes]
 
 
-@triton.autotune(
-    configs=input_grad_configs(),
-    key=["C_in", "H", "W", "KH", "KW", "STRIDE_H", "STRIDE_W", "MULT", "CHANNELS_LAST"],
-)
+@autotune(configs=input_grad_configs(), key=["C_in", "H", "W"])  # + every constexpr but the tile
 @triton.jit
 def depthwise_input_grad_kernel(
     # pointers
@@ -480,6 +468,7 @@ def depthwise_input_grad_kernel(
     CHANNELS_LAST: tl.constexpr,  # only an autotune key: the best tile depends on layout
     ALIGN: tl.constexpr,  # every pixel and tap stride is a multiple of this (`stride_align`)
     ACC_DTYPE: tl.constexpr,  # fp32, or fp64 for fp64 inputs
+    TUNING: tl.constexpr,  # only an autotune key (`tuning_tag`)
     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """dx[n, ci, ih, iw] = sum over m < MULT, kh, kw of
@@ -556,41 +545,37 @@ WGRAD_TILES_INTERPRETED = ((1, 32, 16, 4), (16, 4, 16, 4))
 
 def weight_grad_configs():
     """Autotune space of the weight-gradient kernel: WGRAD_TILES, pruned per launch by
-    `_weight_grad_prune`. Under the interpreter WGRAD_TILES_INTERPRETED; with autotuning off
-    (CNNC_KERNELS_AUTOTUNE=0) the first tile of each mode."""
+    `_weight_grad_prune`. Under the interpreter WGRAD_TILES_INTERPRETED."""
     tiles = WGRAD_TILES_INTERPRETED if INTERPRET else WGRAD_TILES
-    if not INTERPRET and not AUTOTUNE:
-        tiles = [next(t for t in tiles if t[0] == 1), next(t for t in tiles if t[0] > 1)]
     return [triton.Config({"TAP_BLOCK": t, "BLOCK_P": p, "BLOCK_C": c}, num_warps=w, num_stages=2)
             for t, p, c, w in tiles]
 
 
-# Filters from this many taps up prefer tap blocks when nothing is timed (the interpreter,
-# autotuning off): one tap per program would read grad_out and x 25-49 times through L2.
+# Filters from this many taps up prefer tap blocks when nothing is timed (the interpreter, a
+# policy with autotune=false): one tap per program would read grad_out and x 25-49 times through L2.
 WGRAD_TAP_BLOCKS_FROM = 25
 
 
 def _weight_grad_prune(configs, named_args, **kwargs):
     """The configs a launch may choose from: those of its TAPS_MODE ("per-tap": TAP_BLOCK 1;
     "tap-blocks": TAP_BLOCK > 1; "auto": both), without tap blocks wider than the filter needs
-    (16 taps at least). The autotuner times what is left. Where nothing is timed (the
-    interpreter; CNNC_KERNELS_AUTOTUNE=0) one is taken: tap blocks from WGRAD_TAP_BLOCKS_FROM
-    taps up, else one tap per program."""
+    (16 taps at least), the preference where nothing is timed first: tap blocks from
+    WGRAD_TAP_BLOCKS_FROM taps up, else one tap per program. The autotuner times them all; a
+    launch that times nothing (policy autotune=false: `_runtime.untimed_config`) takes the
+    first; under the interpreter only the first is kept."""
     taps = kwargs["KH"] * kwargs["KW"]
     mode = kwargs["TAPS_MODE"]
     kept = [c for c in configs
             if (mode != "per-tap" or c.kwargs["TAP_BLOCK"] == 1)
             and (mode != "tap-blocks" or c.kwargs["TAP_BLOCK"] > 1)
             and c.kwargs["TAP_BLOCK"] <= max(16, next_power_of_2(taps))]
-    if INTERPRET or not AUTOTUNE:
-        blocked = [c for c in kept if c.kwargs["TAP_BLOCK"] > 1]
-        return blocked[:1] if blocked and (taps >= WGRAD_TAP_BLOCKS_FROM or mode == "tap-blocks") else kept[:1]
-    return kept
+    if taps >= WGRAD_TAP_BLOCKS_FROM:  # stable: each kind keeps its order
+        kept.sort(key=lambda c: c.kwargs["TAP_BLOCK"] == 1)
+    return kept[:1] if INTERPRET else kept
 
 
-@triton.autotune(configs=weight_grad_configs(),
-                 key=["C_out", "N", "OH", "OW", "KH", "KW", "TAPS_MODE"],
-                 prune_configs_by={"early_config_prune": _weight_grad_prune})
+@autotune(configs=weight_grad_configs(), key=["C_out", "N", "OH", "OW"],  # + every constexpr but the tile
+          prune_configs_by={"early_config_prune": _weight_grad_prune})
 @triton.jit
 def depthwise_weight_grad_kernel(
     # pointers: partial is [programs along the pixels, KH*KW, C_out] fp32/fp64, summed over its
@@ -614,6 +599,7 @@ def depthwise_weight_grad_kernel(
     ACC_DTYPE: tl.constexpr,
     TAPS_MODE: tl.constexpr,  # which configs the launch may take (`_weight_grad_prune`); an autotune key
     OW_POW2: tl.constexpr,  # OW rounded up to a power of two (a step spans at most that many columns)
+    TUNING: tl.constexpr,  # only an autotune key (`tuning_tag`)
     TAP_BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """grad_w[co, kh, kw] = sum over (n, oh, ow) of grad_out[n, co, oh, ow] * x[n, co // MULT, ih, iw].
@@ -718,20 +704,22 @@ def _tile_grid(N, rows, cols, channels):
 
 
 def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=None,
-                     residual=None, activation=None, out=None, operand=None):
+                     residual=None, activation=None, out=None, operand=None, policy=None):
     """Launch the forward kernel. Arguments are already validated by `kernels.conv2d`:
     stride/padding/dilation are (h, w) pairs, weight is [C_out, 1, KH, KW] with
     C_out = MULT * C_in. `out`, if given, must have the output shape (any strides);
-    `operand`, if given, is `weight_operand(weight)` made earlier."""
+    `operand`, if given, is `weight_operand(weight, policy)` made earlier; `policy`: see
+    `policy.resolve` (None: the default policy), as for every launcher here."""
+    policy = resolve(policy)
     N, C_in, H, W = x.shape
     C_out, _, KH, KW = weight.shape
     OH, OW = output_hw(H, W, (KH, KW), stride, padding, dilation)
     if out is None:
         out = empty_output((N, C_out, OH, OW), x.dtype, x.device, output_memory_format(x))
     assert out.shape == (N, C_out, OH, OW), (out.shape, (N, C_out, OH, OW))
-    w_arg, w_strides = operand or weight_operand(weight)
+    w_arg, w_strides = operand or weight_operand(weight, policy)
     _launch_depthwise(x, w_arg, w_strides, KH, KW, out, padding, stride, dilation, C_out // C_in,
-                      scale, shift, residual, activation)
+                      scale, shift, residual, activation, policy)
     return out
 
 
@@ -739,15 +727,15 @@ def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=Non
 # weights KH*KW elements apart, so each is a scalar load (the PTX of the 3x3 fp16 forward: 72
 # two-byte weight loads per thread beside 22 sixteen-byte activation loads; 392 for 7x7). A
 # tap-major copy [KH, KW, C_out] (C_out * KH * KW elements, one small copy kernel per call)
-# makes them vector loads. CNNC_KERNELS_DW_WEIGHTS=as-is (read at every call) keeps torch's
-# layout; which is faster, especially at batch 1 where the copy's launch counts, is NOT
-# measured yet.
-def weight_operand(weight):
-    """(tensor, its (channel, kh, kw) element strides): the kernels' weight argument. A training
-    step makes it once, in the forward, and hands it to the backward's kernels (`conv2d`'s
-    eager path; the autograd context keeps the weight unchanged until then)."""
+# makes them vector loads. The policy's dw_weights=as-is keeps torch's layout; which is faster,
+# especially at batch 1 where the copy's launch counts, is NOT measured yet.
+def weight_operand(weight, policy):
+    """(tensor, its (channel, kh, kw) element strides): the kernels' weight argument under
+    `policy` (dw_weights). A training step makes it once, in the forward, and hands it to the
+    backward's kernels (`conv2d`'s eager path; the autograd context keeps the weight unchanged
+    until then)."""
     C_out, _, KH, KW = weight.shape
-    if os.environ.get("CNNC_KERNELS_DW_WEIGHTS", "tap-major") == "as-is":
+    if policy.dw_weights == "as-is":
         return weight, (weight.stride(0), weight.stride(2), weight.stride(3))
     return weight.reshape(C_out, KH * KW).t().contiguous(), (1, KW * C_out, C_out)
 
@@ -761,33 +749,30 @@ def _flipped(operand, KH, KW):
     return w_arg, (strides[0], -strides[1], -strides[2])
 
 
-def forward_path_for(kh, kw) -> str:
-    """Which loop the depthwise forward runs (CNNC_KERNELS_DW_FORWARD, read at every call:
-    "rows", "taps" or "auto"). "taps": every tap a load, taps unrolled up to
+def forward_path_for(kh, kw, policy) -> str:
+    """Which loop the depthwise forward runs, "rows" or "taps" (the policy's dw_forward: "rows",
+    "taps" or "auto"). "taps": every tap a load, taps unrolled up to
     MAX_UNROLLED_TAPS and rows in a run-time loop beyond (`_conv_tile`). "rows": input rows
     shared by the tile's output rows (`_conv_rows`). auto takes "rows" above MAX_UNROLLED_TAPS
     taps (5x5, 7x7). Chosen from the PTX (7x7, 4x8x64 tile, fp16: 2.8x fewer bytes loaded
     and converted per thread, 109 registers, no spill), NOT timed on a GPU yet: the
     2026-11-23 H100 numbers are for "taps" (ConvNeXt 7x7 at 0.70x-0.81x cuDNN)."""
-    mode = os.environ.get("CNNC_KERNELS_DW_FORWARD", "auto")
-    if mode not in ("auto", "rows", "taps"):
-        raise ValueError(f"CNNC_KERNELS_DW_FORWARD: expected auto, rows or taps, got {mode!r}")
+    mode = policy.dw_forward
     if mode == "auto":
         return "rows" if kh * kw > MAX_UNROLLED_TAPS.value else "taps"
     return mode
 
 
 def _launch_depthwise(x, w_arg, w_strides, KH, KW, out, padding, stride, dilation, mult,
-                      scale, shift, residual, activation):
+                      scale, shift, residual, activation, policy):
     """The forward kernel on x with the filter operand (w_arg, w_strides) of `weight_operand`,
     writing `out`; padding may be negative (the input gradient's flipped forward)."""
     N, _, H, W = x.shape
     _, C_out, OH, OW = out.shape
     res = residual if residual is not None else out  # dummy pointer when unused
-    channels_last, rows = x.stride(1) == 1, forward_path_for(KH, KW) == "rows"
+    channels_last, rows = x.stride(1) == 1, forward_path_for(KH, KW, policy) == "rows"
     launch(
-        depthwise_conv2d_kernel, _tile_grid(N, OH, OW, C_out),
-        (C_out, OH, OW, KH, KW, stride, mult, channels_last, rows, x.dtype),
+        depthwise_conv2d_kernel, _tile_grid(N, OH, OW, C_out), policy,
         x, w_arg,
         scale if scale is not None else out, shift if shift is not None else out, res, out,
         H, W, C_out, OH, OW,
@@ -804,8 +789,8 @@ def _launch_depthwise(x, w_arg, w_strides, KH, KW, out, padding, stride, dilatio
     )
 
 
-def input_grad_path_for(kh, kw, stride, mult) -> str:
-    """How the depthwise input gradient runs (CNNC_KERNELS_DW_INPUT_GRAD, read at every call:
+def input_grad_path_for(kh, kw, stride, mult, policy) -> str:
+    """How the depthwise input gradient runs, "gather" or "flipped" (the policy's dw_input_grad:
     "gather", "flipped" or "auto"). "gather": `depthwise_input_grad_kernel`, every stride and
     multiplier, taps one load each. "flipped": at stride 1 with multiplier 1 the input gradient
     is the forward conv of grad_out with the filter rotated 180 degrees (padding
@@ -813,18 +798,16 @@ def input_grad_path_for(kh, kw, stride, mult) -> str:
     other strides and multipliers take "gather" whatever the setting. auto takes "flipped"
     where the forward takes its row-reuse path (`forward_path_for`: above 9 taps), "gather"
     elsewhere (there both loops are per tap). NOT timed on a GPU yet."""
-    mode = os.environ.get("CNNC_KERNELS_DW_INPUT_GRAD", "auto")
-    if mode not in ("auto", "gather", "flipped"):
-        raise ValueError(f"CNNC_KERNELS_DW_INPUT_GRAD: expected auto, gather or flipped, got {mode!r}")
+    mode = policy.dw_input_grad
     if tuple(stride) != (1, 1) or mult != 1:
         return "gather"
     if mode == "auto":
-        return "flipped" if forward_path_for(kh, kw) == "rows" else "gather"
+        return "flipped" if forward_path_for(kh, kw, policy) == "rows" else "gather"
     return mode
 
 
 def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, stride, padding, dilation,
-                                memory_format=torch.contiguous_format, operand=None):
+                                memory_format=torch.contiguous_format, operand=None, policy=None):
     """dL/dx [N, C_in, H, W] in `memory_format` from grad_conv [N, C_out, OH, OW], for any
     stride, padding, dilation and multiplier: `depthwise_input_grad_kernel`, or the forward
     kernel on the flipped filter (`input_grad_path_for`). Every element is written by the
@@ -834,17 +817,17 @@ def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, stride, padding,
     OH, OW = grad_conv.shape[2], grad_conv.shape[3]
     (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
     QH, QW = cdiv(H, SH), cdiv(W, SW)
+    policy = resolve(policy)
     out = empty_output((N, C_in, H, W), grad_conv.dtype, grad_conv.device, memory_format)
-    if input_grad_path_for(KH, KW, stride, C_out // C_in) == "flipped":
-        w_arg, w_strides = _flipped(operand or weight_operand(weight), KH, KW)
+    if input_grad_path_for(KH, KW, stride, C_out // C_in, policy) == "flipped":
+        w_arg, w_strides = _flipped(operand or weight_operand(weight, policy), KH, KW)
         _launch_depthwise(grad_conv, w_arg, w_strides, KH, KW, out, (DH * (KH - 1) - PH, DW * (KW - 1) - PW),
-                          (1, 1), dilation, 1, None, None, None, None)
+                          (1, 1), dilation, 1, None, None, None, None, policy)
         return out
-    w_arg, w_strides = operand or weight_operand(weight)
+    w_arg, w_strides = operand or weight_operand(weight, policy)
     channels_last = memory_format == torch.channels_last
     launch(
-        depthwise_input_grad_kernel, _tile_grid(N, QH, QW, C_in),
-        (C_in, H, W, KH, KW, stride, C_out // C_in, channels_last, grad_conv.dtype),
+        depthwise_input_grad_kernel, _tile_grid(N, QH, QW, C_in), policy,
         grad_conv, w_arg, out,
         H, W, C_in, OH, OW, QH, QW,
         *grad_conv.stride(),
@@ -858,11 +841,12 @@ def depthwise_conv2d_input_grad(grad_conv, weight, input_shape, stride, padding,
 
 
 def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, residual, grad_y, activation,
-                            want_dres, want_dshift, want_dscale, operand=None):
+                            want_dres, want_dshift, want_dscale, operand=None, policy=None):
     """(dc, d residual, d shift, d scale) of y = act(conv(x) * scale + shift + residual) given
     dL/dy, in one pass (`depthwise_epilogue_grad_kernel`). dc, the conv output's gradient, is
     in x's dtype and layout; an unwanted result is an empty tensor. The partial sums are
     reduced here in fp32 (fp64 for fp64), deterministically."""
+    policy = resolve(policy)
     N, C_in, H, W = x.shape
     C_out, _, KH, KW = weight.shape
     OH, OW = grad_y.shape[2], grad_y.shape[3]
@@ -881,11 +865,10 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
     dscale_part = sums[-1] if want_dscale else dc
     res = residual if residual is not None else dc
     dres_arg = dres if dres is not None else dc
-    w_arg, w_strides = operand or weight_operand(weight)
-    channels_last, rows = x.stride(1) == 1, forward_path_for(KH, KW) == "rows"
+    w_arg, w_strides = operand or weight_operand(weight, policy)
+    channels_last, rows = x.stride(1) == 1, forward_path_for(KH, KW, policy) == "rows"
     config = launch(
-        depthwise_epilogue_grad_kernel, grid,
-        (C_out, OH, OW, KH, KW, stride, C_out // C_in, channels_last, rows, x.dtype),
+        depthwise_epilogue_grad_kernel, grid, policy,
         x, w_arg, scale if scale is not None else dc, shift if shift is not None else dc, res, grad_y, dc,
         dres_arg, dshift_part, dscale_part,
         H, W, C_out, OH, OW,
@@ -904,19 +887,6 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
     dshift = sums[0, :used].sum(0).to(shift.dtype) if want_dshift else x.new_empty(0)
     dscale = sums[-1, :used].sum(0).to(scale.dtype) if want_dscale else x.new_empty(0)
     return dc, dres if dres is not None else x.new_empty(0), dshift, dscale
-
-
-# Which weight-gradient tiles a launch may take (CNNC_KERNELS_DW_WGRAD, read at every call):
-# "per-tap" (one tap per program), "tap-blocks" (several taps per program) or "auto" (both, and
-# the autotuner times them; see `_weight_grad_prune`).
-WGRAD_MODES = ("auto", "per-tap", "tap-blocks")
-
-
-def weight_grad_mode() -> str:
-    mode = os.environ.get("CNNC_KERNELS_DW_WGRAD", "auto")
-    if mode not in WGRAD_MODES:
-        raise ValueError(f"CNNC_KERNELS_DW_WGRAD: expected auto, per-tap or tap-blocks, got {mode!r}")
-    return mode
 
 
 # Each program reduces over at least this many pixels per filter tap (16 x 49 = 784 for 7x7): its
@@ -945,24 +915,26 @@ def weight_grad_split(N, OH, OW, C_out, taps) -> tuple[int, int, int]:
     return 1, cdiv(OH, rows), rows
 
 
-def depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, stride, padding, dilation):
+def depthwise_conv2d_weight_grad(x, grad_conv, weight_shape, stride, padding, dilation, policy=None):
     """Weight gradient [C_out, 1, KH, KW] in weight's dtype, reduced in fp32 (fp64 for fp64) by
     `depthwise_weight_grad_kernel` into [programs along the pixels, KH*KW, C_out] partial sums,
-    then summed here (deterministic; no atomics)."""
+    then summed here (deterministic; no atomics). The tiles a launch may take are the policy's
+    dw_wgrad: "per-tap" (one tap per program), "tap-blocks" (several taps per program) or "auto"
+    (both, and the autotuner times them; see `_weight_grad_prune`)."""
+    policy = resolve(policy)
     N, C_in, H, W = x.shape
     C_out, _, KH, KW = weight_shape
     OH, OW = grad_conv.shape[2], grad_conv.shape[3]
-    mode = weight_grad_mode()
     images, slices, slice_rows = weight_grad_split(N, OH, OW, C_out, KH * KW)
     programs = cdiv(N, images) * slices  # along the pixels
     partial = torch.empty((programs, KH * KW, C_out), dtype=accumulator_dtype(x.dtype), device=x.device)
     grid = lambda m: (cdiv(KH * KW, m["TAP_BLOCK"]), cdiv(C_out, m["BLOCK_C"]), programs)  # noqa: E731
-    launch(depthwise_weight_grad_kernel, grid, (C_out, N, OH, OW, KH, KW, mode, x.dtype),
+    launch(depthwise_weight_grad_kernel, grid, policy,
            x, grad_conv, partial, N, H, W, C_out, OH, OW, images, slices, slice_rows,
            *x.stride(), *grad_conv.stride(), padding[0], padding[1],
            KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
            MULT=C_out // C_in, ALIGN=stride_align(x, grad_conv, channels=(C_out,)),
-           ACC_DTYPE=_acc_dtype(x.dtype), TAPS_MODE=mode, OW_POW2=next_power_of_2(OW))
+           ACC_DTYPE=_acc_dtype(x.dtype), TAPS_MODE=policy.dw_wgrad, OW_POW2=next_power_of_2(OW))
     grad = torch.empty((C_out, 1, KH, KW), dtype=x.dtype, device=x.device)
     grad.view(C_out, KH * KW).t().copy_(partial.sum(0))  # transposed and cast in one copy
     return grad

@@ -35,9 +35,10 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from ._runtime import (INTERPRET, accumulator_dtype, cdiv, empty_output, launch, next_power_of_2, output_hw,
-                       output_memory_format, tuning_space)
+from ._runtime import (INTERPRET, accumulator_dtype, autotune, cdiv, empty_output, launch, next_power_of_2, output_hw,
+                       output_memory_format)
 from .epilogue import apply_activation, torch_epilogue
+from .policy import resolve
 
 
 def grouped_configs():
@@ -45,16 +46,11 @@ def grouped_configs():
     sizes (see `_channel_blocks`). One config under the interpreter."""
     if INTERPRET:
         return [triton.Config({"BLOCK_M": 64}, num_warps=4)]
-    return tuning_space([
-        triton.Config({"BLOCK_M": bm}, num_warps=w, num_stages=s)
-        for bm, w, s in [(64, 4, 3), (128, 4, 3), (128, 8, 3), (256, 8, 2)]
-    ])
+    return [triton.Config({"BLOCK_M": bm}, num_warps=w, num_stages=s)
+            for bm, w, s in [(64, 4, 3), (128, 4, 3), (128, 8, 3), (256, 8, 2)]]
 
 
-@triton.autotune(
-    configs=grouped_configs(),
-    key=["M", "CIN_G", "COUT_G", "KH", "KW", "STRIDE_H", "STRIDE_W", "CHANNELS_LAST", "PACK"],
-)
+@autotune(configs=grouped_configs(), key=["M"])  # + every constexpr but BLOCK_M (`_runtime.autotune`)
 @triton.jit
 def grouped_conv2d_kernel(
     # pointers (scale/shift/res may be dummies when the HAS_* flag is off)
@@ -84,6 +80,7 @@ def grouped_conv2d_kernel(
     DOT_IN_FP32: tl.constexpr,  # interpreter only: its bf16 tl.dot is wrong, so upcast first
     PACK: tl.constexpr,  # consecutive groups per program (block-diagonal B); 1 = one group
     PARTIAL_PACKS: tl.constexpr,  # PACK does not divide GROUPS: the last pack is partial
+    TUNING: tl.constexpr,  # only an autotune key: the policy's choices and the device (`tuning_tag`)
     # tiles
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
@@ -222,11 +219,12 @@ def _channel_blocks(pack, cin_g, cout_g):
 
 
 def grouped_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shift=None,
-                   residual=None, activation=None, out=None, *, pack="auto"):
+                   residual=None, activation=None, out=None, *, pack="auto", policy=None):
     """Launch the grouped kernel. Arguments are already validated by `kernels.conv2d`.
 
     `pack` is for tests: "auto" (the default) takes `group_pack`'s choice; an int forces
-    the tl.dot path with that many groups per program, None forces the direct loop."""
+    the tl.dot path with that many groups per program, None forces the direct loop.
+    `policy`: see `policy.resolve` (None: the default policy)."""
     N, C_in, H, W = x.shape
     C_out, cin_g, KH, KW = weight.shape
     cout_g = C_out // groups
@@ -253,7 +251,7 @@ def grouped_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shi
     w_strides = (w_arg.stride(3), w_arg.stride(2), w_arg.stride(0), w_arg.stride(1))  # (c_out, c_in_g, h, w)
     channels_last = x.stride(1) == 1
     launch(
-        grouped_conv2d_kernel, grid, (M, cin_g, cout_g, KH, KW, stride, channels_last, pack, x.dtype),
+        grouped_conv2d_kernel, grid, resolve(policy),
         x, w_arg,
         scale if scale is not None else out, shift if shift is not None else out, res, out,
         H, W, OH, OW, M, groups,

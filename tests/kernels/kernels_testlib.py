@@ -4,6 +4,8 @@ Named kernels_testlib (not helpers/utils) because pytest's default import mode p
 test directory on sys.path, where short module names collide across directories.
 """
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -41,6 +43,12 @@ REFERENCE_ACTIVATIONS = {
 
 ON_CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if ON_CUDA else "cpu"
+
+
+def policy(**fields):
+    """The default kernel policy with `fields` changed: a test that picks a path keeps the rest of
+    the run's policy (`tools/gpu_session.sh check` runs with autotune=false)."""
+    return dataclasses.replace(kernels.default_policy(), **fields)
 
 
 def reference_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shift=None,

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnnc import kernels
-from cnnc.kernels import _runtime
+from cnnc.kernels import Policy, _runtime
 from cnnc.kernels.conv2d import MAX_INPUT_GRAD_PHASES, input_grad_kernel_for
-from kernels_testlib import (DEVICE, GRAD_TOLERANCES, ON_CUDA, REFERENCE_ACTIVATIONS, require_triton_path,
+from kernels_testlib import (DEVICE, GRAD_TOLERANCES, REFERENCE_ACTIVATIONS, policy, require_triton_path,
                              same_memory_format)
 
 # the module, not the `kernels.conv2d` function that kernels/__init__.py exports under that name
@@ -136,22 +136,23 @@ def test_opcheck_registered_ops():
     x = torch.randn(1, 4, 5, 5, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
     w = torch.randn(4, 1, 3, 3, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
     shift = torch.randn(4, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
+    key = kernels.default_policy().key  # the operators take the policy as its key string
     torch.library.opcheck(torch.ops.cnnc_kernels.conv2d.default,
-                          (x, w, [1, 1], [1, 1], [1, 1], 4, None, shift, "relu", None),
+                          (x, w, [1, 1], [1, 1], [1, 1], 4, None, shift, "relu", None, key),
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
     dc = torch.randn(1, 4, 5, 5, generator=g, dtype=torch.float64).to(DEVICE)
     torch.library.opcheck(torch.ops.cnnc_kernels.conv2d_input_grad.default,
-                          (dc, w.detach(), [1, 4, 5, 5], [1, 1], [1, 1], [1, 1], 4, False),
+                          (dc, w.detach(), [1, 4, 5, 5], [1, 1], [1, 1], [1, 1], 4, False, key),
                           test_utils=("test_schema", "test_faketensor"))
     # stride 2, multiplier 2: the Triton input-gradient kernel behind the same schema
     w2 = torch.randn(8, 1, 3, 3, generator=g, dtype=torch.float64).to(DEVICE)
     dc2 = torch.randn(1, 8, 3, 3, generator=g, dtype=torch.float64).to(DEVICE)
     assert input_grad_kernel_for(dc2, w2, [1, 4, 5, 5], [2, 2], 4) == "triton"
     torch.library.opcheck(torch.ops.cnnc_kernels.conv2d_input_grad.default,
-                          (dc2, w2, [1, 4, 5, 5], [2, 2], [1, 1], [1, 1], 4, True),
+                          (dc2, w2, [1, 4, 5, 5], [2, 2], [1, 1], [1, 1], 4, True, key),
                           test_utils=("test_schema", "test_faketensor"))
     torch.library.opcheck(torch.ops.cnnc_kernels.conv2d_weight_grad.default,
-                          (x.detach(), dc, [4, 1, 3, 3], [1, 1], [1, 1], [1, 1], 4),
+                          (x.detach(), dc, [4, 1, 3, 3], [1, 1], [1, 1], [1, 1], 4, key),
                           test_utils=("test_schema", "test_faketensor"))
     # the epilogue's backward: depthwise (Triton) and grouped (torch), every output wanted or not
     scale = torch.rand(4, generator=g, dtype=torch.float64).to(DEVICE) + 0.5
@@ -160,7 +161,7 @@ def test_opcheck_registered_ops():
         for wanted in ((True, True, True), (False, False, False), (True, False, True)):
             torch.library.opcheck(torch.ops.cnnc_kernels.conv2d_epilogue_grad.default,
                                   (x.detach(), weight, [1, 1], [1, 1], [1, 1], groups, scale, shift.detach(), dc,
-                                   dc, dc, "silu", *wanted),
+                                   dc, dc, "silu", *wanted, key),
                                   test_utils=("test_schema", "test_faketensor"))
 
 
@@ -359,21 +360,10 @@ def test_input_grad_torch_fallbacks(input_grad_launches):
 
 
 # ---------------------------------------------------------------------------
-# Depthwise weight gradient: one tap per program, or blocks of taps
-# (CNNC_KERNELS_DW_WGRAD; on auto the autotuner picks, by filter size where nothing is timed).
+# Depthwise weight gradient: one tap per program, or blocks of taps (the kernel policy's
+# dw_wgrad; on auto the autotuner picks, by filter size where nothing is timed).
 # ---------------------------------------------------------------------------
 depthwise_module = importlib.import_module("cnnc.kernels.depthwise")
-
-
-class _Recorder:
-    """Stands in for a Triton kernel object: records each launch, then launches it."""
-
-    def __init__(self, kernel, name, calls):
-        self.kernel, self.name, self.calls = kernel, name, calls
-
-    def __getitem__(self, grid):
-        self.calls.append(self.name)
-        return self.kernel[grid]
 
 
 WGRAD_CASES = {  # (C_in, mult, (KH, KW), stride, padding, dilation, H, W)
@@ -387,38 +377,41 @@ WGRAD_CASES = {  # (C_in, mult, (KH, KW), stride, padding, dilation, H, W)
 }
 
 
-def _weight_grad_tap_block(case, mode, channels_last, monkeypatch, images=2):
-    """Run one depthwise weight gradient (a WGRAD_CASES tuple, `images` images) under
-    CNNC_KERNELS_DW_WGRAD=mode; check it exactly against eager autograd in float64 and return
-    the TAP_BLOCK of the config that ran."""
+def _weight_grad_tap_block(case, wgrad_policy, channels_last, monkeypatch, images=2):
+    """Run one depthwise weight gradient (a WGRAD_CASES tuple, `images` images) under the kernel
+    policy `wgrad_policy`; check it exactly against eager autograd in float64 and return the
+    TAP_BLOCK of the config that ran."""
     C, mult, (KH, KW), stride, padding, dilation, H, W = case
-    if mode is None:
-        monkeypatch.delenv("CNNC_KERNELS_DW_WGRAD", raising=False)
-    else:
-        monkeypatch.setenv("CNNC_KERNELS_DW_WGRAD", mode)
     g = torch.Generator().manual_seed(5)
     x = torch.randn(images, C, H, W, generator=g, dtype=torch.float64).to(DEVICE)
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
     w = torch.randn(C * mult, 1, KH, KW, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
     conv = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
-    out = kernels.conv2d(x, w, activation="silu", **conv)
+    out = kernels.conv2d(x, w, activation="silu", policy=wgrad_policy, **conv)
     grad_out = torch.randn(out.shape, generator=g, dtype=torch.float64).to(DEVICE)
-    calls = []
-    kernel = depthwise_module.depthwise_weight_grad_kernel
-    monkeypatch.setattr(depthwise_module, "depthwise_weight_grad_kernel", _Recorder(kernel, "wgrad", calls))
+    ran = []  # the configs the weight-gradient kernel's launches took
+    real_launch = depthwise_module.launch
+
+    def recording_launch(kernel, *args, **kwargs):
+        config = real_launch(kernel, *args, **kwargs)
+        if kernel is depthwise_module.depthwise_weight_grad_kernel:
+            ran.append(config)
+        return config
+
+    monkeypatch.setattr(depthwise_module, "launch", recording_launch)
     (got,) = torch.autograd.grad(out, [w], grad_out)
     (want,) = torch.autograd.grad(F.silu(F.conv2d(x, w, None, **conv)), [w], grad_out)
-    assert calls == ["wgrad"]
+    assert len(ran) == 1
     torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
-    return kernel.best_config.kwargs["TAP_BLOCK"]
+    return ran[0].kwargs["TAP_BLOCK"]
 
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 @pytest.mark.parametrize("mode", ["per-tap", "tap-blocks"])
 @pytest.mark.parametrize("name", list(WGRAD_CASES))
 def test_depthwise_weight_grad_both_tilings(name, mode, channels_last, monkeypatch):
-    tap_block = _weight_grad_tap_block(WGRAD_CASES[name], mode, channels_last, monkeypatch)
+    tap_block = _weight_grad_tap_block(WGRAD_CASES[name], policy(dw_wgrad=mode), channels_last, monkeypatch)
     assert (tap_block == 1) == (mode == "per-tap"), tap_block
 
 
@@ -432,26 +425,26 @@ def test_depthwise_weight_grad_any_split_of_the_pixels(split, mode, monkeypatch)
     case = (3, 1, (5, 3), 1, (2, 1), 1, 7, 6)  # 5 images of 7 output rows
     assert _runtime.output_hw(7, 6, (5, 3), (1, 1), (2, 1), (1, 1))[0] == 7, "the splits above assume 7 output rows"
     monkeypatch.setattr(depthwise_module, "weight_grad_split", lambda N, OH, OW, C, taps: split)
-    tap_block = _weight_grad_tap_block(case, mode, True, monkeypatch, images=5)
+    tap_block = _weight_grad_tap_block(case, policy(dw_wgrad=mode), True, monkeypatch, images=5)
     assert (tap_block == 1) == (mode == "per-tap"), tap_block
 
 
-@pytest.mark.skipif(ON_CUDA and _runtime.AUTOTUNE,
-                    reason="natively, with autotuning on, the autotuner times the tilings")
 @pytest.mark.parametrize("name, tap_blocks", [("3x3", False), ("1x7", False), ("5x5_s2_mult2", True), ("7x7", True)])
 def test_weight_grad_auto_takes_tap_blocks_for_large_filters_when_untimed(name, tap_blocks, monkeypatch):
-    assert (_weight_grad_tap_block(WGRAD_CASES[name], None, True, monkeypatch) > 1) == tap_blocks
+    untimed = policy(dw_wgrad="auto", autotune=False)  # (under the interpreter nothing is timed anyway)
+    assert (_weight_grad_tap_block(WGRAD_CASES[name], untimed, True, monkeypatch) > 1) == tap_blocks
 
 
-def test_weight_grad_mode_is_checked(monkeypatch):
-    monkeypatch.setenv("CNNC_KERNELS_DW_WGRAD", "all-taps")
-    with pytest.raises(ValueError, match="CNNC_KERNELS_DW_WGRAD: expected auto, per-tap or tap-blocks"):
-        depthwise_module.weight_grad_mode()
+def test_weight_grad_mode_is_checked():
+    with pytest.raises(ValueError, match="dw_wgrad must be one of auto, per-tap, tap-blocks; got 'all-taps'"):
+        Policy(dw_wgrad="all-taps")
 
 
 def test_weight_grad_prune_keeps_each_modes_tiles():
     """On a GPU the autotuner times every tile the mode allows, except tap blocks wider than
-    the filter needs (a 3x3 filter has 9 taps: blocks of 32 or 64 would be mostly padding)."""
+    the filter needs (a 3x3 filter has 9 taps: blocks of 32 or 64 would be mostly padding).
+    First comes what a launch takes where nothing is timed (policy autotune=false): tap blocks
+    from WGRAD_TAP_BLOCKS_FROM taps up."""
     configs = [triton.Config({"TAP_BLOCK": t, "BLOCK_P": p, "BLOCK_C": c}, num_warps=w)
                for t, p, c, w in depthwise_module.WGRAD_TILES]
     prune = depthwise_module._weight_grad_prune
@@ -459,21 +452,20 @@ def test_weight_grad_prune_keeps_each_modes_tiles():
     def blocks(mode, k):
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(depthwise_module, "INTERPRET", False)
-            mp.setattr(depthwise_module, "AUTOTUNE", True)
-            return sorted({c.kwargs["TAP_BLOCK"] for c in prune(configs, {}, KH=k, KW=k, TAPS_MODE=mode)})
+            kept = [c.kwargs["TAP_BLOCK"] for c in prune(configs, {}, KH=k, KW=k, TAPS_MODE=mode)]
+            return kept[0], sorted(set(kept))
 
-    assert blocks("auto", 3) == [1, 16]
-    assert blocks("auto", 5) == [1, 16, 32]
-    assert blocks("auto", 7) == [1, 16, 32, 64]
-    assert blocks("per-tap", 7) == [1]
-    assert blocks("tap-blocks", 3) == [16]
+    assert blocks("auto", 3) == (1, [1, 16])
+    assert blocks("auto", 5) == (16, [1, 16, 32])
+    assert blocks("auto", 7) == (16, [1, 16, 32, 64])
+    assert blocks("per-tap", 7) == (1, [1])
+    assert blocks("tap-blocks", 3) == (16, [16])
 
 
 @pytest.mark.parametrize("layout", ["as-is", "tap-major"])
-def test_depthwise_weight_layouts_agree(layout, monkeypatch):
-    """The depthwise kernels read the filter tap-major (a copy) or in torch's layout
-    (CNNC_KERNELS_DW_WEIGHTS): forward, epilogue backward and input gradient are exact either way."""
-    monkeypatch.setenv("CNNC_KERNELS_DW_WEIGHTS", layout)
+def test_depthwise_weight_layouts_agree(layout):
+    """The depthwise kernels read the filter tap-major (a copy) or in torch's layout (the kernel
+    policy's dw_weights): forward, epilogue backward and input gradient are exact either way."""
     g = torch.Generator().manual_seed(7)
     opts = dict(dtype=torch.float64)
     x = torch.randn(2, 3, 7, 8, generator=g, **opts).to(DEVICE).to(memory_format=torch.channels_last)
@@ -482,7 +474,7 @@ def test_depthwise_weight_layouts_agree(layout, monkeypatch):
     x.requires_grad_()
     conv = dict(stride=(2, 1), padding=(2, 1), groups=3)
     with kernels.poisoned_outputs():
-        out = kernels.conv2d(x, w, scale=scale, activation="silu", **conv)
+        out = kernels.conv2d(x, w, scale=scale, activation="silu", policy=policy(dw_weights=layout), **conv)
         got = torch.autograd.grad(out, [x, w, scale], torch.ones_like(out))
     ref = _eager_block(x, w, scale, None, None, "silu", **conv)
     want = torch.autograd.grad(ref, [x, w, scale], torch.ones_like(ref))
@@ -518,7 +510,8 @@ def test_epilogue_grad_partial_sums_of_the_config_that_ran(monkeypatch):
     scale = (torch.rand(8, generator=g, **opts) + 0.5).to(DEVICE).requires_grad_()
     shift = torch.randn(8, generator=g, **opts).to(DEVICE).requires_grad_()
     conv = dict(stride=1, padding=1, groups=8)
-    out = kernels.conv2d(x, w, scale=scale, shift=shift, activation="relu", **conv)
+    tuned = policy(autotune=True)  # (a native test run may have autotuning off)
+    out = kernels.conv2d(x, w, scale=scale, shift=shift, activation="relu", policy=tuned, **conv)
     grad_out = torch.randn(out.shape, generator=g, **opts).to(DEVICE)
     got = torch.autograd.grad(out, [scale, shift], grad_out)
     assert kernel.best_config is large
@@ -530,8 +523,8 @@ def test_epilogue_grad_partial_sums_of_the_config_that_ran(monkeypatch):
 
 # ---------------------------------------------------------------------------
 # Large filters in the backward: the epilogue backward recomputes the conv with the forward's
-# row-reuse loop (CNNC_KERNELS_DW_FORWARD), and at stride 1 with multiplier 1 the input gradient
-# is the forward kernel on the flipped filter (CNNC_KERNELS_DW_INPUT_GRAD). Every tile height the
+# row-reuse loop (the policy's dw_forward), and at stride 1 with multiplier 1 the input gradient
+# is the forward kernel on the flipped filter (dw_input_grad). Every tile height the
 # autotune spaces have, both loops, against eager autograd in float64; which kernel ran is checked.
 # ---------------------------------------------------------------------------
 BACKWARD_PATH_CASES = {  # ((KH, KW), stride, padding, dilation, multiplier)
@@ -552,8 +545,7 @@ def test_depthwise_backward_large_filter_paths(name, block_h, path, monkeypatch)
     import triton
 
     (kh, kw), stride, padding, dilation, mult = BACKWARD_PATH_CASES[name]
-    monkeypatch.setenv("CNNC_KERNELS_DW_FORWARD", path)
-    monkeypatch.setenv("CNNC_KERNELS_DW_INPUT_GRAD", "flipped" if path == "rows" else "gather")
+    paths = policy(dw_forward=path, dw_input_grad="flipped" if path == "rows" else "gather")
     tile = triton.Config({"BLOCK_H": block_h, "BLOCK_W": 8, "BLOCK_C": 16}, num_warps=4, num_stages=1)
     launched = []
     for name_ in ("depthwise_conv2d_kernel", "depthwise_epilogue_grad_kernel", "depthwise_input_grad_kernel"):
@@ -574,7 +566,8 @@ def test_depthwise_backward_large_filter_paths(name, block_h, path, monkeypatch)
     residual = torch.randn(F.conv2d(x, w, None, **conv).shape, generator=g, **opts).to(DEVICE)
     leaves = [t.requires_grad_() for t in (x, w, scale, shift, residual)]
     with kernels.poisoned_outputs():
-        out = kernels.conv2d(x, w, scale=scale, shift=shift, residual=residual, activation="silu", **conv)
+        out = kernels.conv2d(x, w, scale=scale, shift=shift, residual=residual, activation="silu", policy=paths,
+                             **conv)
         grad_out = torch.randn(out.shape, generator=g, **opts).to(DEVICE)
         got = torch.autograd.grad(out, leaves, grad_out)
     ref = _eager_block(x, w, scale, shift, residual, "silu", **conv)
@@ -586,15 +579,16 @@ def test_depthwise_backward_large_filter_paths(name, block_h, path, monkeypatch)
     assert launched == ["depthwise_conv2d_kernel", "depthwise_epilogue_grad_kernel"] + want_input
 
 
-def test_input_grad_path_choice(monkeypatch):
+def test_input_grad_path_choice():
     from cnnc.kernels.depthwise import input_grad_path_for
 
-    monkeypatch.delenv("CNNC_KERNELS_DW_INPUT_GRAD", raising=False)
-    monkeypatch.delenv("CNNC_KERNELS_DW_FORWARD", raising=False)
-    assert [input_grad_path_for(k, k, (1, 1), 1) for k in (3, 5, 7)] == ["gather", "flipped", "flipped"]
-    assert input_grad_path_for(7, 7, (2, 2), 1) == "gather" and input_grad_path_for(7, 7, (1, 1), 2) == "gather"
-    monkeypatch.setenv("CNNC_KERNELS_DW_INPUT_GRAD", "flipped")
-    assert input_grad_path_for(3, 3, (1, 1), 1) == "flipped" and input_grad_path_for(3, 3, (1, 2), 1) == "gather"
-    monkeypatch.setenv("CNNC_KERNELS_DW_INPUT_GRAD", "fast")
-    with pytest.raises(ValueError, match="CNNC_KERNELS_DW_INPUT_GRAD: expected auto, gather or flipped"):
-        input_grad_path_for(7, 7, (1, 1), 1)
+    auto = Policy()
+    assert [input_grad_path_for(k, k, (1, 1), 1, auto) for k in (3, 5, 7)] == ["gather", "flipped", "flipped"]
+    assert input_grad_path_for(7, 7, (2, 2), 1, auto) == "gather"
+    assert input_grad_path_for(7, 7, (1, 1), 2, auto) == "gather"
+    assert input_grad_path_for(7, 7, (1, 1), 1, Policy(dw_forward="taps")) == "gather"  # auto follows the forward
+    flipped = Policy(dw_input_grad="flipped")
+    assert input_grad_path_for(3, 3, (1, 1), 1, flipped) == "flipped"
+    assert input_grad_path_for(3, 3, (1, 2), 1, flipped) == "gather"
+    with pytest.raises(ValueError, match="dw_input_grad must be one of auto, gather, flipped; got 'fast'"):
+        Policy(dw_input_grad="fast")

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnnc import kernels
+from cnnc.kernels import Policy
 from cnnc.kernels.grouped import grouped_conv2d
-from kernels_testlib import (DEVICE, assert_close_to_reference, make_inputs, reference_conv2d,
+from kernels_testlib import (DEVICE, assert_close_to_reference, make_inputs, policy, reference_conv2d,
                              require_triton_path, same_memory_format)
 
 ACTIVATIONS = list(kernels.ACTIVATIONS)
@@ -307,9 +308,7 @@ def test_depthwise_row_reuse_path(name, block_h, path, monkeypatch):
     from cnnc.kernels import depthwise
 
     (kh, kw), stride, padding, dilation = ROW_PATH_CASES[name]
-    monkeypatch.delenv("CNNC_KERNELS_DW_FORWARD", raising=False)
-    assert depthwise.forward_path_for(kh, kw) == "rows"  # the default for these filters
-    monkeypatch.setenv("CNNC_KERNELS_DW_FORWARD", path)
+    assert depthwise.forward_path_for(kh, kw, Policy()) == "rows"  # the default for these filters
     kernel = depthwise.depthwise_conv2d_kernel
     monkeypatch.setattr(kernel, "configs", [triton.Config({"BLOCK_H": block_h, "BLOCK_W": 8, "BLOCK_C": 16},
                                                           num_warps=4, num_stages=1)])
@@ -322,19 +321,19 @@ def test_depthwise_row_reuse_path(name, block_h, path, monkeypatch):
     conv = dict(stride=stride, padding=padding, dilation=dilation, groups=12)
     residual = torch.randn(F.conv2d(x, w, None, **conv).shape, generator=g, **opts).to(DEVICE)
     with kernels.poisoned_outputs():
-        out = kernels.conv2d(x, w, shift=shift, residual=residual, activation="relu6", **conv)
+        out = kernels.conv2d(x, w, shift=shift, residual=residual, activation="relu6", policy=policy(dw_forward=path),
+                             **conv)
     ref = F.relu6(F.conv2d(x, w, None, **conv) + shift.view(1, -1, 1, 1) + residual)
     torch.testing.assert_close(out, ref, atol=1e-10, rtol=1e-10)
 
 
-def test_forward_path_choice(monkeypatch):
+def test_forward_path_choice():
     from cnnc.kernels.depthwise import forward_path_for
 
-    monkeypatch.delenv("CNNC_KERNELS_DW_FORWARD", raising=False)
-    assert [forward_path_for(k, k) for k in (3, 5, 7)] == ["taps", "rows", "rows"]
-    assert forward_path_for(1, 9) == "taps" and forward_path_for(1, 11) == "rows"
-    monkeypatch.setenv("CNNC_KERNELS_DW_FORWARD", "taps")
-    assert forward_path_for(7, 7) == "taps"
-    monkeypatch.setenv("CNNC_KERNELS_DW_FORWARD", "fast")
-    with pytest.raises(ValueError, match="CNNC_KERNELS_DW_FORWARD: expected auto, rows or taps"):
-        forward_path_for(7, 7)
+    auto = Policy()
+    assert [forward_path_for(k, k, auto) for k in (3, 5, 7)] == ["taps", "rows", "rows"]
+    assert forward_path_for(1, 9, auto) == "taps" and forward_path_for(1, 11, auto) == "rows"
+    assert forward_path_for(7, 7, Policy(dw_forward="taps")) == "taps"
+    assert forward_path_for(3, 3, Policy(dw_forward="rows")) == "rows"
+    with pytest.raises(ValueError, match="dw_forward must be one of auto, rows, taps; got 'fast'"):
+        Policy(dw_forward="fast")

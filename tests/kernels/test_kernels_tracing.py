@@ -62,7 +62,7 @@ def test_cpu_without_interpreter_uses_torch():
     """A CPU call in a process without TRITON_INTERPRET takes the torch fallback."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    code = ("import torch, kernels\n"
+    code = ("import torch\nfrom cnnc import kernels\n"
             "x = torch.randn(1, 4, 5, 5); w = torch.randn(4, 1, 3, 3)\n"
             "y = kernels.conv2d(x, w, padding=1, groups=4, activation='relu')\n"
             "ref = torch.relu(torch.nn.functional.conv2d(x, w, padding=1, groups=4))\n"
@@ -110,7 +110,8 @@ def test_eager_path_equals_the_operator(groups):
     leaves = (x, w, scale, shift, residual)
     eager = kernels.conv2d(x, w, stride=2, padding=1, groups=groups, scale=scale, shift=shift,
                            residual=residual, activation="silu")
-    op = torch.ops.cnnc_kernels.conv2d(x, w, [2, 2], [1, 1], [1, 1], groups, scale, shift, "silu", residual)
+    op = torch.ops.cnnc_kernels.conv2d(x, w, [2, 2], [1, 1], [1, 1], groups, scale, shift, "silu", residual,
+                                       kernels.default_policy().key)
     assert torch.equal(eager, op)
     assert type(eager.grad_fn).__name__ != type(op.grad_fn).__name__  # two different autograd routes
     go = torch.randn(op.shape, generator=g, dtype=torch.float64).to(DEVICE)
