@@ -51,7 +51,7 @@ warm() {  # warm <I/N> [bench_kernels options...]: 8 parallel --warm-only proces
     grep -B 2 -A 20 Traceback "$OUT/warm.log" | head -n 40
 }
 
-check() {  # all of tests/kernels natively, log and junit in $OUT
+check() {  # all of tests/kernels natively, both tiers (CHECK_MARKS: a marker expression), log and junit in $OUT
     # One autotune config per kernel, nothing timed (the kernel policy autotune=false, the tests'
     # default policy; CHECK_POLICY adds to it): the property tests compile hundreds of
     # specializations, and the benchmark checks every layer with the tuned configs anyway.
@@ -61,7 +61,7 @@ check() {  # all of tests/kernels natively, log and junit in $OUT
     # failures are written as they happen (tests/kernels/conftest.py): a run cut off prints no summary
     CNNC_TEST_FAILURES="$OUT/failures.txt" CNNC_KERNELS_POLICY="autotune=false${CHECK_POLICY:+,$CHECK_POLICY}" \
         timeout ${CHECK_LIMIT:-480} \
-        python3 -m pytest tests/kernels ${CHECK_ARGS:-} -q -rf $workers $per_test -p no:cacheprovider -p no:benchmark \
+        python3 -m pytest tests/kernels -m "${CHECK_MARKS:-}" ${CHECK_ARGS:-} -q -rf $workers $per_test -p no:cacheprovider -p no:benchmark \
         --durations=15 --junitxml="$OUT/pytest_kernels.xml" > "$OUT/pytest_kernels.log" 2>&1
     status=$?
     grep -E "^(FAILED|ERROR)|^=====" "$OUT/pytest_kernels.log" "$OUT/failures.txt" 2>/dev/null | head -n 40

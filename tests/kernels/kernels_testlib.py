@@ -115,3 +115,9 @@ def make_inputs(*, N, C_in, C_out, H, W, KH, KW, groups, dtype, channels_last,
         if channels_last:
             residual = residual.to(memory_format=torch.channels_last)
     return x, w, scale, shift, residual
+
+
+def tiered(values, fast):
+    """Parameters for pytest.mark.parametrize: those in `fast` run in the fast tier (the README's
+    test command), every other one in the slow tier (`-m slow`), so CI runs them all."""
+    return [v if v in fast else pytest.param(v, marks=pytest.mark.slow) for v in values]

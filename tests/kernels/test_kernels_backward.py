@@ -16,7 +16,7 @@ from cnnc import kernels
 from cnnc.kernels import Policy, _runtime
 from cnnc.kernels.conv2d import MAX_INPUT_GRAD_PHASES, input_grad_kernel_for
 from kernels_testlib import (DEVICE, GRAD_TOLERANCES, REFERENCE_ACTIVATIONS, policy, require_triton_path,
-                             same_memory_format)
+                             same_memory_format, tiered)
 
 # the module, not the `kernels.conv2d` function that kernels/__init__.py exports under that name
 conv2d_module = importlib.import_module("cnnc.kernels.conv2d")
@@ -34,7 +34,7 @@ GRADCHECK_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(GRADCHECK_CASES))
+@pytest.mark.parametrize("name", tiered(GRADCHECK_CASES, fast=("dw_1x3_sigmoid", "grouped_g2_none")))
 def test_gradcheck_float64(name):
     C, mult, groups, (KH, KW), stride, padding, dilation, act = GRADCHECK_CASES[name]
     C_out = C * mult if mult else C
@@ -57,6 +57,7 @@ def test_gradcheck_float64(name):
     assert torch.autograd.gradcheck(f, (x, w, scale, shift, residual), fast_mode=True)
 
 
+@pytest.mark.slow
 def test_gradcheck_full_jacobian_depthwise():
     """One slow-mode gradcheck (every Jacobian column) on the smallest interesting case."""
     g = torch.Generator().manual_seed(1)
@@ -97,6 +98,7 @@ def backward_cases(draw):
                 seed=draw(st.integers(0, 2**16)))
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(backward_cases())
 def test_gradients_match_eager_autograd(case):
@@ -130,6 +132,7 @@ def test_gradients_match_eager_autograd(case):
     assert same_memory_format(grads[0], x), "grad x does not follow x's memory format"
 
 
+@pytest.mark.slow
 def test_opcheck_registered_ops():
     """torch.library.opcheck: schema, fake (meta) impl, autograd registration agree."""
     g = torch.Generator().manual_seed(0)
@@ -260,7 +263,7 @@ INPUT_GRAD_CASES = {
 
 
 @pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
-@pytest.mark.parametrize("name", list(INPUT_GRAD_CASES))
+@pytest.mark.parametrize("name", tiered(INPUT_GRAD_CASES, fast=("k3_s2_dil2", "k1x7_s_1x2_p_0x3")))
 def test_depthwise_input_grad_cases(name, channels_last, input_grad_launches):
     C, mult, (H, W), (KH, KW), stride, padding, dilation = INPUT_GRAD_CASES[name]
     g = torch.Generator().manual_seed(len(name))
@@ -291,6 +294,7 @@ def test_depthwise_input_grad_dtypes(dtype, input_grad_launches):
     torch.testing.assert_close(got.double(), want, atol=atol, rtol=rtol)
 
 
+@pytest.mark.slow
 def test_gradcheck_float64_stride2_input_grad(input_grad_launches):
     """Full-Jacobian float64 gradcheck through kernels.conv2d, stride 2 with an input row and
     column that no output reads (H=6, W=5, k=3, p=0: OH=2, OW=2), multiplier 2."""
@@ -321,6 +325,7 @@ def input_grad_cases(draw):
 # the fixture only counts launches, and each example compares the count before and after
 @settings(max_examples=25, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
 @given(case=input_grad_cases())
 def test_depthwise_input_grad_property(case, input_grad_launches):
     """Random depthwise geometry (strides 1-3 per axis, dilation, padding up to 3 > k//2,
@@ -407,6 +412,7 @@ def _weight_grad_tap_block(case, wgrad_policy, channels_last, monkeypatch, image
     return ran[0].kwargs["TAP_BLOCK"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 @pytest.mark.parametrize("mode", ["per-tap", "tap-blocks"])
 @pytest.mark.parametrize("name", list(WGRAD_CASES))
@@ -418,6 +424,7 @@ def test_depthwise_weight_grad_both_tilings(name, mode, channels_last, monkeypat
 @pytest.mark.parametrize("mode", ["per-tap", "tap-blocks"])
 @pytest.mark.parametrize("split", [(2, 1, 7), (3, 1, 7), (1, 3, 3), (1, 1, 7)],
                          ids=["2-images", "all-3-images", "3-slices", "whole-images"])
+@pytest.mark.slow
 def test_depthwise_weight_grad_any_split_of_the_pixels(split, mode, monkeypatch):
     """However the launcher shares the pixels among programs (several whole images each, a
     last group with fewer images, or slices of rows of one image, the last one short), the
@@ -429,7 +436,8 @@ def test_depthwise_weight_grad_any_split_of_the_pixels(split, mode, monkeypatch)
     assert (tap_block == 1) == (mode == "per-tap"), tap_block
 
 
-@pytest.mark.parametrize("name, tap_blocks", [("3x3", False), ("1x7", False), ("5x5_s2_mult2", True), ("7x7", True)])
+@pytest.mark.parametrize("name, tap_blocks", [("3x3", False), ("1x7", False), pytest.param("5x5_s2_mult2", True, marks=pytest.mark.slow),
+                                             pytest.param("7x7", True, marks=pytest.mark.slow)])
 def test_weight_grad_auto_takes_tap_blocks_for_large_filters_when_untimed(name, tap_blocks, monkeypatch):
     untimed = policy(dw_wgrad="auto", autotune=False)  # (under the interpreter nothing is timed anyway)
     assert (_weight_grad_tap_block(WGRAD_CASES[name], untimed, True, monkeypatch) > 1) == tap_blocks
@@ -462,7 +470,7 @@ def test_weight_grad_prune_keeps_each_modes_tiles():
     assert blocks("tap-blocks", 3) == (16, [16])
 
 
-@pytest.mark.parametrize("layout", ["as-is", "tap-major"])
+@pytest.mark.parametrize("layout", tiered(["as-is", "tap-major"], fast=()))
 def test_depthwise_weight_layouts_agree(layout):
     """The depthwise kernels read the filter tap-major (a copy) or in torch's layout (the kernel
     policy's dw_weights): forward, epilogue backward and input gradient are exact either way."""
@@ -483,6 +491,7 @@ def test_depthwise_weight_layouts_agree(layout):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_epilogue_grad_partial_sums_of_the_config_that_ran(monkeypatch):
     """The epilogue backward writes one row of d scale / d shift partial sums per program, and
     the number of programs depends on the tile the autotuner picks. While tuning, every config
@@ -539,6 +548,7 @@ BACKWARD_PATH_CASES = {  # ((KH, KW), stride, padding, dilation, multiplier)
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path, block_h", [("rows", 2), ("rows", 4), ("rows", 8), ("taps", 4)])
 @pytest.mark.parametrize("name", list(BACKWARD_PATH_CASES))
 def test_depthwise_backward_large_filter_paths(name, block_h, path, monkeypatch):

@@ -27,6 +27,7 @@ def _bench(tmp_path, *args):
     "a harness check for machines without a GPU; where there is one, bench_kernels runs for real "
     "(and the H100 image's Triton 3.6 interpreter failed inside the weight-gradient kernel, "
     "'only 0-dimensional arrays can be converted to Python scalars', which Triton 3.8's does not)"))
+@pytest.mark.slow
 def test_bench_smoke_shards_and_merge(tmp_path):
     for shard in ("1/2", "2/2"):
         _bench(tmp_path, "--smoke", "--shard", shard, "--out", str(tmp_path / "raw"))
@@ -123,6 +124,7 @@ def _tool(name, *args):
     return result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a harness check for machines without a GPU")
 def test_ab_kernels_smoke(tmp_path):
     """tools/ab_kernels.py --smoke: every variant (a kernel policy) runs and passes its check
@@ -135,6 +137,7 @@ def test_ab_kernels_smoke(tmp_path):
     assert len(rows) == 8 and all(r["err"] < 1e-4 and r["ms"] > 0 for r in rows)
 
 
+@pytest.mark.slow
 def test_host_overhead_runs(tmp_path):
     """tools/host_overhead.py (CPU only, Triton's run stubbed) runs end to end; the aten ops of
     a depthwise training step include one filter copy, not three (the forward's is reused)."""

@@ -31,6 +31,7 @@ def _compile_kernels(*args):
     return run
 
 
+@pytest.mark.slow
 def test_every_kernel_compiles_for_sm90():
     run = _compile_kernels("--quick", "--dtypes", "float16")
     compiled = re.findall(r"^ok +(\w+) ", run.stdout, flags=re.M)
@@ -41,6 +42,7 @@ def test_every_kernel_compiles_for_sm90():
     assert "0 failed" in run.stdout.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_weight_grad_loop_has_no_division_or_cross_thread_sum():
     """The depthwise weight gradient's innermost loop, in sm_90 SASS, for every tile of its
     autotune space (fp16, channels_last): no division by a run-time value (the kernel once split

@@ -13,7 +13,7 @@ from cnnc import kernels
 from cnnc.kernels import Policy
 from cnnc.kernels.grouped import grouped_conv2d
 from kernels_testlib import (DEVICE, assert_close_to_reference, make_inputs, policy, reference_conv2d,
-                             require_triton_path, same_memory_format)
+                             require_triton_path, same_memory_format, tiered)
 
 ACTIVATIONS = list(kernels.ACTIVATIONS)
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -88,6 +88,7 @@ def grouped_cases(draw):
                 padding=padding, dilation=dilation, **_epilogue(draw))
 
 
+@pytest.mark.slow
 @FAST
 @given(depthwise_cases())
 def test_depthwise_matches_eager(case):
@@ -95,6 +96,7 @@ def test_depthwise_matches_eager(case):
     require_triton_path(x, w, case["groups"])
 
 
+@pytest.mark.slow
 @FAST
 @given(grouped_cases())
 def test_grouped_matches_eager(case):
@@ -133,7 +135,8 @@ NAMED = {
 }
 
 
-@pytest.mark.parametrize("name", list(NAMED))
+@pytest.mark.parametrize("name", tiered(NAMED, fast=("dw3_s1", "dw3_s2_nchw", "dw_1x7", "dw_7x1_bf16", "dw3_dil2_fp32",
+                                                   "dw3_s2_mult2_pad0", "resnext_g32x4")))
 def test_named_configuration(name):
     case = NAMED[name]
     x, w = run_case(case)
@@ -260,7 +263,7 @@ def test_stride_align_values():
     assert stride_align(torch.empty(2, 24, 5, 5), channels=(24,)) == 1  # NCHW: the w stride is 1
 
 
-@pytest.mark.parametrize("channels", [24, 40, 6])
+@pytest.mark.parametrize("channels", tiered([24, 40, 6], fast=(6,)))
 def test_depthwise_unaligned_channels_exact(channels):
     """Forward and every gradient at channels_last with C % 16 != 0 (ALIGN 8 and 2), float64,
     against F.conv2d + eager autograd."""
@@ -299,6 +302,7 @@ ROW_PATH_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["rows", "taps"])
 @pytest.mark.parametrize("block_h", [2, 4, 8])
 @pytest.mark.parametrize("name", list(ROW_PATH_CASES))

@@ -44,6 +44,7 @@ def _inputs(seed, C=6, K=3):
     return x, w, scale
 
 
+@pytest.mark.slow
 def test_second_launch_skips_the_autotuner_and_agrees(autotuner_runs):
     kernel = depthwise_module.depthwise_conv2d_kernel
     kernel.__dict__.pop("_cnnc_chosen", None)  # forget earlier tests' launches
@@ -84,6 +85,7 @@ def test_a_remembered_config_not_in_the_space_is_dropped(autotuner_runs, monkeyp
     torch.testing.assert_close(out, reference_conv2d(x, w, (1, 1), (1, 1), (1, 1), 6), atol=1e-12, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_a_training_step_after_the_first_runs_no_autotuner(autotuner_runs):
     """Forward, epilogue backward, input and weight gradient: every kernel of a depthwise
     training step takes the remembered route from the second step on."""
@@ -110,6 +112,7 @@ def test_a_training_step_after_the_first_runs_no_autotuner(autotuner_runs):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
+@pytest.mark.slow
 def test_untimed_policy_takes_the_first_pruned_config_without_the_autotuner(autotuner_runs, monkeypatch):
     """autotune=false: no `Autotuner.run` at all; the first config of the space after the kernel's
     own pruning, which puts the untimed preference first (the weight gradient of a 7x7 filter:
@@ -188,6 +191,7 @@ def _tune_two_variants(kernel, monkeypatch, variants, winner):
     return (a, b), ran, benched
 
 
+@pytest.mark.slow
 def test_two_variants_on_one_shape_get_their_own_configs(monkeypatch):
     """Two variants of the forward kernel on one shape, relu and no activation: each is tuned and
     gets its own best config. With the keys before the fix (no ACT, HAS_*, ... in them) the
@@ -212,6 +216,7 @@ def test_two_variants_on_one_shape_get_their_own_configs(monkeypatch):
     assert ran == [a, a] and len(benched) == 2, "the old keys: the second variant reused the first one's config"
 
 
+@pytest.mark.slow
 def test_two_policies_on_one_shape_get_their_own_configs(monkeypatch):
     """The same call under two policies that differ only in the filter operand's layout (same
     constexprs: the difference reaches the key only through TUNING): two tuning entries, each

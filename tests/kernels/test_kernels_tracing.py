@@ -31,6 +31,7 @@ class DepthwiseBlock(torch.nn.Module):
         return y * 2
 
 
+@pytest.mark.slow
 def test_torch_compile_fullgraph_forward_and_backward():
     torch._dynamo.reset()
     block = DepthwiseBlock().to(DEVICE)
@@ -58,6 +59,7 @@ def test_torch_export_keeps_one_op():
     torch.testing.assert_close(exported.module()(x2), block(x2))
 
 
+@pytest.mark.slow
 def test_cpu_without_interpreter_uses_torch():
     """A CPU call in a process without TRITON_INTERPRET takes the torch fallback."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
