@@ -3,7 +3,8 @@
 The front end checks the clause and records it in the IR (with the batchnorms that
 zero_init_residual zeroes); code generation writes torchvision's `_init_weights` loop. Against
 torchvision, for the eight networks of issue 16 (resnet18, resnet50, mobilenet_v2, densenet121,
-efficientnet_b0, convnext_tiny, googlenet, vgg16) and ResNet's zero_init_residual:
+efficientnet_b0, convnext_tiny, googlenet, vgg16), ResNet's zero_init_residual, and the schemes
+whose options name layers (squeezenet's final_conv, inception_v3's stddev):
 
 - from another seed than the reference, every layer's weights have the reference's statistics:
   a tensor the reference sets to a constant (BatchNorm weight 1 and bias 0, zero biases) is that
@@ -69,6 +70,20 @@ def test_resnet18_zeroes_the_last_batchnorm_of_each_branch():
      "zero_init_residual: no residual add here ends its branch with a batchnorm"),
     ("resnet(zero_init_residual=true)", "    output o = (x -> conv(4, 1) -> bn) + (x -> conv(4, 1) -> bn)",
      "zero_init_residual: both operands of this add are batchnorms of the same block"),
+    ("squeezenet(final_conv=3)", "    output o = x -> conv(4, 1) as c",
+     "'final_conv' of init squeezenet must be a layer's instance path (a string), got the integer 3"),
+    ("squeezenet(final_conv=\"g.cc\")", "    output o = (x -> conv(4, 1) as c -> bn as b) as g",
+     "'final_conv' of init squeezenet names no layer: \"g.cc\"; did you mean 'g.c'?"),
+    ("squeezenet(final_conv=\"g.b\")", "    output o = (x -> conv(4, 1) as c -> bn as b) as g",
+     "'final_conv' of init squeezenet must name a conv; \"g.b\" is a batchnorm"),
+    ("squeezenet(final_conv=\"g\")", "    output o = (x -> conv(4, 1) as c -> bn as b) as g",
+     "'final_conv' of init squeezenet names a block or group instance, \"g\", not a layer"),
+    ("inception_v3(stddev=[[\"c\", \"big\"]])", "    output o = x -> conv(4, 1) as c",
+     "'stddev' of init inception_v3 must be a list of [path, number] pairs"),
+    ("inception_v3(stddev=[[\"c\", 0.1], [\"c\", 0.2]])", "    output o = x -> conv(4, 1) as c",
+     "'stddev' of init inception_v3 names the layer \"c\" twice"),
+    ("inception_v3(stddev=[[\"c\", 0.1]])", "    output o = x -> maxpool(2) as c",
+     "'stddev' of init inception_v3 must name a conv or linear; \"c\" is a maxpool"),
 ])
 def test_clause_mistakes_are_located(init, body, message):
     text = _error(NET.format(init=init, body=body))
@@ -106,6 +121,30 @@ def test_generated_init_reads_like_torchvision():
     assert "_init_weights" not in generate_source("mobilenet_v1").source  # no scheme: torch's defaults
 
 
+def test_generated_init_binds_the_layers_an_option_names():
+    """SqueezeNet's final conv, found by its instance path, as torchvision's loop treats it."""
+    src = generate_source("squeezenet1_0").source
+    method = src[src.index("    def _init_weights"):src.index("    def forward", src.index("    def _init_weights"))]
+    assert method == '''    def _init_weights(self) -> None:
+        """torchvision.models.squeezenet.SqueezeNet's initialisation (`init squeezenet(final_conv="classifier.1")`)."""
+        final_conv = getattr(self.classifier, '1')
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                if m is final_conv:
+                    nn.init.normal_(m.weight, mean=0.0, std=0.01)
+                else:
+                    nn.init.kaiming_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+'''
+    lines = [line.strip() for line in generate_source("inception_v3").source.splitlines()]
+    assert "stddev = {self.AuxLogits.fc: 0.001}" in lines
+    assert "nn.init.trunc_normal_(m.weight, mean=0.0, std=stddev.get(m, 0.1), a=-2, b=2)" in lines
+    lines = [line.strip() for line in generate_source("inception_v3", aux_logits=False, size=75).source.splitlines()]
+    assert "stddev = {}" in lines
+
+
 def test_zero_init_reaches_the_fused_module():
     model = cnnc.compile("resnet18", fused=True, zero_init_residual=True)
     zeroed = {name for name, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)
@@ -133,8 +172,10 @@ NETWORKS = {
     "convnext_tiny": ({}, {}),
     "googlenet": ({"init_weights": True}, {}),
     "vgg16": ({"init_weights": True}, {}),
+    "squeezenet1_0": ({}, {}),
+    "inception_v3": ({"init_weights": True}, {}),
 }
-SLOW = {"vgg16"}  # 138M parameters, built three times
+SLOW = {"vgg16", "inception_v3"}  # 138M and 27M parameters, built three times
 
 
 def _reference(name, seed):
@@ -143,17 +184,20 @@ def _reference(name, seed):
     return torchvision.models.get_model(name.replace("_zero_init_residual", ""), weights=None, **kwargs)
 
 
-def _ours(name, seed, init=True):
+def _ours(name, seed, init=True, options=None):
+    """The cnnc module from `seed`: with its scheme, without it (`init=False`), or with other
+    scheme options (`options`)."""
     _, params = NETWORKS[name]
     spec = name.replace("_zero_init_residual", "")
     torch.manual_seed(seed)
-    if init:
+    if init and options is None:
         return cnnc.compile(spec, **params)
     from cnnc.api import load_source
     from cnnc.backends.codegen import generate
     from dataclasses import replace
 
-    gen = generate(replace(front_end(spec, params).graph, init=None))
+    g = front_end(spec, params).graph
+    gen = generate(replace(g, init=replace(g.init, options=options) if init else None))
     return getattr(load_source(gen.source, gen.name), gen.class_name)()
 
 
@@ -217,3 +261,14 @@ def test_the_same_seed_gives_the_reference_weights(reference):
 def test_without_its_scheme_a_module_fails_the_statistics(name):
     """The statistics test can fail: torch's default init is not the reference's."""
     assert len(statistics_mismatches(_ours(name, seed=1, init=False), _reference(name, seed=0))) > 10
+
+
+@pytest.mark.parametrize("name,options,layers", [
+    ("squeezenet1_0", (("final_conv", None),), ["classifier.1.weight"]),
+    pytest.param("inception_v3", (("stddev", ()),), ["AuxLogits.fc.weight"], marks=pytest.mark.slow),
+])
+def test_without_the_layers_its_options_name_the_statistics_fail_there(name, options, layers):
+    """The layers a scheme option singles out are initialised as the reference does, and the
+    statistics test sees it: without the option, those layers (and only those) differ."""
+    bad = statistics_mismatches(_ours(name, seed=1, options=options), _reference(name, seed=0))
+    assert [b.split()[0] for b in bad] == layers

@@ -188,8 +188,7 @@ def test_reference_data_is_current():
 def _build(entry, device=None):
     torch = pytest.importorskip("torch")
     library, _, model = entry.reference.partition(":")
-    kwargs = {"googlenet": {"init_weights": False}}.get(entry.name, {})
-    kwargs = family_of(entry.spec.name).reference_kwargs.get(entry.name, kwargs)
+    kwargs = family_of(entry.spec.name).reference_kwargs.get(entry.name, {})
     torch.manual_seed(0)
     with torch.device(device or "cpu"):
         if library == "torchvision":
@@ -341,7 +340,7 @@ def test_reference_forward_shapes(reference):
 def test_googlenet_without_aux_matches_pretrained_layout():
     tv = pytest.importorskip("torchvision")
     model = tv.models.googlenet(weights=None, aux_logits=False, init_weights=False)
-    g = compile_spec("googlenet", aux=False)
+    g = compile_spec("googlenet", aux_logits=False)
     assert param_count(g) == sum(p.numel() for p in model.parameters())
     assert expected_state_shapes(g) == [tuple(t.shape) for t in model.state_dict().values()]
 

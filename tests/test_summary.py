@@ -26,18 +26,20 @@ def test_every_op_has_a_geometry_rule():
 # (CS231n's "VGGNet" slide: memory = output elements, params = weights, layer by layer.)
 
 def _vgg16_table():
-    """(path, output elements, weights without biases, biases), from the architecture's arithmetic."""
+    """(path, output elements, weights without biases, biases), from the architecture's arithmetic;
+    paths are torchvision's (its Sequential indices: a conv and its ReLU take two, a pool one)."""
     rows = []
-    size, c_in = 224, 3
-    for stage, (convs, c) in enumerate(zip([2, 2, 3, 3, 3], [64, 128, 256, 512, 512]), 1):
-        for i in range(1, convs + 1):
-            rows.append((f"features.stage{stage}.conv{i}", size * size * c, 3 * 3 * c_in * c, c))
-            c_in = c
+    size, c_in, k = 224, 3, 0
+    for convs, c in zip([2, 2, 3, 3, 3], [64, 128, 256, 512, 512]):
+        for _ in range(convs):
+            rows.append((f"features.{k}", size * size * c, 3 * 3 * c_in * c, c))
+            c_in, k = c, k + 2
         size //= 2
-        rows.append((f"features.stage{stage}.pool", size * size * c, 0, 0))
-    rows.append(("classifier.linear1", 4096, 7 * 7 * 512 * 4096, 4096))
-    rows.append(("classifier.linear2", 4096, 4096 * 4096, 4096))
-    rows.append(("classifier.linear3", 1000, 4096 * 1000, 1000))
+        rows.append((f"features.{k}", size * size * c, 0, 0))
+        k += 1
+    rows.append(("classifier.0", 4096, 7 * 7 * 512 * 4096, 4096))
+    rows.append(("classifier.3", 4096, 4096 * 4096, 4096))
+    rows.append(("classifier.6", 1000, 4096 * 1000, 1000))
     return rows
 
 
@@ -46,7 +48,7 @@ def test_vgg16_activations_and_weights_per_layer():
     got = {r["path"]: r for r in d["layers"]}
     table = _vgg16_table()
     # the slide's anchors, written out
-    assert table[0] == ("features.stage1.conv1", 3_211_264, 1_728, 64)
+    assert table[0] == ("features.0", 3_211_264, 1_728, 64) and table[-4][0] == "features.30"
     assert table[-3][2] == 102_760_448 and table[-1][2] == 4_096_000
     for path, acts, weights, biases in table:
         r = got[path]
@@ -60,17 +62,19 @@ def test_vgg16_receptive_fields():
     """3x3 convs add 2 jumps each, 2x2/2 pools 1 jump and double it: conv5_3 sees 196 pixels, pool5 212
     (Araujo et al. 2019, Table 1, vgg_16: 212)."""
     got = {r["path"]: r for r in cnnc.summary(SPECS / "vgg16.cnn")["layers"]}
-    r, j = 1, 1
-    for stage, convs in enumerate([2, 2, 3, 3, 3], 1):
-        for i in range(1, convs + 1):
+    r, j, k = 1, 1, 0
+    for convs in [2, 2, 3, 3, 3]:
+        for _ in range(convs):
             r += 2 * j
-            assert got[f"features.stage{stage}.conv{i}"]["receptive_field"] == [r, r]
-            assert got[f"features.stage{stage}.conv{i}"]["jump"] == [j, j]
+            assert got[f"features.{k}"]["receptive_field"] == [r, r]
+            assert got[f"features.{k}"]["jump"] == [j, j]
+            k += 2
         r, j = r + j, 2 * j
-        assert got[f"features.stage{stage}.pool"]["receptive_field"] == [r, r]
-    assert got["features.stage5.conv3"]["receptive_field"] == [196, 196]
-    assert got["features.stage5.pool"]["receptive_field"] == [212, 212]
-    assert got["features.stage5.pool"]["jump"] == [32, 32]
+        assert got[f"features.{k}"]["receptive_field"] == [r, r]
+        k += 1
+    assert got["features.28"]["receptive_field"] == [196, 196]  # conv5_3
+    assert got["features.30"]["receptive_field"] == [212, 212]  # pool5
+    assert got["features.30"]["jump"] == [32, 32]
 
 
 # ---- receptive fields against a brute-force gradient ------------------------------------------

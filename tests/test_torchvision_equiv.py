@@ -37,19 +37,17 @@ CATALOG = {e.name: e for _, items in entries() for e in items}
 LIBRARY = {n: e for n, e in CATALOG.items() if e.reference.split(":")[0] in ("torchvision", "timm")}
 
 # Entries of no family (checked by structural import): the big ones run at batch 1 only and slow
-BIG = {"vgg16", "vgg19", "alexnet", "convnext_base", "densenet201", "inception_v4", "inception_resnet_v2",
-       "xception", "nasnet_a_large"}
+BIG = {"convnext_base", "inception_v4", "inception_resnet_v2", "xception", "nasnet_a_large"}
 SLOW = BIG | {"convnext_tiny"}
 # References that register a tensor before the layers that run first (torchvision's CNBlock: its
 # layer_scale before its `block`): the importer must find the reordering itself, and say so.
 REGISTERED_OUT_OF_ORDER = {"convnext_tiny", "convnext_base"}
-SECOND_SIZE = {"googlenet": 192, "inception_v4": 235, "inception_resnet_v2": 235, "xception": 235}
+SECOND_SIZE = {"inception_v4": 235, "inception_resnet_v2": 235, "xception": 235}
 
 
 def _reference(entry):
     library, _, model = entry.reference.partition(":")
-    kwargs = {"googlenet": {"init_weights": False}}.get(entry.name, {})
-    kwargs = family_of(entry.spec.name).reference_kwargs.get(entry.name, kwargs)
+    kwargs = family_of(entry.spec.name).reference_kwargs.get(entry.name, {})
     torch.manual_seed(0)
     if library == "timm":
         timm = pytest.importorskip("timm")

@@ -21,8 +21,9 @@ from cnnc_testlib import module_prefixes, param_layers_in_ir_order
 torch.set_num_threads(2)
 SIZES = (64, 96, 112, 128, 160, 192, 224, 256, 299)
 SPEC_NAMES = sorted(p.stem for p in SPECS.glob("*.cnn"))
-SLOW = {"vgg16", "vgg19", "alexnet", "zfnet", "convnext_base", "resnet152", "resnet101", "densenet201",
-        "inception_v4", "inception_resnet_v2", "xception", "wide_resnet50_2", "nasnet_a_mobile"}
+SLOW = {"vgg", "vgg16", "alexnet", "zfnet", "convnext_base", "resnet152", "resnet101", "densenet201",
+        "inception_v3", "inception_v4", "inception_resnet_v2", "xception", "wide_resnet50_2", "nasnet_a_mobile",
+        "densenet"}  # densenet.cnn builds densenet121, as densenet121.cnn does in the fast tier
 BATCH = 4
 LR = 0.01
 

@@ -261,6 +261,9 @@ _KAIMING_FAN_OUT_RELU = 'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonli
 _KAIMING_FAN_OUT = 'nn.init.kaiming_normal_(m.weight, mode="fan_out")'
 _TRUNC_002 = "nn.init.trunc_normal_(m.weight, std=0.02)"
 _TRUNC_001 = "nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)"
+# torchvision's Inception3: `stddev = float(m.stddev) if hasattr(m, "stddev") else 0.1`; here the
+# scheme option `stddev` (bound before the loop, `_named_layers_source`) maps modules to their std
+_TRUNC_STDDEV = "nn.init.trunc_normal_(m.weight, mean=0.0, std=stddev.get(m, 0.1), a=-2, b=2)"
 _CONV_INIT = {
     "resnet": (_KAIMING_FAN_OUT_RELU,),
     "vgg": (_KAIMING_FAN_OUT_RELU,) + _ZERO_BIAS,
@@ -269,6 +272,10 @@ _CONV_INIT = {
     "efficientnet": (_KAIMING_FAN_OUT,) + _ZERO_BIAS,
     "convnext": (_TRUNC_002,) + _ZERO_BIAS,
     "googlenet": (_TRUNC_001,),
+    # torchvision's SqueezeNet: `final_conv` is bound before the loop (`_named_layers_source`)
+    "squeezenet": ("if m is final_conv:", "    nn.init.normal_(m.weight, mean=0.0, std=0.01)", "else:",
+                   "    nn.init.kaiming_uniform_(m.weight)") + _ZERO_BIAS,
+    "inception_v3": (_TRUNC_STDDEV,),
 }
 
 INIT: dict = {
@@ -276,7 +283,8 @@ INIT: dict = {
     "fused:conv": InitRule("nn.Conv2d", _CONV_INIT),  # its BatchNorm, `.bn`, follows the batchnorm row
     "conv_transpose": InitRule("nn.ConvTranspose2d", {}),  # no torchvision scheme touches it
     "batchnorm": InitRule("nn.BatchNorm2d", {s: _NORM_1_0 for s in ("resnet", "vgg", "densenet", "mobilenet",
-                                                                    "efficientnet", "googlenet")}),
+                                                                    "efficientnet", "googlenet",
+                                                                    "inception_v3")}),
     "groupnorm": InitRule("nn.GroupNorm", {s: _NORM_1_0 for s in ("resnet", "mobilenet", "efficientnet")}),
     "layernorm": InitRule("nn.LayerNorm", {}),
     "layerscale": InitRule("runtime.LayerScale", {}),  # starts at its `init` value
@@ -288,6 +296,7 @@ INIT: dict = {
                          "nn.init.uniform_(m.weight, -init_range, init_range)") + _ZERO_BIAS,
         "convnext": (_TRUNC_002,) + _ZERO_BIAS,
         "googlenet": (_TRUNC_001,),
+        "inception_v3": (_TRUNC_STDDEV,),
     }),
 }
 
@@ -817,6 +826,7 @@ def _init_source(g: Graph, root: Instance) -> list[str]:
     opts = ", ".join(f"{k}={fmt_value(v)}" for k, v in init.options)
     doc = f"{SCHEMES[init.scheme].reference}'s initialisation (`init {init.scheme}({opts})`)."
     out = ["", "    def _init_weights(self) -> None:", f'        """{doc}"""']
+    out += _named_layers_source(g)
     if branches:
         out.append("        for m in self.modules():")
     for k, (lines, cls) in enumerate(branches.items()):
@@ -825,6 +835,28 @@ def _init_source(g: Graph, root: Instance) -> list[str]:
         out.append(f"            {'if' if k == 0 else 'elif'} isinstance(m, {test}):")
         out += [f"                {line}" for line in lines]
     out += _zero_norms_source(g, root)
+    return out
+
+
+def _named_layers_source(g: Graph) -> list[str]:
+    """The layers a scheme option names (cnnc/ir/schemes.py), bound to the option's name before
+    the init loop: `final_conv = getattr(self.classifier, "1")`, or for [path, value] pairs
+    `stddev = {self.AuxLogits.fc: 0.001}`. A layer pruned with an unused block is left out."""
+    from cnnc.ir.schemes import SCHEMES
+
+    scheme = SCHEMES[g.init.scheme]
+    present = {n.path for n in g.nodes}
+    out = []
+    for a in scheme.options:
+        if a.name not in scheme.layer_options:
+            continue
+        value = g.init.option(a.name)
+        if a.kind == "layer":
+            module = _chain("self", value.split(".")) if value in present else None
+            out.append(f"        {a.name} = {module}")
+        else:
+            items = ", ".join(f"{_chain('self', p.split('.'))}: {v!r}" for p, v in value if p in present)
+            out.append(f"        {a.name} = {{{items}}}")
     return out
 
 

@@ -13,15 +13,24 @@ a batchnorm of the add's own instance (the block instance holding the add), and 
 the other operand, the block's input or the result of a child instance (torchvision's
 `downsample`). An add whose two operands are both such batchnorms is an error; so is the option
 on a network where no add has such an operand.
+
+Some references single out layers: SqueezeNet draws its `final_conv` from normal(0, 0.01),
+Inception v3 gives its auxiliary head's fc the truncated-normal std 0.001 (`m.stddev`). Their
+schemes take options that name those layers by instance path, `init squeezenet(final_conv=
+"classifier.1")`, `init inception_v3(stddev=[["AuxLogits.fc", 0.001]])` (`layer_options`:
+which options name layers, and of which ops). The front end checks that each path names a layer
+of such an op (`check_named_layers`); code generation binds the option's name to that module
+before the init loop, whose statements test `m is final_conv` or read `stddev.get(m, 0.1)`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from cnnc.diagnostics import CnncError
+from cnnc.diagnostics import CnncError, suggest
 
 from .graph import Node
-from .ops import Arg
+from .ops import Arg, OpError, normalize
+from .values import describe_value
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,9 @@ class Scheme:
     reference: str  # the code it reproduces
     doc: str  # what it does, per layer type
     options: tuple = ()  # of Arg: keyword options of `init name(...)`
+    # options that name layers by instance path -> the ops those layers may be; an option's Arg
+    # kind is "layer" (one path, or none) or "layer_values" (a list of [path, number] pairs)
+    layer_options: dict = field(default_factory=dict)
 
 
 SCHEMES = {s.name: s for s in (
@@ -52,7 +64,70 @@ SCHEMES = {s.name: s for s in (
            "conv, linear: trunc_normal_(std=0.02), bias 0; layernorm, layerscale: torch's default"),
     Scheme("googlenet", "torchvision.models.googlenet.GoogLeNet",
            "conv, linear: trunc_normal_(std=0.01, a=-2, b=2) (linear bias: torch's default); batchnorm: 1, 0"),
+    Scheme("squeezenet", "torchvision.models.squeezenet.SqueezeNet",
+           "conv: kaiming_uniform_(), bias 0; the conv named by final_conv: normal_(0, 0.01), bias 0",
+           (Arg("final_conv", "layer", None),), {"final_conv": ("conv",)}),
+    Scheme("inception_v3", "torchvision.models.inception.Inception3",
+           "conv, linear: trunc_normal_(std=0.1, a=-2, b=2), or the std that stddev gives the layer "
+           "(torchvision's `m.stddev`); batchnorm: 1, 0",
+           (Arg("stddev", "layer_values", ()),), {"stddev": ("conv", "linear")}),
 )}
+
+
+def normalize_option(a: Arg, value, where: str):
+    """Check an option's value: a layer option's shape here (its paths are checked against the
+    network by check_named_layers), every other kind by the op table's rules."""
+    if a.kind == "layer":
+        if value is None or isinstance(value, str):
+            return value
+        raise OpError(f"'{a.name}' of {where} must be a layer's instance path (a string), "
+                      f"got {describe_value(value)}")
+    if a.kind == "layer_values":
+        pairs = value if isinstance(value, tuple) else None
+        if pairs is None or not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
+                                    and isinstance(p[1], (int, float)) and not isinstance(p[1], bool) for p in pairs):
+            raise OpError(f"'{a.name}' of {where} must be a list of [path, number] pairs, e.g. "
+                          f'[["AuxLogits.fc", 0.001]], got {describe_value(value)}')
+        paths = [p for p, _ in pairs]
+        twice = next((p for p in paths if paths.count(p) > 1), None)
+        if twice is not None:
+            raise OpError(f"'{a.name}' of {where} names the layer \"{twice}\" twice")
+        return tuple((p, float(v)) for p, v in pairs)
+    return normalize(a, value, where)
+
+
+def named_layers(init) -> dict:
+    """Option name -> the instance paths it names (in the order given)."""
+    scheme = SCHEMES[init.scheme]
+    out = {}
+    for name in scheme.layer_options:
+        value = init.option(name)
+        out[name] = () if value is None else (value,) if isinstance(value, str) else tuple(p for p, _ in value)
+    return out
+
+
+def check_named_layers(init, nodes) -> None:
+    """Each path a layer option names is a layer of the ops the scheme allows there (located at
+    the init clause)."""
+    scheme = SCHEMES[init.scheme]
+    by_path = {n.path: n for n in nodes}
+    for name, paths in named_layers(init).items():
+        ops = scheme.layer_options[name]
+        kinds = " or ".join(ops)
+        for path in paths:
+            n = by_path.get(path)
+            if n is None:
+                inside = [p for p, m in by_path.items() if p.startswith(path + ".") and m.op in ops]
+                if inside:
+                    raise CnncError(f"'{name}' of init {init.scheme} names a block or group instance, \"{path}\", "
+                                    "not a layer", init.loc).note(f"name the {kinds} inside it: \"{inside[0]}\"")
+                candidates = [p for p, m in by_path.items() if m.op in ops]
+                raise CnncError(f"'{name}' of init {init.scheme} names no layer: \"{path}\"{suggest(path, candidates)}",
+                                init.loc).note(f"it names a {kinds} by its instance path, e.g. \"{candidates[-1]}\""
+                                               if candidates else f"this network has no {kinds}")
+            if n.op not in ops:
+                raise CnncError(f"'{name}' of init {init.scheme} must name a {kinds}; \"{path}\" is a {n.op}",
+                                init.loc)
 
 
 def _instance(path: str) -> str:

@@ -14,7 +14,7 @@ from cnnc.frontend import ast
 from cnnc.frontend.ast import loc_of
 from cnnc.frontend.loader import preset_values
 from cnnc.ir.graph import Graph, Init, Output, live_scopes
-from cnnc.ir.schemes import SCHEMES, residual_norms
+from cnnc.ir.schemes import SCHEMES, check_named_layers, normalize_option, residual_norms
 from cnnc.ir.ops import ALIASES, LIST_OPS, OPS, OpError, lookup, normalize
 from cnnc.ir.values import Tensor, describe_value, freeze
 
@@ -67,6 +67,8 @@ class Statements:
             raise CnncError(f"network '{net.name}' has no output; add e.g. `output logits = x`", net.loc)
         if init is not None and init.options and dict(init.options).get("zero_init_residual"):
             init = replace(init, zero_norms=residual_norms(self.nodes, init.loc))
+        if init is not None:
+            check_named_layers(init, self.nodes)
         return Graph(preset.name if preset is not None else net.name, net.loc.file, tuple(used),
                      tuple(self.nodes), tuple(self.outputs), tuple(live_scopes(self.scopes, self.nodes)), init)
 
@@ -88,7 +90,7 @@ class Statements:
                 takes = f"its options: {', '.join(names)}" if names else "it takes no options"
                 raise self.error(f"init {c.scheme} has no option '{k.name}'{suggest(k.name, names)}", k.loc, (takes,))
             try:
-                given[a.name] = normalize(a, self.eval(k.value, env), f"init {c.scheme}")
+                given[a.name] = normalize_option(a, self.eval(k.value, env), f"init {c.scheme}")
             except OpError as err:
                 raise self.error(err.message, k.loc, err.notes) from None
         options = tuple((a.name, given.get(a.name, a.default)) for a in scheme.options)
