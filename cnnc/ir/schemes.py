@@ -13,12 +13,14 @@ a batchnorm of the add's own instance (the block instance holding the add), and 
 the other operand, the block's input or the result of a child instance (torchvision's
 `downsample`). An add whose two operands are both such batchnorms is an error; so is the option
 on a network where no add has such an operand.
+
+`within="backbone"`, an option of every scheme, confines the scheme to one instance's modules.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnnc.diagnostics import CnncError
+from cnnc.diagnostics import CnncError, suggest
 
 from .graph import Node
 from .ops import Arg
@@ -52,7 +54,33 @@ SCHEMES = {s.name: s for s in (
            "conv, linear: trunc_normal_(std=0.02), bias 0; layernorm, layerscale: torch's default"),
     Scheme("googlenet", "torchvision.models.googlenet.GoogLeNet",
            "conv, linear: trunc_normal_(std=0.01, a=-2, b=2) (linear bias: torch's default); batchnorm: 1, 0"),
+    Scheme("mnasnet", "torchvision.models.mnasnet.MNASNet",
+           "conv: kaiming_normal_(mode='fan_out', nonlinearity='relu'), bias 0; batchnorm: 1, 0; "
+           "linear: kaiming_uniform_(mode='fan_out', nonlinearity='sigmoid'), bias 0"),
 )}
+
+
+# Every scheme's option `within="backbone"`: the scheme initialises only the modules of that
+# instance, and the rest keep torch's defaults (torchvision's segmentation models initialise
+# their backbone as its classifier does, and leave their heads to torch).
+WITHIN = Arg("within", "str", None)
+
+
+def in_scope(path: str, within: str | None) -> bool:
+    """Whether the node at `path` is inside the instance `within` (everything is when None)."""
+    return within is None or path.startswith(within + ".")
+
+
+def check_within(g, loc) -> None:
+    """`within` must name an instance of `g` that holds parameters (a module to initialise)."""
+    within = g.init.within
+    if any(in_scope(n.path, within) and g.params_of(n) for n in g.nodes):
+        return
+    instances = {".".join(n.path.split(".")[:k]) for n in g.nodes for k in range(1, n.path.count(".") + 1)}
+    top = sorted({p for p in instances if "." not in p})
+    raise CnncError(f'init {g.init.scheme}: within="{within}" names no instance of this network that holds '
+                    f"parameters{suggest(within, instances)}", loc).note(
+        f"its top-level instances: {', '.join(top) if top else 'none'}")
 
 
 def _instance(path: str) -> str:
