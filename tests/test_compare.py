@@ -84,7 +84,8 @@ def test_compare_over_the_spec_library_writes_table_and_chart(tmp_path, capsys):
     for r in known:
         ref = METRICS[r["reference"].partition(":")[2]]["weights"][r["weights"]]
         assert r["params"] == ref["params"], r["network"]
-        assert abs(r["macs"] / 1e9 - ref["gflops"]) <= 0.01 * ref["gflops"], r["network"]
+        # within 1%, or the published figure's rounding to three decimals (shufflenet_v2_x0_5: 0.04)
+        assert abs(r["macs"] / 1e9 - ref["gflops"]) <= max(0.01 * ref["gflops"], 0.0005), r["network"]
     png = tmp_path / "compare.png"
     assert main(["compare", str(SPECS / "resnet18.cnn"), "--chart", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

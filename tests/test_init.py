@@ -51,6 +51,15 @@ def test_the_clause_is_recorded_and_dumped():
     assert plain.init is None and "\n  init " not in dump_ir(plain)  # `init` stays a name elsewhere
 
 
+def test_within_is_recorded_and_dumped():
+    body = "    output o = (x -> conv(4, 1) as conv) as backbone -> conv(2, 1) as head"
+    g = front_end(NET.format(init='mobilenet(within="backbone")', body=body)).graph
+    assert (g.init.scheme, g.init.options, g.init.within) == ("mobilenet", (), "backbone")
+    assert dump_ir(g).splitlines()[1] == '  init mobilenet(within="backbone")'
+    g = front_end("lraspp_mobilenet_v3_large").graph
+    assert g.init.within == "backbone" and front_end("mobilenet_v3_large").graph.init.within is None
+
+
 def test_resnet18_zeroes_the_last_batchnorm_of_each_branch():
     g = front_end("resnet18", {"zero_init_residual": True}).graph
     assert g.init.zero_norms == tuple(f"layer{s}.{b}.bn2" for s in range(1, 5) for b in (0, 1))
@@ -84,6 +93,12 @@ def test_resnet18_zeroes_the_last_batchnorm_of_each_branch():
      "'stddev' of init inception_v3 names the layer \"c\" twice"),
     ("inception_v3(stddev=[[\"c\", 0.1]])", "    output o = x -> maxpool(2) as c",
      "'stddev' of init inception_v3 must name a conv or linear; \"c\" is a maxpool"),
+    ('mobilenet(within="backbon")', "    output o = (x -> conv(4, 1)) as backbone",
+     'init mobilenet: within="backbon" names no instance of this network that holds parameters; '
+     "did you mean 'backbone'?"),
+    ('mobilenet(within="act")', "    output o = (x -> relu) as act -> conv(4, 1)",
+     'init mobilenet: within="act" names no instance of this network that holds parameters'),
+    ("vgg(within=1)", "    output o = x", "'within' of init vgg must be a string, got the integer 1"),
 ])
 def test_clause_mistakes_are_located(init, body, message):
     text = _error(NET.format(init=init, body=body))
@@ -152,6 +167,20 @@ def test_zero_init_reaches_the_fused_module():
     assert zeroed == {f"layer{s}.{b}.conv2.bn" for s in range(1, 5) for b in (0, 1)}
 
 
+def test_within_confines_the_loop_to_the_instance():
+    body = "    output o = (x -> conv(4, 1) as conv) as backbone -> conv(2, 1) as head"
+    src = generate_source(NET.format(init='mobilenet(within="backbone")', body=body)).source
+    assert "        for m in self.backbone.modules():\n            if isinstance(m, nn.Conv2d):\n" in src
+    assert "self.modules()" not in src
+
+
+def test_mnasnet_scheme_reads_like_torchvision():
+    src = generate_source("mnasnet0_5").source
+    method = src[src.index("    def _init_weights"):src.index("    def forward", src.index("    def _init_weights"))]
+    assert 'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")' in method
+    assert 'nn.init.kaiming_uniform_(m.weight, mode="fan_out", nonlinearity="sigmoid")' in method
+
+
 def test_efficientnet_linear_rule_imports_math():
     src = generate_source("efficientnet_b0").source
     assert "\nimport math\n" in src and "init_range = 1.0 / math.sqrt(m.out_features)" in src
@@ -174,8 +203,13 @@ NETWORKS = {
     "vgg16": ({"init_weights": True}, {}),
     "squeezenet1_0": ({}, {}),
     "inception_v3": ({"init_weights": True}, {}),
+    # schemes and families beyond issue 16's list, in the slow tier
+    "mobilenet_v3_small": ({}, {}),
+    "mnasnet0_5": ({}, {}),
+    "efficientnet_v2_s": ({}, {}),
+    "shufflenet_v2_x0_5": ({}, {}),  # no scheme: torch's defaults, in torchvision's order
 }
-SLOW = {"vgg16", "inception_v3"}  # 138M and 27M parameters, built three times
+SLOW = {"vgg16", "inception_v3", "mobilenet_v3_small", "mnasnet0_5", "efficientnet_v2_s", "shufflenet_v2_x0_5"}
 
 
 def _reference(name, seed):
@@ -255,6 +289,29 @@ def test_the_same_seed_gives_the_reference_weights(reference):
     name, model = reference
     different = [key for key, a, b in _paired(_ours(name, seed=0), model) if not torch.equal(a, b)]
     assert different == []
+
+
+@pytest.mark.slow
+def test_a_segmentation_model_initialises_its_backbone_only():
+    """torchvision's lraspp_mobilenet_v3_large: MobileNetV3's scheme in the backbone, torch's
+    defaults in the head (`init mobilenet(within="backbone")`). Not the same draws from the same
+    seed: torchvision initialises its backbone before it creates the head."""
+    def reference(seed):
+        torch.manual_seed(seed)
+        return torchvision.models.get_model("lraspp_mobilenet_v3_large", weights=None, weights_backbone=None)
+
+    torch.manual_seed(1)
+    assert statistics_mismatches(cnnc.compile("lraspp_mobilenet_v3_large"), reference(0)) == []
+    from cnnc.api import load_source
+    from cnnc.backends.codegen import generate
+    from dataclasses import replace
+
+    g = front_end("lraspp_mobilenet_v3_large").graph
+    everywhere = generate(replace(g, init=replace(g.init, within=None)))  # the scheme on the head too
+    torch.manual_seed(1)
+    bad = statistics_mismatches(getattr(load_source(everywhere.source, everywhere.name), everywhere.class_name)(),
+                                reference(0))
+    assert bad and all(".classifier." in f".{key}" for key in bad), bad
 
 
 @pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2"])

@@ -396,12 +396,13 @@ def test_repeats_collapse_although_drop_rates_differ(capsys):
     dot = _dot(capsys, _spec("convnext_tiny"), "--depth", "2")
     lo, hi = 0.1 * 6 / 17, 0.1 * 14 / 17
     assert f"stage2_block0 .. stage2_block8\\ncnblock x9, drop {lo:.2f}–{hi:.2f}\\n" in dot
-    # efficientnet_b0: rate = 0.2 * k / 16; the 192-channel stage repeats k = 12..14 after its first block
-    dot = _dot(capsys, _spec("efficientnet_b0"), "--depth", "1")
+    # efficientnet_b0: rate = 0.2 * k / 16; the 192-channel stage (features.6) repeats k = 12..14
+    # after its first block
+    dot = _dot(capsys, _spec("efficientnet_b0"), "--depth", "3")
     lo, hi = 0.2 * 12 / 16, 0.2 * 14 / 16
-    assert f"mbconv13 .. mbconv15\\nmbconv x3, drop {lo:.2f}–{hi:.2f}\\n" in dot
+    assert f'"1 .. 3\\nmbconv x3, drop {lo:.2f}–{hi:.2f}\\n' in dot and '"features.6.1 .. features.6.3: ' in dot
     # a different structure never collapses: the first block of each stage stays apart
-    assert "mbconv12\\nmbconv\\n" in dot
+    assert '"0\\nmbconv\\n' in dot and 'tooltip="features.6.0 (' in dot
 
 
 def test_the_fused_view_collapses_too(capsys):

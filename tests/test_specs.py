@@ -103,9 +103,16 @@ def test_catalog_names_the_references():
 
 @pytest.mark.parametrize("name", sorted(CATALOG))
 def test_entry_checks_and_takes_classes(name):
+    """A classifier's output `logits` has a score per class; a segmentation model's `out` (as
+    torchvision's result["out"]) a score per class and pixel of the input."""
     g = compile_spec(name)
     names = dict(g.params)
     assert "classes" in names and "size" in names
+    if any(o.name == "out" for o in g.outputs):
+        size = names["size"]
+        assert output_shape(g, "out") == (names["classes"], size, size)
+        assert output_shape(compile_spec(name, classes=10, size=96), "out") == (10, 96, 96)
+        return
     assert output_shape(g) == (names["classes"],)
     assert output_shape(compile_spec(name, classes=10)) == (10,)
 
@@ -154,9 +161,12 @@ def test_parameter_count_matches_the_library(name):
 
 @pytest.mark.parametrize("name", sorted(n for n, e in LIBRARY.items() if e.reference.startswith("torchvision:")))
 def test_macs_match_torchvision_gflops(name):
+    """Within 1%, or within the rounding of the published figure (three decimals: 0.04 GFLOPS
+    for shufflenet_v2_x0_5, whose 40.48M MACs torch's FlopCounterMode counts too)."""
     gflops = reference_data(LIBRARY[name])["gflops"]
-    ratio = inference_macs(compile_spec(name)) / (gflops * 1e9)
-    assert abs(ratio - 1) < 0.01, f"{name}: cnnc / torchvision MACs = {ratio:.4f}"
+    macs = inference_macs(compile_spec(name))
+    ratio = macs / (gflops * 1e9)
+    assert abs(ratio - 1) < 0.01 or round(macs / 1e9, 3) == gflops, f"{name}: cnnc / torchvision MACs = {ratio:.4f}"
 
 
 def test_every_paper_entry_is_checked():
@@ -201,10 +211,11 @@ def _build(entry, device=None):
 STRICT = sorted(n for n, e in LIBRARY.items() if family_of(e.spec.name).strict)
 
 
-@pytest.mark.parametrize("name", STRICT)
+@pytest.mark.parametrize("name", slow_if(STRICT, lambda n: n in family_of(LIBRARY[n].spec.name).slow))
 def test_reference_state_dict_loads_strictly(name):
     """Names and shapes: the reference's state_dict loads with strict=True (both on the meta
-    device, so the largest models cost no memory); test_torchvision_equiv compares outputs."""
+    device, so the largest models cost no memory; a family's `slow` entries, whose build alone
+    takes a second or more, in the slow tier); test_torchvision_equiv compares outputs."""
     torch = pytest.importorskip("torch")
     import cnnc
 
@@ -228,7 +239,7 @@ class Ref:
 
 
 # input sizes of the forward check where the default pair does not suit
-SIZES = {"mobilenet_v2": (224, 192), "mobilenet_v1": (224, 192), "xception": (299, 256),
+SIZES = {"mobilenet_v1": (224, 192), "xception": (299, 256),
          "inception_v4": (299, 256), "inception_resnet_v2": (299, 256), "nasnet_a_large": (331,)}
 # Entries whose names are not (yet) the reference's: their weights import by structural order,
 # so their state_dict shapes must come in the reference's order.

@@ -6,7 +6,8 @@ scales) so they matter, put its state_dict into the cnnc module, and compare eva
 
 - Entries of a strict family (tests/families/: module names are the reference's) load it with
   `load_state_dict(..., strict=True)` and must agree in float64 to rounding (relative 1e-10), on
-  a batch of 2 at the family's small input size (64x64 for the ResNets).
+  a batch of 2 at the family's small input size (64x64 for the ResNets). A segmentation model's
+  outputs (`out`, `aux`) are compared with the reference's result of the same name.
 - The others import it with `cnnc.import_weights` (by structural order; the importer must find by
   itself the reorderings ConvNeXt needs, and say so) and must agree in float32 (relative error
   ||a - b|| / ||b|| < 1e-4) at batch 1 and the spec's default size, and at batch 2 and a smaller
@@ -70,8 +71,14 @@ def _check_strict(name):
     x = torch.randn(2, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(size))
     with torch.no_grad():
         ours, theirs = model(x), reference(x)
-    assert theirs.abs().max() > 0 and ours.shape == theirs.shape
-    assert _relative_error(ours, theirs) < STRICT_TOLERANCE, f"{name}: {_relative_error(ours, theirs)}"
+    if isinstance(theirs, dict):  # torchvision's segmentation models: {"out": ..., "aux": ...}
+        pairs = [(theirs[k], ours if torch.is_tensor(ours) else getattr(ours, k)) for k in theirs]
+        assert torch.is_tensor(ours) == (len(theirs) == 1)
+    else:
+        pairs = [(theirs, ours)]
+    for theirs, ours in pairs:
+        assert theirs.abs().max() > 0 and ours.shape == theirs.shape
+        assert _relative_error(ours, theirs) < STRICT_TOLERANCE, f"{name}: {_relative_error(ours, theirs)}"
 
 
 def _check_by_import(name):
@@ -122,5 +129,5 @@ def test_imports_by_structure_and_agrees(name):
 def test_the_core_references_are_covered():
     assert {"resnet18", "resnet50", "densenet121", "vgg16", "mobilenet_v2", "efficientnet_b0", "convnext_tiny",
             "googlenet", "preact_resnet50"} <= set(LIBRARY)
-    assert {"resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "preact_resnet50"} <= {
-        n for n in LIBRARY if _strict(n)}
+    assert {"resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "preact_resnet50", "mobilenet_v2",
+            "efficientnet_b0"} <= {n for n in LIBRARY if _strict(n)}

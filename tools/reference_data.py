@@ -34,9 +34,15 @@ def library_facts(reference: str) -> dict:
     with torch.device("meta"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GoogLeNet's init_weights FutureWarning
         if library == "torchvision":
+            import inspect
+
             import torchvision
 
-            net = torchvision.models.get_model(model, weights=None)
+            # segmentation builders load ImageNet weights into their backbone by default: none
+            # here (the same parameters, and no download)
+            builder = torchvision.models.get_model_builder(model)
+            none = {"weights_backbone": None} if "weights_backbone" in inspect.signature(builder).parameters else {}
+            net = torchvision.models.get_model(model, weights=None, **none)
         else:
             import timm
 

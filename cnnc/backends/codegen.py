@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnc.diagnostics import CnncError
-from cnnc.ir.graph import Graph, Node, Scope, fmt_value
+from cnnc.ir.graph import Graph, Node, Scope, fmt_value, init_options
+from cnnc.ir.schemes import in_scope
 from cnnc.ir.ops import conv_padding
 from cnnc.version import __version__
 
@@ -276,6 +277,7 @@ _CONV_INIT = {
     "squeezenet": ("if m is final_conv:", "    nn.init.normal_(m.weight, mean=0.0, std=0.01)", "else:",
                    "    nn.init.kaiming_uniform_(m.weight)") + _ZERO_BIAS,
     "inception_v3": (_TRUNC_STDDEV,),
+    "mnasnet": (_KAIMING_FAN_OUT_RELU,) + _ZERO_BIAS,
 }
 
 INIT: dict = {
@@ -284,7 +286,7 @@ INIT: dict = {
     "conv_transpose": InitRule("nn.ConvTranspose2d", {}),  # no torchvision scheme touches it
     "batchnorm": InitRule("nn.BatchNorm2d", {s: _NORM_1_0 for s in ("resnet", "vgg", "densenet", "mobilenet",
                                                                     "efficientnet", "googlenet",
-                                                                    "inception_v3")}),
+                                                                    "inception_v3", "mnasnet")}),
     "groupnorm": InitRule("nn.GroupNorm", {s: _NORM_1_0 for s in ("resnet", "mobilenet", "efficientnet")}),
     "layernorm": InitRule("nn.LayerNorm", {}),
     "layerscale": InitRule("runtime.LayerScale", {}),  # starts at its `init` value
@@ -297,6 +299,7 @@ INIT: dict = {
         "convnext": (_TRUNC_002,) + _ZERO_BIAS,
         "googlenet": (_TRUNC_001,),
         "inception_v3": (_TRUNC_STDDEV,),
+        "mnasnet": ('nn.init.kaiming_uniform_(m.weight, mode="fan_out", nonlinearity="sigmoid")',) + _ZERO_BIAS,
     }),
 }
 
@@ -800,16 +803,17 @@ def _class_source(info: ClassInfo, g: Graph | None = None, outputs_class: str | 
 
 
 def _init_source(g: Graph, root: Instance) -> list[str]:
-    """The network's `_init_weights` method: one loop over `self.modules()` whose branches are
-    the INIT rules of the ops present (ops with the same statements share one `isinstance`),
-    then the batchnorms that start at zero (`zero_init_residual`)."""
+    """The network's `_init_weights` method: one loop over `self.modules()` (or the modules of
+    the instance `within` names) whose branches are the INIT rules of the ops present (ops with
+    the same statements share one `isinstance`), then the batchnorms that start at zero
+    (`zero_init_residual`)."""
     from cnnc.ir.schemes import SCHEMES
 
     init = g.init
     classes: dict = {}  # op -> the classes of its modules, in node order
     for n in g.nodes:
         rule = INIT.get(n.op)
-        if rule is None:
+        if rule is None or not in_scope(n.path, init.within):
             continue
         layer = EMIT[n.op](n, g.in_shapes(n))
         base = _RUNTIME_BASES.get(layer.cls, layer.cls)
@@ -823,12 +827,12 @@ def _init_source(g: Graph, root: Instance) -> list[str]:
         lines = rule.schemes.get(init.scheme)
         if op in classes and lines:
             branches.setdefault(lines, {}).update(classes[op])
-    opts = ", ".join(f"{k}={fmt_value(v)}" for k, v in init.options)
-    doc = f"{SCHEMES[init.scheme].reference}'s initialisation (`init {init.scheme}({opts})`)."
+    doc = f"{SCHEMES[init.scheme].reference}'s initialisation (`init {init.scheme}({init_options(init)})`)."
     out = ["", "    def _init_weights(self) -> None:", f'        """{doc}"""']
     out += _named_layers_source(g)
     if branches:
-        out.append("        for m in self.modules():")
+        where = _chain("self", init.within.split(".")) if init.within is not None else "self"
+        out.append(f"        for m in {where}.modules():")
     for k, (lines, cls) in enumerate(branches.items()):
         names = list(cls)
         test = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"

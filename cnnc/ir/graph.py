@@ -59,6 +59,7 @@ class Init:
     options: tuple  # ((name, value), ...) in the scheme's option order
     loc: Loc
     zero_norms: tuple = ()  # instance paths of the batchnorms whose weight starts at 0
+    within: str | None = None  # the instance path the scheme is confined to (`within="backbone"`); None: all
 
     def option(self, name):
         return dict(self.options)[name]
@@ -117,13 +118,18 @@ def fmt_value(v) -> str:
     return repr(v)
 
 
+def init_options(init: Init) -> str:
+    """The options of an init clause as written: `zero_init_residual=true`, `within="backbone"`."""
+    within = (("within", init.within),) if init.within is not None else ()
+    return ", ".join(f"{k}={fmt_value(v)}" for k, v in init.options + within)
+
+
 def dump_ir(g: Graph, locations: bool = True) -> str:
     """Compact text form of the IR (the `--emit ir` output and golden format)."""
     ps = ", ".join(f"{k}={fmt_value(v)}" for k, v in g.params)
     lines = [f"network {g.name}({ps})"]
     if g.init is not None:
-        opts = ", ".join(f"{k}={fmt_value(v)}" for k, v in g.init.options)
-        lines.append(f"  init {g.init.scheme}({opts})")
+        lines.append(f"  init {g.init.scheme}({init_options(g.init)})")
     for n in g.nodes:
         args = ", ".join(f"%{i}" for i in n.inputs)
         attrs = ", ".join(f"{k}={fmt_value(v)}" for k, v in n.attrs)

@@ -21,6 +21,8 @@ schemes take options that name those layers by instance path, `init squeezenet(f
 which options name layers, and of which ops). The front end checks that each path names a layer
 of such an op (`check_named_layers`); code generation binds the option's name to that module
 before the init loop, whose statements test `m is final_conv` or read `stddev.get(m, 0.1)`.
+
+`within="backbone"`, an option of every scheme, confines the scheme to one instance's modules.
 """
 from __future__ import annotations
 
@@ -71,6 +73,9 @@ SCHEMES = {s.name: s for s in (
            "conv, linear: trunc_normal_(std=0.1, a=-2, b=2), or the std that stddev gives the layer "
            "(torchvision's `m.stddev`); batchnorm: 1, 0",
            (Arg("stddev", "layer_values", ()),), {"stddev": ("conv", "linear")}),
+    Scheme("mnasnet", "torchvision.models.mnasnet.MNASNet",
+           "conv: kaiming_normal_(mode='fan_out', nonlinearity='relu'), bias 0; batchnorm: 1, 0; "
+           "linear: kaiming_uniform_(mode='fan_out', nonlinearity='sigmoid'), bias 0"),
 )}
 
 
@@ -128,6 +133,30 @@ def check_named_layers(init, nodes) -> None:
             if n.op not in ops:
                 raise CnncError(f"'{name}' of init {init.scheme} must name a {kinds}; \"{path}\" is a {n.op}",
                                 init.loc)
+
+
+
+# Every scheme's option `within="backbone"`: the scheme initialises only the modules of that
+# instance, and the rest keep torch's defaults (torchvision's segmentation models initialise
+# their backbone as its classifier does, and leave their heads to torch).
+WITHIN = Arg("within", "str", None)
+
+
+def in_scope(path: str, within: str | None) -> bool:
+    """Whether the node at `path` is inside the instance `within` (everything is when None)."""
+    return within is None or path.startswith(within + ".")
+
+
+def check_within(g, loc) -> None:
+    """`within` must name an instance of `g` that holds parameters (a module to initialise)."""
+    within = g.init.within
+    if any(in_scope(n.path, within) and g.params_of(n) for n in g.nodes):
+        return
+    instances = {".".join(n.path.split(".")[:k]) for n in g.nodes for k in range(1, n.path.count(".") + 1)}
+    top = sorted({p for p in instances if "." not in p})
+    raise CnncError(f'init {g.init.scheme}: within="{within}" names no instance of this network that holds '
+                    f"parameters{suggest(within, instances)}", loc).note(
+        f"its top-level instances: {', '.join(top) if top else 'none'}")
 
 
 def _instance(path: str) -> str:

@@ -14,7 +14,7 @@ from cnnc.frontend import ast
 from cnnc.frontend.ast import loc_of
 from cnnc.frontend.loader import preset_values
 from cnnc.ir.graph import Graph, Init, Output, live_scopes
-from cnnc.ir.schemes import SCHEMES, check_named_layers, normalize_option, residual_norms
+from cnnc.ir.schemes import SCHEMES, WITHIN, check_named_layers, check_within, normalize_option, residual_norms
 from cnnc.ir.ops import ALIASES, LIST_OPS, OPS, OpError, lookup, normalize
 from cnnc.ir.values import Tensor, describe_value, freeze
 
@@ -69,8 +69,11 @@ class Statements:
             init = replace(init, zero_norms=residual_norms(self.nodes, init.loc))
         if init is not None:
             check_named_layers(init, self.nodes)
-        return Graph(preset.name if preset is not None else net.name, net.loc.file, tuple(used),
-                     tuple(self.nodes), tuple(self.outputs), tuple(live_scopes(self.scopes, self.nodes)), init)
+        g = Graph(preset.name if preset is not None else net.name, net.loc.file, tuple(used),
+                  tuple(self.nodes), tuple(self.outputs), tuple(live_scopes(self.scopes, self.nodes)), init)
+        if init is not None and init.within is not None:
+            check_within(g, init.loc)
+        return g
 
     def init_clause(self, c: ast.InitClause, env) -> Init:
         """`init resnet(zero_init_residual=...)`: a scheme of cnnc/ir/schemes.py and its options,
@@ -82,9 +85,15 @@ class Statements:
         if c.args:
             raise self.error(f"init {c.scheme} takes options by name, e.g. init resnet(zero_init_residual=true)",
                              loc_of(c.args[0]))
-        names = [a.name for a in scheme.options]
+        names = [a.name for a in scheme.options] + ["within"]
         given = {}
         for k in c.kwargs:
+            if k.name == "within":  # every scheme's: confine it to one instance (a backbone)
+                try:
+                    given["within"] = normalize(WITHIN, self.eval(k.value, env), f"init {c.scheme}")
+                except OpError as err:
+                    raise self.error(err.message, k.loc, err.notes) from None
+                continue
             a = next((a for a in scheme.options if a.name == k.name), None)
             if a is None:
                 takes = f"its options: {', '.join(names)}" if names else "it takes no options"
@@ -94,7 +103,7 @@ class Statements:
             except OpError as err:
                 raise self.error(err.message, k.loc, err.notes) from None
         options = tuple((a.name, given.get(a.name, a.default)) for a in scheme.options)
-        return Init(c.scheme, options, c.loc)
+        return Init(c.scheme, options, c.loc, within=given.get("within"))
 
     def exec_body(self, body, env):
         for stmt in body:
