@@ -9,12 +9,13 @@ from .version import __version__  # noqa: E402
 from .diagnostics import CnncError  # noqa: E402
 
 
-def summary(spec, depth: int | None = None, **params) -> dict:
-    """The data of `cnnc summary --format json` for a spec path or spec text."""
+def summary(spec, depth: int | None = None, *, import_roots=(), **params) -> dict:
+    """The data of `cnnc summary --format json` for a spec path or spec text (`import_roots`:
+    more directories the spec may import from)."""
     from .pipeline import front_end
     from .backends.summary import summary_data
 
-    return summary_data(front_end(spec, params).graph, depth)
+    return summary_data(front_end(spec, params, import_roots=import_roots).graph, depth)
 
 
 def __getattr__(name):

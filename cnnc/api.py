@@ -28,10 +28,10 @@ from .backends.weights import ReorderedWeights, import_weights
 __all__ = ["compile", "import_weights", "ReorderedWeights", "generate_source", "load_source", "CnncError"]
 
 
-def generate_source(spec, /, *, fused: bool = False, **params) -> Generated:
+def generate_source(spec, /, *, fused: bool = False, import_roots=(), **params) -> Generated:
     """Front end (+ the fusion passes when `fused`) + code generation: the module source for a
-    spec path or spec text."""
-    result = front_end(spec, params)
+    spec path or spec text. `import_roots`: more directories the spec may import from."""
+    result = front_end(spec, params, import_roots=import_roots)
     for w in result.warnings:
         warnings.warn(w, stacklevel=3)
     graph = result.graph
@@ -73,12 +73,14 @@ def _new_generated(source: str, name: str, qualname: str):
     return cls.__new__(cls)
 
 
-def compile(spec, /, *, fused: bool = False, **params) -> torch.nn.Module:  # noqa: A001 - cnnc.compile
+def compile(spec, /, *, fused: bool = False, import_roots=(), **params) -> torch.nn.Module:  # noqa: A001
     """Build the nn.Module a spec describes: `spec` is a path to a .cnn file or spec text;
     keyword arguments override network parameters (`cnnc.compile("resnet18.cnn", classes=10)`).
     `fused=True` runs the fusion passes first (like `cnnc build --fused`): conv + BatchNorm
     (+ residual add) (+ activation) become one `kernels.conv2d` call in eval mode, with the
-    same state_dict. (`fused` is therefore not available as a network parameter name here.)"""
-    gen = generate_source(spec, fused=fused, **params)
+    same state_dict. `import_roots` adds directories the spec may import from (like the command
+    line's --import-root). (`fused` and `import_roots` are therefore not available as network
+    parameter names here.)"""
+    gen = generate_source(spec, fused=fused, import_roots=import_roots, **params)
     module = load_source(gen.source, gen.name)
     return getattr(module, gen.class_name)()

@@ -29,15 +29,17 @@ class FrontEnd:
     warnings: list = field(default_factory=list)
 
 
-def load(spec: str | os.PathLike) -> Program:
-    """A path to a .cnn file, or spec text (anything containing a newline or '{')."""
+def load(spec: str | os.PathLike, import_roots=()) -> Program:
+    """A path to a .cnn file, or spec text (anything containing a newline or '{'). Imports may
+    read from the spec's directory (the working directory for spec text), the spec library and
+    `import_roots` (cnnc/frontend/loader.py)."""
     if isinstance(spec, os.PathLike) or ("\n" not in spec and "{" not in spec):
-        return load_file(spec)
-    return load_text(spec, "<spec>", Path.cwd())
+        return load_file(spec, tuple(import_roots))
+    return load_text(spec, "<spec>", Path.cwd(), tuple(import_roots))
 
 
-def front_end(spec, overrides: dict | None = None, stop_after: str | None = None) -> FrontEnd:
-    program = load(spec)
+def front_end(spec, overrides: dict | None = None, stop_after: str | None = None, import_roots=()) -> FrontEnd:
+    program = load(spec, import_roots)
     graph = verify(generate(program, overrides))
     warnings: list[str] = []
     graph, w = prune_unused(graph)
