@@ -19,6 +19,7 @@ error that names it. See docs/codegen.md for the design of the generated classes
 """
 from __future__ import annotations
 
+import heapq
 import keyword
 import re
 from collections import Counter
@@ -268,11 +269,11 @@ def _build_tree(g: Graph) -> Instance:
             child = instance(prefix + head, ids[i:j])
             stmts.append(Stmt(head, child.inputs, child.outputs, child=child))
             i = j
-        ins = []
+        ins = {}  # in first-use order
         for j in ids:
             for v in g.nodes[j].inputs:
-                if v not in inside and v not in ins:
-                    ins.append(v)
+                if v not in inside:
+                    ins.setdefault(v)
         outs = tuple(j for j in ids if j in net_outputs or any(u not in inside for u in users[j]))
         return Instance(path, scopes.get(path), stmts, tuple(ins), outs)
 
@@ -553,6 +554,37 @@ def _input_names(n: int) -> list[str]:
     return [f"x{k}" for k in range(1, n + 1)]
 
 
+class _OutNames:
+    """The first free name of `out`, `out2`, `out3`, ... in amortised constant time (probing from
+    `out` each time is quadratic where thousands of values are alive at once, as before a wide
+    concat). Every free index below the high-water mark is in the heap: each was either handed
+    out and then released, or found taken (by another kind of name) and released later."""
+
+    def __init__(self, free):
+        self.free, self.heap, self.next = free, [], 1
+
+    @staticmethod
+    def name(k: int) -> str:
+        return "out" if k == 1 else f"out{k}"
+
+    def released(self, name: str) -> None:
+        digits = name[3:]
+        if name == "out":
+            heapq.heappush(self.heap, 1)
+        elif name.startswith("out") and digits.isascii() and digits.isdigit() and self.name(int(digits)) == name:
+            heapq.heappush(self.heap, int(digits))
+
+    def first_free(self) -> str:
+        while self.heap:
+            k = heapq.heappop(self.heap)
+            if k < self.next and self.free(self.name(k)):
+                return self.name(k)
+        while not self.free(self.name(self.next)):
+            self.next += 1
+        self.next += 1
+        return self.name(self.next - 1)
+
+
 def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dict]:
     """Lines of forward and the variable holding each value. `main`: the value the spine ends
     at; `train_only`: statement indices that only feed training outputs (under `if self.training:`).
@@ -578,7 +610,8 @@ def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dic
         successor.setdefault(_primary(inst, stmts[i]), i)
     kept = {v for v, j in successor.items() if last.get(v, -1) > j}
     # values read more than once or by a statement that joins several: worth a name of their own
-    joins = {v: uses[v] > 1 or any(len(st.inputs) > 1 and v in st.inputs for st in stmts) for v in last}
+    joined = {v for st in stmts if len(st.inputs) > 1 for v in st.inputs}
+    joins = {v: uses[v] > 1 or v in joined for v in last}
     var = dict(zip(inst.inputs, _input_names(len(inst.inputs))))
     live = {name: v for v, name in var.items()}
     spine_var = None
@@ -589,10 +622,16 @@ def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dic
     def free(name):
         return name not in live and name not in _RESERVED
 
+    outs = _OutNames(free)
+
+    def release(name):
+        del live[name]
+        outs.released(name)
+
     for i, st in enumerate(stmts):
         for v in set(st.inputs):
             if last[v] == i and live.get(var[v]) == v:
-                del live[var[v]]
+                release(var[v])
         p = _primary(inst, st)
         names = []
         for k, v in enumerate(st.outputs):
@@ -610,9 +649,7 @@ def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dic
                 name = _identifier(st.name if k == 0 else f"{st.name}_{k}")
                 descriptive.add(name)
             if name is None or not free(name):
-                name, n = "out", 2
-                while not free(name):
-                    name, n = f"out{n}", n + 1
+                name = outs.first_free()
             if k == 0 and i in spine and name not in descriptive:
                 spine_var = name
             var[v] = name
@@ -620,7 +657,7 @@ def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dic
             names.append(name)
         for v in st.outputs:  # a result nobody reads frees its variable at once
             if v not in last:
-                del live[var[v]]
+                release(var[v])
         args = [var[v] for v in st.inputs]
         if st.child is not None or isinstance(st.emit, Layer):
             expr = f"{_get(st.name)}({', '.join(args)})"

@@ -80,12 +80,21 @@ class Graph:
         return {s.path: s for s in self.scopes}
 
 
+def path_prefixes(paths) -> set:
+    """Every proper dotted prefix of the paths (`a.b.c` gives `a` and `a.b`): the instances that
+    hold them. Linear in the total length of the paths."""
+    prefixes = set()
+    for path in paths:
+        i = path.find(".")
+        while i != -1:
+            prefixes.add(path[:i])
+            i = path.find(".", i + 1)
+    return prefixes
+
+
 def live_scopes(scopes, nodes):
     """The scopes that hold at least one node (a block that returns its input holds none)."""
-    prefixes = set()
-    for n in nodes:
-        parts = n.path.split(".")
-        prefixes.update(".".join(parts[:k]) for k in range(1, len(parts)))
+    prefixes = path_prefixes(n.path for n in nodes)
     return [s for s in scopes if s.path in prefixes]
 
 
