@@ -31,6 +31,8 @@ from cnnc.ir.graph import Graph, Node, Scope, fmt_value
 from cnnc.ir.ops import conv_padding
 from cnnc.version import __version__
 
+from . import names as naming
+
 # ---- emission rules --------------------------------------------------------------------------
 
 ALWAYS = object()  # a Slot default meaning "always write this argument"
@@ -163,6 +165,11 @@ def _inline(template):
     return lambda n, ins: Inline(template)
 
 
+def _value(v) -> str:
+    """An attribute value inside an Inline template: a Python literal, braces doubled for format."""
+    return naming.literal(v).replace("{", "{{").replace("}", "}}")
+
+
 EMIT: dict = {
     "input": None,  # a graph input is an argument of forward, not a statement
     "conv": _conv,
@@ -190,9 +197,9 @@ EMIT: dict = {
     "dropout": _dropout("nn.Dropout"),
     "droppath": _dropout("runtime.DropPath"),
     "layerscale": _layerscale,
-    "scale": lambda n, ins: Inline(f"{{0}} * {n.attr('factor')!r}"),
-    "channel_shuffle": lambda n, ins: Inline(f"runtime.channel_shuffle({{0}}, {n.attr('groups')})"),
-    "zeropad": lambda n, ins: Inline(f"F.pad({{0}}, {tuple(n.attr(k) for k in ('left', 'right', 'top', 'bottom'))})"),
+    "scale": lambda n, ins: Inline(f"{{0}} * {_value(n.attr('factor'))}"),
+    "channel_shuffle": lambda n, ins: Inline(f"runtime.channel_shuffle({{0}}, {_value(n.attr('groups'))})"),
+    "zeropad": lambda n, ins: Inline(f"F.pad({{0}}, {_value(tuple(n.attr(k) for k in ('left', 'right', 'top', 'bottom')))})"),
     "concat": _inline("torch.cat([{all}], 1)"),
     "add": _inline("{0} + {1}"),
     "sub": _inline("{0} - {1}"),
@@ -232,6 +239,7 @@ class Instance:
     stmts: list
     inputs: tuple  # values from outside, in first-use order
     outputs: tuple  # values used outside (or network outputs), in definition order
+    attrs: dict = field(default_factory=dict)  # statement name -> submodule attribute (names.py)
     cls: "ClassInfo | None" = None
     args: tuple = ()  # values of cls.params for this instance
 
@@ -275,7 +283,8 @@ def _build_tree(g: Graph) -> Instance:
                 if v not in inside:
                     ins.setdefault(v)
         outs = tuple(j for j in ids if j in net_outputs or any(u not in inside for u in users[j]))
-        return Instance(path, scopes.get(path), stmts, tuple(ins), outs)
+        attrs = naming.attribute_names(st.name for st in stmts)
+        return Instance(path, scopes.get(path), stmts, tuple(ins), outs, attrs)
 
     body = [n.id for n in g.nodes if n.op != "input"]
     root = instance("", body)
@@ -328,15 +337,10 @@ def _signature(inst: Instance) -> tuple:
     return tuple(sig)
 
 
-def _camel(name: str) -> str:
-    text = "".join(p[:1].upper() + p[1:] for p in re.split(r"_+", name) if p)
-    return text if text[:1].isalpha() else "Block" + text
-
-
 def _assign_classes(root: Instance, net_class: str) -> list[ClassInfo]:
     by_sig: dict = {}
     classes: list[ClassInfo] = []
-    taken = {net_class, net_class + "Outputs", "Tensor", "NamedTuple", "F"}
+    taken = {net_class, net_class + "Outputs"}
     for inst in _walk(root):
         if inst is root:
             info = ClassInfo(net_class, [root])
@@ -344,10 +348,7 @@ def _assign_classes(root: Instance, net_class: str) -> list[ClassInfo]:
             sig = _signature(inst)
             info = by_sig.get(sig)
             if info is None:
-                base = _camel(inst.scope.name)
-                name, k = base, 2
-                while name in taken:
-                    name, k = f"{base}{'_' if base[-1].isdigit() else ''}{k}", k + 1
+                name = naming.class_name(inst.scope.name, taken)
                 taken.add(name)
                 info = by_sig[sig] = ClassInfo(name, [])
             info.instances.append(inst)
@@ -422,7 +423,7 @@ def _assign_params(info: ClassInfo, g: Graph) -> None:
     counts = Counter(n[3] for n in named)
     used: set = set()
     for members, kind, ref, name, fallback in named:
-        name = _identifier(name if counts[name] == 1 else fallback)
+        name = naming.identifier(name if counts[name] == 1 else fallback)
         base, k = name, 2
         while name in used:
             name, k = f"{base}{k}", k + 1
@@ -442,44 +443,17 @@ def _assign_params(info: ClassInfo, g: Graph) -> None:
 
 # ---- 4. render -------------------------------------------------------------------------------
 
-_RESERVED = set(keyword.kwlist) | {"self", "torch", "nn", "F", "runtime", "Tensor", "NamedTuple", "super"}
-# attributes of nn.Module (and nn.Sequential) that a submodule name must not shadow
-_MODULE_ATTRS = {"training", "forward", "train", "eval", "to", "cuda", "cpu", "float", "double", "half",
-                 "type", "apply", "modules", "children", "parameters", "buffers", "state_dict",
-                 "load_state_dict", "named_modules", "named_children", "named_parameters",
-                 "named_buffers", "zero_grad", "register_buffer", "register_parameter", "add_module",
-                 "register_module", "get_submodule", "get_parameter", "get_buffer", "requires_grad_",
-                 "extra_repr", "compile", "bfloat16", "share_memory", "dump_patches", "call_super_init",
-                 "to_empty", "ipu", "xpu", "mtia", "get_extra_state", "set_extra_state", "append", "extend",
-                 "insert", "pop", "set_submodule"}
-
-
-def _identifier(name: str) -> str:
-    name = re.sub(r"\W", "_", name)
-    if not name or name[0].isdigit():
-        name = "m" + name
-    return name + "_" if name in _RESERVED else name
-
-
-def _attr_name(name: str) -> str:
-    """The submodule's attribute: its instance name, unless that would shadow an nn.Module
-    attribute (`train` -> `train_`)."""
-    return name + "_" if name in _MODULE_ATTRS else name
-
-
-def _get(name: str) -> str:
+def _get(attr: str) -> str:
     """Reading a submodule: `self.conv1`, or `getattr(self, "0")` for names Python cannot spell."""
-    name = _attr_name(name)
-    if name.isidentifier() and not keyword.iskeyword(name):
-        return f"self.{name}"
-    return f"getattr(self, {name!r})"
+    if attr.isidentifier() and not keyword.iskeyword(attr):
+        return f"self.{attr}"
+    return f"getattr(self, {attr!r})"
 
 
-def _set(name: str, value: str) -> str:
-    name = _attr_name(name)
-    if name.isidentifier() and not keyword.iskeyword(name):
-        return f"self.{name} = {value}"
-    return f"setattr(self, {name!r}, {value})"
+def _set(attr: str, value: str) -> str:
+    if attr.isidentifier() and not keyword.iskeyword(attr):
+        return f"self.{attr} = {value}"
+    return f"setattr(self, {attr!r}, {value})"
 
 
 def _is_sequential(inst: Instance) -> bool:
@@ -495,10 +469,6 @@ def _is_sequential(inst: Instance) -> bool:
     return len(inst.inputs) == 1 and tuple(inst.outputs) == tuple(prev)
 
 
-def _literal(v) -> str:
-    return repr(v)
-
-
 def _layer_source(info: ClassInfo, i: int, st: Stmt) -> str:
     parts = []
     for s in st.emit.slots:
@@ -508,7 +478,7 @@ def _layer_source(info: ClassInfo, i: int, st: Stmt) -> str:
         elif s.default is not ALWAYS and _key(s.value) == _key(s.default):
             continue
         else:
-            text = _literal(s.value)
+            text = naming.literal(s.value)
         parts.append(text if s.positional else f"{s.name}={text}")
     return f"{st.emit.cls}({', '.join(parts)})"
 
@@ -518,7 +488,7 @@ def _child_source(info: ClassInfo, i: int, st: Stmt) -> str:
     texts = []
     for p, a in zip(c.cls.params, c.args):
         q = info.param_of.get((i, p.name))
-        texts.append(q.name if q is not None else _literal(a))
+        texts.append(q.name if q is not None else naming.literal(a))
     if len(texts) > 2:
         texts = [f"{p.name}={t}" for p, t in zip(c.cls.params, texts)]
     return f"{c.cls.name}({', '.join(texts)})"
@@ -620,7 +590,7 @@ def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dic
     guarded = False
 
     def free(name):
-        return name not in live and name not in _RESERVED
+        return name not in live and name not in naming.RESERVED
 
     outs = _OutNames(free)
 
@@ -637,7 +607,7 @@ def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dic
         for k, v in enumerate(st.outputs):
             name = None
             if k == 0 and v in kept:
-                name = _identifier(st.name)
+                name = naming.identifier(st.name)
                 descriptive.add(name)
             elif (k == 0 and p is not None and last[p] == i and (uses[p] == 1 or i in spine) and free(var[p])
                   and var[p] not in descriptive):
@@ -646,7 +616,7 @@ def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dic
                 name = spine_var
             elif (st.child is not None and (i not in spine or (p in inst.inputs and joins.get(v)))) or (
                     st.child is None and isinstance(st.emit, Layer) and i not in spine and joins.get(v)):
-                name = _identifier(st.name if k == 0 else f"{st.name}_{k}")
+                name = naming.identifier(st.name if k == 0 else f"{st.name}_{k}")
                 descriptive.add(name)
             if name is None or not free(name):
                 name = outs.first_free()
@@ -660,7 +630,7 @@ def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dic
                 release(var[v])
         args = [var[v] for v in st.inputs]
         if st.child is not None or isinstance(st.emit, Layer):
-            expr = f"{_get(st.name)}({', '.join(args)})"
+            expr = f"{_get(inst.attrs[st.name])}({', '.join(args)})"
         else:
             expr = st.emit.template.format(*args, all=", ".join(args))
         if expr == names[0] and len(names) == 1:
@@ -691,19 +661,19 @@ def _class_source(info: ClassInfo, g: Graph | None = None, outputs_class: str | 
     init_args = "".join(f", {p.name}" for p in info.params)
     doc = _net_docstring(g) if is_net else _docstring(info)
     if not is_net and _is_sequential(inst):
-        out = [f"class {info.name}(nn.Sequential):", f'    """{doc}"""', "",
+        out = [f"class {info.name}(nn.Sequential):", f"    {naming.doc(doc)}", "",
                f"    def __init__(self{init_args}):", "        super().__init__("]
         for i, st in enumerate(inst.stmts):
             made = _child_source(info, i, st) if st.child is not None else _layer_source(info, i, st)
             out.append(f"            {made},")
         return "\n".join(out + ["        )"]) + "\n"
-    out = [f"class {info.name}(nn.Module):", f'    """{doc}"""', "",
+    out = [f"class {info.name}(nn.Module):", f"    {naming.doc(doc)}", "",
            f"    def __init__(self{init_args}):", "        super().__init__()"]
     for i, st in enumerate(inst.stmts):
         if st.child is not None:
-            out.append(f"        {_set(st.name, _child_source(info, i, st))}")
+            out.append(f"        {_set(inst.attrs[st.name], _child_source(info, i, st))}")
         elif isinstance(st.emit, Layer):
-            out.append(f"        {_set(st.name, _layer_source(info, i, st))}")
+            out.append(f"        {_set(inst.attrs[st.name], _layer_source(info, i, st))}")
     train_only = _train_only_stmts(g, inst) if is_net else set()
     if is_net:
         main = next(o.node for o in g.outputs if not o.train_only)
@@ -738,13 +708,14 @@ def _net_return(g: Graph, var: dict, outputs_class: str | None) -> list[str]:
     main = [o for o in g.outputs if not o.train_only]
     if outputs_class is None:
         return [f"        return {var[main[0].node]}"]
-    every = ", ".join(f"{o.name}={var[o.node]}" for o in g.outputs)
+    field = naming.field_names(o.name for o in g.outputs)
+    every = ", ".join(f"{field[o.name]}={var[o.node]}" for o in g.outputs)
     if len(main) == 1:
         return ["        if self.training:", f"            return {outputs_class}({every})",
                 f"        return {var[main[0].node]}"]
     if len(main) == len(g.outputs):
         return [f"        return {outputs_class}({every})"]
-    evaluation = ", ".join(f"{o.name}={var[o.node] if not o.train_only else None}" for o in g.outputs)
+    evaluation = ", ".join(f"{field[o.name]}={var[o.node] if not o.train_only else None}" for o in g.outputs)
     return ["        if self.training:", f"            return {outputs_class}({every})",
             f"        return {outputs_class}({evaluation})"]
 
@@ -763,13 +734,30 @@ class Generated:
     name: str  # the network's name in the spec
     class_name: str  # the network's nn.Module class
     outputs_class: str | None  # the NamedTuple of outputs, when forward may return several
+    # instance path (the summary's, the IR's) -> submodule path in the module (the state_dict's
+    # prefix); they differ where names.py renamed an attribute (`train` -> `train_`)
+    module_paths: dict = field(default_factory=dict, compare=False)
+    output_fields: dict = field(default_factory=dict, compare=False)  # output name -> NamedTuple field
+
+
+def _module_paths(root: Instance) -> dict:
+    out = {}
+    stack = [(root, "")]
+    while stack:
+        inst, prefix = stack.pop()
+        for st in inst.stmts:
+            path = prefix + inst.attrs[st.name]
+            out[(inst.path + "." if inst.path else "") + st.name] = path
+            if st.child is not None:
+                stack.append((st.child, path + "."))
+    return out
 
 
 def generate(g: Graph) -> Generated:
     """The Python source of an nn.Module for the graph."""
     if not any(not o.train_only for o in g.outputs):
         raise CnncError(f"network '{g.name}' has no output outside training; nothing for forward to return")
-    net_class = _camel(g.name)
+    net_class = naming.class_name(g.name, ())
     root = _build_tree(g)  # 1. tree
     classes = _assign_classes(root, net_class)  # 2. classes
     for info in classes:  # 3. params (children first)
@@ -778,24 +766,25 @@ def generate(g: Graph) -> Generated:
     main = [o for o in g.outputs if not o.train_only]
     outputs_class = None if len(g.outputs) == 1 else net_class + "Outputs"
     parts = [_class_source(info) for info in classes if info.instances[0] is not root]  # 4. render
+    fields = naming.field_names(o.name for o in g.outputs)
     if outputs_class is not None:
-        fields = "".join(f"    {o.name}: Tensor{' | None' if o.train_only else ''}\n" for o in g.outputs)
+        lines = "".join(f"    {fields[o.name]}: Tensor{' | None' if o.train_only else ''}\n" for o in g.outputs)
         if len(main) == len(g.outputs):
             doc = "Outputs of forward"
         elif len(main) == 1:
             doc = "Outputs of forward in training mode (in eval mode it returns the main output alone)"
         else:
             doc = "Outputs of forward (training-only ones are None in eval mode)"
-        parts.append(f'class {outputs_class}(NamedTuple):\n    """{doc}."""\n\n{fields}')
+        parts.append(f'class {outputs_class}(NamedTuple):\n    """{doc}."""\n\n{lines}')
     parts.append(_class_source(root.cls, g, outputs_class))
     body = "\n\n".join(parts)
-    return Generated(_header(g, body) + body, g.name, net_class, outputs_class)
+    return Generated(_header(g, body) + body, g.name, net_class, outputs_class, _module_paths(root), fields)
 
 
 def _header(g: Graph, body: str) -> str:
     spec = Path(g.file).name
-    lines = [f'"""{g.name}: generated by cnnc {__version__} from {spec}; rebuild it with `cnnc build` '
-             f'rather than editing it."""']
+    lines = [naming.doc(f"{g.name}: generated by cnnc {__version__} from {spec}; rebuild it with `cnnc build` "
+                       "rather than editing it.")]
     if "NamedTuple" in body:
         lines += ["from typing import NamedTuple", ""]
     lines.append("import torch" if re.search(r"\btorch\.", body) else None)
