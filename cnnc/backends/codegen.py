@@ -109,7 +109,8 @@ def _batchnorm(n: Node, ins) -> Layer:
 
 
 def _layernorm(n: Node, ins) -> Layer:
-    return Layer("runtime.LayerNorm2d" if len(ins[0]) == 3 else "nn.LayerNorm", (
+    # over the channels (dim 1) of any input: a map CxHxW, a sequence CxL; a vector F is its channels
+    return Layer("runtime.LayerNorm2d" if len(ins[0]) >= 2 else "nn.LayerNorm", (
         Slot("normalized_shape", ins[0][0], kind=CHANNELS, ref="in", positional=True),
         Slot("eps", n.attr("eps"), 1e-5),
     ))

@@ -97,12 +97,13 @@ class FusedConv2d(nn.Conv2d):
 
 
 class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channel dimension of an (N, C, H, W) map; weight and bias are (C,)."""
+    """LayerNorm over the channel dimension (dim 1) of an (N, C, H, W) map, or of any (N, C, ...)
+    tensor such as an (N, C, L) sequence; weight and bias are (C,)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.permute(0, 2, 3, 1)
+        x = x.movedim(1, -1)
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
+        return x.movedim(-1, 1)
 
 
 class ChannelLinear(nn.Linear):
