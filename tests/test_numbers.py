@@ -224,3 +224,22 @@ def test_a_corrupted_archive_is_refused(tmp_path):
         load_file(path)
     assert err.value.message == (f"cannot read weights '{path}': the archive is corrupted (the checksum of "
                                  f"'{info.filename}' does not match)")
+
+
+@pytest.mark.parametrize("kind", ["sparse", "meta", "int"])
+def test_build_with_weights_that_cannot_be_loaded_exits_1(tmp_path, capsys, kind):
+    """Once an internal error (exit status 3); now one located line, exit status 1, nothing written."""
+    from cnnc.cli import main
+    from cnnc_testlib import TEST_SPECS
+
+    spec = TEST_SPECS / "codegen_tiny.cnn"
+    state = cnnc.compile(spec).state_dict()
+    first = next(iter(state))
+    bad = {"sparse": state[first].to_sparse(), "meta": state[first].to("meta"), "int": state[first].long()}[kind]
+    torch.save({**state, first: bad}, tmp_path / "w.pth")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's note that it validates sparse tensors
+        status = main(["build", str(spec), "--weights", str(tmp_path / "w.pth"), "-o", str(tmp_path / "m.py")])
+    err = capsys.readouterr().err
+    assert status == 1 and f"cnnc: error: weights: '{first}' is a" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth"]
