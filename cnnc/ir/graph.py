@@ -10,6 +10,7 @@ roll-up, render clusters) know what each path prefix is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from cnnc.diagnostics import Loc
 from .ops import OPS
@@ -78,6 +79,11 @@ class Graph:
 
     def scope_map(self) -> dict:
         return {s.path: s for s in self.scopes}
+
+    @cached_property
+    def output_nodes(self) -> frozenset:
+        """The ids of the nodes that are graph outputs (computed once per graph)."""
+        return frozenset(o.node for o in self.outputs)
 
 
 def path_prefixes(paths) -> set:
