@@ -243,3 +243,15 @@ def test_build_with_weights_that_cannot_be_loaded_exits_1(tmp_path, capsys, kind
     err = capsys.readouterr().err
     assert status == 1 and f"cnnc: error: weights: '{first}' is a" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth"]
+
+
+def test_names_ending_in_digits_are_not_a_numbered_series():
+    """cnnc names the first instance of block `res6` `res61`, beside `res1` of block `res`: a gap
+    in the numbers, so their order is not checked (it is the registration order, and right)."""
+    spec = ("block res(x) { return x -> conv(2, 1) }\nblock res6(x) { return x -> conv(2, 1) }\n"
+            "network n() {\n    x = input(2, 3, 3)\n    x = x -> res6 -> res\n    output o = x\n}\n")
+    src, dst = cnnc.compile(spec), cnnc.compile(spec, fused=True)
+    assert [k.split(".")[0] for k in src.state_dict()][::2] == ["res61", "res1"]
+    cnnc.import_weights(dst, {f"m.{k}": t for k, t in src.state_dict().items()})
+    for (k, t), u in zip(src.state_dict().items(), dst.state_dict().values()):
+        assert torch.equal(t, u), k

@@ -123,7 +123,9 @@ class LayerScale(nn.Module):
         self.weight = nn.Parameter(torch.full(shape, float(init)))
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * self.weight
+        # per channel (dim 1) at any rank: the weight (C,) of a vector or sequence stands as (C, 1)
+        # for an (N, C, L) input, and (C, 1, 1) already fits an (N, C, H, W) map
+        return x * self.weight.view((-1,) + (1,) * (x.dim() - 2))
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}"

@@ -32,8 +32,8 @@ Order is what pairs tensors, but names can contradict it, and then the import is
 than guessed (`_check_names`), with an error naming both keys:
 - the foreign state_dict is first regrouped by module (its tensors in the order their modules
   first appear): a module's tensors are contiguous in any real state_dict;
-- entries of one module that are interchangeable (the same shapes) and whose names differ only in
-  one number (`layer1.0`/`layer1.1`, `conv1`/`conv2`, `features.2`/`features.10`) must be listed
+- entries of one module that are interchangeable (the same shapes) and whose names number them
+  in a series (`layer1.0`/`layer1.1`, `conv1`/`conv2`, `features.2`/`features.10`) must be listed
   in the order of that number: otherwise the state_dict was shuffled or sorted, and which one goes
   where cannot be told from it (a same-shape swap);
 - where a foreign module and the module of ours it lands in have parents with the same set of
@@ -390,7 +390,10 @@ _NUMBER = re.compile(r"[0-9]+")
 def _check_numbered_order(theirs) -> None:
     """Interchangeable entries of one foreign module (the same shapes) whose names differ in one
     number must come in that number's order; otherwise the order, which is all that pairs them,
-    was shuffled: refused, naming both."""
+    was shuffled: refused, naming both. A numbered series is names that are numbers (`0`, `1`,
+    `10`: Sequential and ModuleList children) or names whose numbers run without a gap (`conv1`,
+    `conv2`; `layer1` .. `layer4`), since a name may also end in digits of its own (cnnc names
+    the first instance of `relu6` `relu61`)."""
     root = _name_tree([k for k, _ in theirs])
     stack = [root]
     while stack:
@@ -408,7 +411,10 @@ def _check_numbered_order(theirs) -> None:
             for j in range(len(numbers)):  # entries whose names differ in the j-th number only
                 key = (bag, _NUMBER.sub("#", name), j, numbers[:j] + numbers[j + 1:])
                 groups.setdefault(key, []).append((numbers[j], label))
-        for (_, _, _, _), seen in groups.items():
+        for (_, pattern, _, _), seen in groups.items():
+            numbers = sorted({n for n, _ in seen})
+            if pattern != "#" and numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+                continue  # not a numbered series: `relu61` (a relu6's first) beside `relu1`
             for (a, label_a), (b, label_b) in zip(seen, seen[1:]):
                 if b < a:
                     raise CnncError(f"weights are out of order: '{label_a}' is listed before '{label_b}', and both fit "
