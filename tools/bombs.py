@@ -95,34 +95,49 @@ def _write(directory: Path, files: dict) -> None:
             path.write_text(content)
 
 
+def measure(argv: list, cwd, root: Path, cpu_limit: int | None = None, memory_limit: int | None = None,
+            wall_limit: float | None = None) -> dict:
+    """Run `python -m cnnc argv` from checkout `root` in `cwd`, under the given limits; its exit
+    status, stderr, wall time, and the child's own CPU time and peak RSS (from wait4, so nothing
+    else is counted). tools/scale.py uses it too."""
+
+    def limits():
+        if cpu_limit:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_limit, cpu_limit))
+        if memory_limit:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "cnnc", *argv], cwd=cwd, env=env, preexec_fn=limits,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        timer = threading.Timer(wall_limit, proc.kill) if wall_limit else None
+        if timer:
+            timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            if timer:
+                timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - start
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    return {"status": proc.returncode, "stderr": stderr, "wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
+            "peak_mb": usage.ru_maxrss / 1024}
+
+
+def machine(root: Path) -> str:
+    return (f"cnnc at {root}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
+            f"load average {os.getloadavg()[0]:.2f}")
+
+
 def run_bomb(name: str, root: Path, cpu_limit: int, memory_limit: int, wall_limit: int) -> dict:
-    """Run one bomb; its exit status, stderr, wall time, and the child's own CPU time and peak
-    RSS (from wait4, so nothing else is counted)."""
     files, argv = BOMBS[name]
     with tempfile.TemporaryDirectory(prefix="cnnc-bomb-") as tmp:
         _write(Path(tmp), files)
-
-        def limits():
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu_limit, cpu_limit))
-            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-
-        env = {**os.environ, "PYTHONPATH": str(root)}
-        with tempfile.TemporaryFile() as err:
-            start = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "-m", "cnnc", *argv], cwd=tmp, env=env, preexec_fn=limits,
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-            timer = threading.Timer(wall_limit, proc.kill)
-            timer.start()
-            try:
-                _, status, usage = os.wait4(proc.pid, 0)
-            finally:
-                timer.cancel()
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            wall = time.perf_counter() - start
-            err.seek(0)
-            stderr = err.read().decode("utf-8", "replace")
-    return {"name": name, "status": proc.returncode, "stderr": stderr, "wall": wall,
-            "cpu": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
+        return measure(argv, tmp, root, cpu_limit, memory_limit, wall_limit)
 
 
 def main() -> None:
@@ -134,8 +149,7 @@ def main() -> None:
     ap.add_argument("--wall", type=int, default=180, help="wall-clock limit per bomb, seconds")
     args = ap.parse_args()
     names = args.only.split(",") if args.only else list(BOMBS)
-    print(f"cnnc at {args.root}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(machine(args.root))
     print(f"{'bomb':<24} {'exit':>4} {'wall s':>7} {'cpu s':>6} {'peak MB':>8}  first line of stderr")
     for name in names:
         r = run_bomb(name, args.root, args.cpu, args.memory * 1024 * 1024, args.wall)

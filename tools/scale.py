@@ -14,12 +14,11 @@ a measurement, not a test.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from bombs import machine, measure  # the same measured run, in tools/
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,16 +58,7 @@ def run(spec: str, command: list, root: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="cnnc-scale-") as tmp:
         path = Path(tmp) / "spec.cnn"
         path.write_text(spec)
-        argv = [sys.executable, "-m", "cnnc", command[0], str(path), *command[1:]]
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=tmp, env={**os.environ, "PYTHONPATH": str(root)},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err = proc.stderr.read().decode("utf-8", "replace")
-        proc.stderr.close()
-        return {"wall": time.perf_counter() - start, "cpu": usage.ru_utime + usage.ru_stime,
-                "peak_mb": usage.ru_maxrss / 1024, "status": proc.returncode, "stderr": err}
+        return measure([command[0], str(path), *command[1:]], tmp, root)
 
 
 def main() -> None:
@@ -77,8 +67,7 @@ def main() -> None:
     ap.add_argument("--only", help="comma-separated case names")
     args = ap.parse_args()
     names = args.only.split(",") if args.only else list(CASES)
-    print(f"cnnc at {args.root}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(machine(args.root))
     print(f"{'case':<24} {'size':>8} {'wall s':>7} {'cpu s':>6} {'peak MB':>8} {'x4':>5}  target")
     for name in names:
         make, size, command, target = CASES[name]
