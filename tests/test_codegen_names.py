@@ -95,15 +95,17 @@ def test_hostile_labels():
     """Every hostile name as a label: of block instances at the root, of a conv inside a group,
     and of layers inside a block (one module holds them all, side by side)."""
     chain = " -> ".join(f'conv(4, 1) as "{n}"' for n in HOSTILE)
-    root = "\n".join(f'    x = x -> b(c) as "{n}"' for n in HOSTILE)
+    root = "\n".join(f'    x = x -> b as "{n}"' for n in HOSTILE)
     groups = "\n".join(f'    x = (x -> conv(4, 1) as "{n}") as "g{i}"' for i, n in enumerate(HOSTILE))
-    text = (f"block b(x, c) {{\n    return x -> {chain}\n}}\n"
-            f"network n(c=4) {{\n    x = input(4, 6, 6)\n{root}\n{groups}\n"
+    text = (f"block chain(x) {{\n    return x -> {chain}\n}}\nblock b(x) {{\n    return x -> conv(4, 1)\n}}\n"
+            f"network n() {{\n    x = input(4, 6, 6)\n{root}\n{groups}\n    x = x -> chain\n"
             "    output o = x -> global_avgpool -> flatten -> linear(3) as \"_fc\"\n    output p = x\n}\n")
     gen, model = check_module(text)
     attrs = [name for name, _ in model.named_children()]
-    assert len(attrs) == 2 * len(HOSTILE) + 2 and len(set(attrs)) == len(attrs)  # and the pool and fc layers
+    assert len(attrs) == 2 * len(HOSTILE) + 3 and len(set(attrs)) == len(attrs)  # and chain, the pool, fc
     assert all(names.plain_attribute(a) or not a.isidentifier() for a in attrs)
+    inner = [name for name, _ in model.chain1.named_children()]
+    assert len(inner) == len(set(inner)) == len(HOSTILE)
 
 
 def test_hostile_block_and_network_names():
@@ -114,9 +116,13 @@ def test_hostile_block_and_network_names():
     gen, _ = check_module(text)
     classes = [node.name for node in ast.parse(gen.source).body if isinstance(node, ast.ClassDef)]
     assert len(set(classes)) == len(classes) and not set(classes) & names.RESERVED
-    for name in usable:  # the network's class
-        gen, _ = check_module(spec_text(net=name, block="b"))
-        assert gen.class_name not in names.RESERVED
+    for name in usable:  # the network's class (and its outputs class)
+        gen = generate_source(f"network {name}() {{\n    x = input(1, 2, 2)\n    output o = x -> relu\n"
+                              "    output p = x\n}\n")
+        module = load_source(gen.source, gen.name)
+        assert gen.class_name not in names.RESERVED and gen.outputs_class not in names.RESERVED
+        out = getattr(module, gen.class_name)()(torch.ones(1, 1, 2, 2))
+        assert type(out).__name__ == gen.outputs_class and out.o.sum() == 4
 
 
 def test_hostile_output_names():
@@ -162,6 +168,7 @@ def test_renamed_attributes_are_stable_and_collision_free():
 identifiers = st.sampled_from(HOSTILE) | st.from_regex(r"_{0,2}[a-z][a-z0-9_]{0,6}", fullmatch=True)
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(30), deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(labels=st.lists(identifiers, min_size=6, max_size=6), outs=st.lists(identifiers, min_size=2, max_size=2,
                                                                              unique=True),
