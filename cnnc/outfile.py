@@ -98,7 +98,8 @@ def remove_stale_temporaries(directory: Path) -> list[Path]:
             continue
         try:
             st = entry.stat(follow_symlinks=False)
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or _running(int(m.group(1))):
+            mine = st.st_uid == getattr(os, "geteuid", lambda: st.st_uid)()
+            if not stat.S_ISREG(st.st_mode) or not mine or _running(int(m.group(1))):
                 continue
             os.unlink(entry.path)
             removed.append(Path(entry.path))
