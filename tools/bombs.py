@@ -5,7 +5,8 @@ CPU-time and address-space limit (defaults 60 s and 4 GiB, so that an old cnnc t
 refuse a bomb is stopped), and the script prints per bomb: the exit status, the first line of
 stderr, the wall time, the CPU time (user + system, of the child alone) and the peak resident
 memory. The target (issue 13): every bomb refused with a located error within 5 s and 1 GB on
-one core. This is a measurement, not a test: tests/test_budget.py checks that each bomb is
+one core. Two are accepted: `round-huge-ndigits` (computed, 0) and `tokens-just-under-cap` (the
+largest spec the token budget admits, to show what that costs). This is a measurement, not a test: tests/test_budget.py checks that each bomb is
 refused with the right message, without timing anything.
 
     python3 tools/bombs.py                   # this checkout
@@ -67,6 +68,9 @@ BOMBS = {
     "constants-file-4mib": ({"b.cnn": _net("", 'import "c.cnn"\n'), "c.cnn": _constants(4 * 1024 * 1024 - 100)},
                             ["check", "b.cnn"]),
     "sum-500000-terms": ({"b.cnn": _net("", _sum(500_000))}, ["check", "b.cnn"]),
+    # accepted: the most tokens a spec may hold (constants), to see what the largest accepted costs
+    "tokens-just-under-cap": ({"b.cnn": _net("", "".join(f"c{i} = {i} * 3 + 1\n" for i in range(5_709)))},
+                              ["check", "b.cnn"]),
     "many-imports": ({"b.cnn": _net("", "".join(f'import "f{i}.cnn"\n' for i in range(2000))),
                       **{f"f{i}.cnn": f"# {i}\n" for i in range(2000)}}, ["check", "b.cnn"]),
     "import-dev-zero": ({"b.cnn": _net("", 'import "/dev/zero"\n')}, ["check", "b.cnn", "--import-root", "/dev"]),

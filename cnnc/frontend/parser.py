@@ -21,7 +21,7 @@ GRAMMAR = Path(__file__).with_name("grammar.lark")
 # The parser's work and the AST's size grow with the number of tokens (Lark takes tens of
 # microseconds and about a kilobyte per token), so a spec and all its imports together may hold
 # at most this many; the loader charges every file against one budget before parsing it.
-MAX_TOKENS = 50_000
+MAX_TOKENS = 40_000
 # A number literal longer than this is refused here (Python's int() refuses past 4,300 digits;
 # the interpreter refuses any integer past 2^62 anyway).
 MAX_NUMBER_LENGTH = 100
