@@ -39,6 +39,18 @@ def test_layernorm_normalises_the_channels_whatever_the_rank(dims):
     torch.testing.assert_close(model(x), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dims", [(3, 3), (3, 5), (3, 4, 4), (6,)], ids=["CxC", "CxL", "CxHxW", "F"])
+def test_layerscale_scales_the_channels_whatever_the_rank(dims):
+    """A CxL input once had its weight (C,) broadcast over L: wrong where C == L, an error otherwise."""
+    model = cnnc.compile(f"network n() {{\n    output o = input({', '.join(map(str, dims))}) -> layerscale(0.5)\n}}\n")
+    weight = torch.arange(1.0, dims[0] + 1)
+    with torch.no_grad():
+        model.layerscale1.weight.copy_(weight.view(model.layerscale1.weight.shape))
+    x = torch.randn(2, *dims)
+    expected = x * weight.view((1, -1) + (1,) * (len(dims) - 1))
+    torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
+
+
 # ---- tensors that are not weights ------------------------------------------------------------------
 def _tiny():
     return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
