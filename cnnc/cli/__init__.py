@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 
-from cnnc.diagnostics import CnncError
+from cnnc.diagnostics import CnncError, printable
 
 from . import build, render
 from .common import add_common, emit, front_end, positive
@@ -148,7 +148,7 @@ def main(argv=None) -> int:
 
 def _say(line: str) -> None:
     with contextlib.suppress(OSError, ValueError):
-        print(line, file=sys.stderr)
+        print(printable(line), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -5,17 +5,17 @@ reported at the line that crossed it; `Limits` is the interpreter's part that ch
 ceilings are data here.
 
 The step budget is charged for every piece of work, in proportion to its size: one step per
-statement, loop trip, call and expression node evaluated, and for work on values of unbounded
-size one step per item (list concatenation, repetition, comparison, min/max/len) or per
-STRING_CHUNK characters (strings), and INSTANCE_STEPS for each node, block instance or group made
-(so that a spec making as many as the node and instance budgets allow also runs into the step
-budget, instead of taking the time of all three budgets together). Values themselves are bounded: integers within 2^62 (literals
-included, and checked before Python computes anything whose size depends on them, like
-`round(5, -10**9)` or `2 ** n`), floats finite, lists of at most MAX_LIST items, strings of at
-most MAX_STRING characters. The graph is bounded too: nodes, block instances and groups, inputs
-per node, tensor elements and parameters per node, instance names and paths. Together with the
-front end's limits (file size, tokens; cnnc/frontend/loader.py) no spec runs for long or grows
-large before it is refused; tools/bombs.py measures that.
+statement, loop trip, call and expression node evaluated; for work on values of unbounded size,
+one step per item (list concatenation, repetition, comparison, min/max) or per STRING_CHUNK
+characters (strings); and INSTANCE_STEPS for each node, block instance or group made (so that a
+spec making as many as the node and instance budgets allow also runs into the step budget,
+instead of taking the time of all three budgets together). Values themselves are bounded:
+integers within 2^62 (literals included, and checked before Python computes anything whose size
+depends on them, like `round(5, -10**9)` or `2 ** n`), floats finite, lists of at most MAX_LIST
+items, strings of at most MAX_STRING characters. The graph is bounded too: nodes, block
+instances and groups, inputs per node, tensor elements and parameters per node, instance names
+and paths. Together with the front end's limits (file sizes, tokens; cnnc/frontend/loader.py) no
+spec runs long or grows large before it is refused; tools/bombs.py measures that.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from cnnc.ir.values import fmt_shape
 MAX_NODES = 120_000
 MAX_SCOPES = 100_000  # block instances and groups
 MAX_STEPS = 3_000_000
-INSTANCE_STEPS = 15  # steps charged for making a node, a block instance or a group (each costs about that much)
+INSTANCE_STEPS = 15  # steps charged per node, block instance or group made (about what each costs)
 MAX_ELEMENTS = 2**32  # per sample, per tensor
 MAX_PARAMS = 10**11  # per node
 MAX_INPUTS = 10_000  # tensor inputs of one node (concat)
