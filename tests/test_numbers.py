@@ -132,16 +132,11 @@ def _resnet18_pair():
 
 
 def _move(state, first, second):
-    """The state_dict with every entry under prefix `first` moved after those under `second`."""
-    a = {k: t for k, t in state.items() if k.startswith(first + ".")}
-    out = {}
-    for k, t in state.items():
-        if k in a:
-            continue
-        out[k] = t
-        if k.startswith(second + ".") and not any(j.startswith(second + ".") for j in list(state)[list(state).index(k) + 1:]):
-            out.update(a)
-    return out
+    """The state_dict with the entries under prefix `first` moved to just after those under `second`."""
+    moved = {k: t for k, t in state.items() if k.startswith(first + ".")}
+    rest = [(k, t) for k, t in state.items() if k not in moved]
+    last = max(i for i, (k, _) in enumerate(rest) if k.startswith(second + "."))
+    return dict(rest[:last + 1] + list(moved.items()) + rest[last + 1:])
 
 
 SWAPS = {  # a same-shape swap in the state_dict's order -> the two entries the refusal names

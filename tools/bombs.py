@@ -5,13 +5,14 @@ CPU-time and address-space limit (defaults 60 s and 4 GiB, so that an old cnnc t
 refuse a bomb is stopped), and the script prints per bomb: the exit status, the first line of
 stderr, the wall time, the CPU time (user + system, of the child alone) and the peak resident
 memory. The target (issue 13): every bomb refused with a located error within 5 s and 1 GB on
-one core. Two are accepted: `round-huge-ndigits` (computed, 0) and `tokens-just-under-cap` (the
-largest spec the token budget admits, to show what that costs). This is a measurement, not a test: tests/test_budget.py checks that each bomb is
-refused with the right message, without timing anything.
+one core. Two are accepted: `round-huge-ndigits` (computed: 0) and `tokens-just-under-cap` (the
+largest spec the token budget admits, to show what that costs). This is a measurement, not a
+test: tests/test_budget.py checks that each bomb is refused with the right message, without
+timing anything.
 
     python3 tools/bombs.py                   # this checkout
     python3 tools/bombs.py --root /old/cnnc  # another checkout, for comparison
-    python3 tools/bombs.py --only strings,lists-compare
+    python3 tools/bombs.py --only string-doubling,lists-compare
 """
 from __future__ import annotations
 

@@ -200,7 +200,8 @@ EMIT: dict = {
     "layerscale": _layerscale,
     "scale": lambda n, ins: Inline(f"{{0}} * {_value(n.attr('factor'))}"),
     "channel_shuffle": lambda n, ins: Inline(f"runtime.channel_shuffle({{0}}, {_value(n.attr('groups'))})"),
-    "zeropad": lambda n, ins: Inline(f"F.pad({{0}}, {_value(tuple(n.attr(k) for k in ('left', 'right', 'top', 'bottom')))})"),
+    "zeropad": lambda n, ins: Inline(
+        f"F.pad({{0}}, {_value(tuple(n.attr(k) for k in ('left', 'right', 'top', 'bottom')))})"),
     "concat": _inline("torch.cat([{all}], 1)"),
     "add": _inline("{0} + {1}"),
     "sub": _inline("{0} - {1}"),
