@@ -1,6 +1,8 @@
 """No silent wrong numbers: layernorm on any rank, and weight import (cnnc/backends/weights.py)
 that refuses shuffled or swapped mappings, tensors that cannot be weights and corrupted files,
 and that is all or nothing."""
+import copy
+import functools
 import struct
 import warnings
 import zipfile
@@ -94,8 +96,7 @@ def test_tensors_that_cannot_be_weights_are_refused_and_nothing_is_loaded(kind):
 
 def test_one_meta_tensor_among_many_loads_nothing():
     """The audit's case: a resnet18 state_dict with one meta tensor, late in the order."""
-    model = cnnc.compile(SPECS / "resnet18.cnn")
-    foreign = dict(torchvision.models.resnet18().state_dict())
+    model, foreign = _resnet18_pair()
     foreign["layer4.1.bn2.weight"] = foreign["layer4.1.bn2.weight"].to("meta")
     before = _snapshot(model)
     with pytest.raises(cnnc.CnncError, match="'layer4.1.bn2.weight' is a meta tensor"):
@@ -106,9 +107,8 @@ def test_one_meta_tensor_among_many_loads_nothing():
 def test_a_failure_while_loading_puts_everything_back(monkeypatch):
     """Whatever fails inside load_state_dict (here: the 20th tensor copied), every parameter and
     buffer is as it was before the import."""
-    model = cnnc.compile(SPECS / "resnet18.cnn")
+    model, foreign = _resnet18_pair()
     before = _snapshot(model)
-    foreign = torchvision.models.resnet18().state_dict()
     copies = []
     real = torch.Tensor.copy_
 
@@ -126,9 +126,16 @@ def test_a_failure_while_loading_puts_everything_back(monkeypatch):
 
 
 # ---- shuffled and swapped mappings -------------------------------------------------------------------
-def _resnet18_pair():
+@functools.lru_cache(maxsize=1)
+def _resnet18_once():
     torch.manual_seed(0)
-    return cnnc.compile(SPECS / "resnet18.cnn"), torchvision.models.resnet18().state_dict()
+    return cnnc.compile(SPECS / "resnet18.cnn"), dict(torchvision.models.resnet18().state_dict())
+
+
+def _resnet18_pair():
+    """A fresh cnnc resnet18 and torchvision's resnet18 state_dict (built once per session)."""
+    model, state = _resnet18_once()
+    return copy.deepcopy(model), dict(state)
 
 
 def _move(state, first, second):
@@ -193,7 +200,7 @@ def test_names_that_contradict_the_order_are_refused():
 
 def test_the_modules_own_names_pair_by_name_in_any_order():
     model, _ = _resnet18_pair()
-    src = cnnc.compile(SPECS / "resnet18.cnn")
+    src, _ = _resnet18_pair()
     with torch.no_grad():
         for p in src.parameters():
             p.copy_(torch.randn_like(p))

@@ -323,12 +323,18 @@ def check_tensor(name: str, t) -> None:
         what = "a bool tensor"
     elif not t.is_floating_point() and not _is_counter(t):
         what = f"an integer tensor ({t.dtype})"
-    elif t.is_floating_point() and not bool(torch.isfinite(t).all()):
+    elif t.is_floating_point() and not _finite(t):
         bad = t[~torch.isfinite(t)].flatten()[0].item()
         what = f"a tensor holding {bad} values"
     if what is not None:
         raise CnncError(f"weights: '{name}' is {what}; weights must be dense, finite floating-point tensors; "
                         "nothing was loaded")
+
+
+def _finite(t: torch.Tensor) -> bool:
+    """No NaN or infinity in t: one float64 sum (finite exactly when every value is, since no sum
+    of finite float32 or float16 values overflows float64), elementwise only to say which."""
+    return bool(torch.isfinite(t.sum(dtype=torch.float64))) or bool(torch.isfinite(t).all())
 
 
 def remap(module: torch.nn.Module, state_dict: Mapping, moves: list | None = None) -> dict:
