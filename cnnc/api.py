@@ -30,10 +30,10 @@ from .backends.weights import ReorderedWeights, import_weights
 __all__ = ["compile", "import_weights", "ReorderedWeights", "generate_source", "load_source", "CnncError"]
 
 
-def generate_source(spec, /, *, fused: bool = False, **params) -> Generated:
+def generate_source(spec, /, *, fused: bool = False, import_roots=(), **params) -> Generated:
     """Front end (+ the fusion passes when `fused`) + code generation: the module source for a
-    spec path, a catalog name or spec text."""
-    result = front_end(spec, params)
+    spec path, a catalog name or spec text. `import_roots`: more directories the spec may import from."""
+    result = front_end(spec, params, import_roots=import_roots)
     for w in result.warnings:
         warnings.warn(w, stacklevel=3)
     graph = result.graph
@@ -75,7 +75,8 @@ def _new_generated(source: str, name: str, qualname: str):
     return cls.__new__(cls)
 
 
-def compile(spec, /, *, fused: bool = False, kernel_policy=None, **params) -> torch.nn.Module:  # noqa: A001
+def compile(spec, /, *, fused: bool = False, kernel_policy=None, import_roots=(),  # noqa: A001
+            **params) -> torch.nn.Module:
     """Build the nn.Module a spec describes: `spec` is a path to a .cnn file, the name of a
     catalog entry (`cnnc list`) or spec text; keyword arguments override network parameters
     (`cnnc.compile("resnet18", classes=10)`).
@@ -84,9 +85,10 @@ def compile(spec, /, *, fused: bool = False, kernel_policy=None, **params) -> to
     same state_dict. `kernel_policy`: the kernel policy of the module's `kernels.conv2d` calls
     (a `cnnc.kernels.Policy` or its key string, e.g. "dw_forward=rows"; None: the process
     default, `cnnc.kernels.default_policy()`), set by `runtime.set_kernel_policy`: it changes
-    speed, never results, state_dict or generated source. (`fused` and `kernel_policy` are
-    therefore not available as network parameter names here.)"""
-    gen = generate_source(spec, fused=fused, **params)
+    speed, never results, state_dict or generated source. `import_roots` adds directories the
+    spec may import from (like the command line's --import-root). (`fused`, `kernel_policy` and
+    `import_roots` are therefore not available as network parameter names here.)"""
+    gen = generate_source(spec, fused=fused, import_roots=import_roots, **params)
     module = load_source(gen.source, gen.name)
     model = getattr(module, gen.class_name)()
     if "cnnc_spec" not in model._modules:  # (a submodule of that name keeps it)

@@ -6,6 +6,8 @@ source line, a caret under the column, and notes.
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 
 
@@ -23,7 +25,31 @@ class Loc:
 
 UNKNOWN = Loc("<unknown>", 0, 0)
 
-# Text of every file the front end has read, so diagnostics can quote lines.
+# The one definition of a line break, for lexing, columns and quoting alike: LF, CRLF or CR.
+# Other separators (form feed, U+0085, U+2028, U+2029) are ordinary characters; Python's
+# str.splitlines would split on them and quote the wrong line.
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def normalize_newlines(text: str) -> str:
+    """CRLF and CR as LF, so that the lexer's line numbers are the lines quoted."""
+    return LINE_BREAK.sub("\n", text) if "\r" in text else text
+
+
+def split_lines(text: str) -> list[str]:
+    return LINE_BREAK.split(text)
+
+
+def line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of the character at `offset`, by LINE_BREAK."""
+    before = text[:offset]
+    breaks = list(LINE_BREAK.finditer(before))
+    start = breaks[-1].end() if breaks else 0
+    return len(breaks) + 1, offset - start + 1
+
+
+# Text of every file the front end has read, so diagnostics can quote lines. A file that is not
+# spec text (not UTF-8, control characters) is never registered, so it is never quoted.
 _SOURCES: dict[str, str] = {}
 
 
@@ -31,12 +57,30 @@ def register_source(name: str, text: str) -> None:
     _SOURCES[name] = text
 
 
+def forget_source(name: str) -> None:
+    """Quote nothing of `name` (read again and found not to be spec text)."""
+    _SOURCES.pop(name, None)
+
+
 def source_line(loc: Loc) -> str | None:
     text = _SOURCES.get(loc.file)
     if text is None or loc.line < 1:
         return None
-    lines = text.splitlines()
+    lines = split_lines(text)
     return lines[loc.line - 1] if loc.line <= len(lines) else None
+
+
+# Characters never printed raw to a terminal: controls (escape sequences), format characters
+# (bidirectional overrides) and line or paragraph separators.
+_UNPRINTABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+
+
+def printable(text: str) -> str:
+    """`text` with every unprintable character as a \\x.., \\u.. escape (messages quote
+    names, strings and file names that come from a spec or the command line)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if unicodedata.category(ch) not in _UNPRINTABLE else ascii(ch)[1:-1] for ch in text)
 
 
 @dataclass
@@ -67,23 +111,32 @@ class CnncError(Exception):
         return self.render()
 
 
+QUOTE_WIDTH = 160  # characters of a long source line quoted around the column
+
+
 def _quote(loc: Loc) -> list[str]:
     line = source_line(loc)
     if line is None:
         return []
     line = line.replace("\t", " ")
+    col = max(loc.col - 1, 0)
+    if len(line) > QUOTE_WIDTH:  # a window around the column
+        start = max(0, min(col - QUOTE_WIDTH // 2, len(line) - QUOTE_WIDTH))
+        head, tail = ("..." if start else ""), ("..." if start + QUOTE_WIDTH < len(line) else "")
+        line, col = head + line[start:start + QUOTE_WIDTH] + tail, col - start + len(head)
+    shown, before = printable(line), len(printable(line[:col]))  # escapes widen what precedes the caret
     gutter = f"{loc.line:>5} | "
-    caret = " " * (len("      | ") - 2) + "| " + " " * max(loc.col - 1, 0) + "^"
-    return [gutter + line, caret]
+    caret = " " * (len("      | ") - 2) + "| " + " " * before + "^"
+    return [gutter + shown, caret]
 
 
 def format_diagnostic(kind: str, message: str, loc: Loc | None, notes=()) -> str:
     head = f"{loc}: {kind}: {message}" if loc else f"cnnc: {kind}: {message}"
-    out = [head]
+    out = [printable(head)]
     if loc:
         out += _quote(loc)
     for n in notes:
-        out.append(f"{n.loc}: note: {n.message}" if n.loc else f"note: {n.message}")
+        out.append(printable(f"{n.loc}: note: {n.message}" if n.loc else f"note: {n.message}"))
     return "\n".join(out)
 
 

@@ -13,10 +13,12 @@ def _spec_of(spec, params: dict, fused: bool = False):
     return ref.spec, {**dict(ref.params), **params}, fused or ref.fused
 
 
-def summary(spec, depth: int | None = None, *, columns=None, dtype: str = "float32", **params) -> dict:
+def summary(spec, depth: int | None = None, *, columns=None, dtype: str = "float32", import_roots=(),
+            **params) -> dict:
     """The data of `cnnc summary --format json` for a spec (or a compiled module): a dict, which a
     notebook shows as a table. `columns` (names as for `--columns`) keeps only those row fields
-    (and the table shows them); `dtype` sizes the byte counts."""
+    (and the table shows them); `dtype` sizes the byte counts; `import_roots`: more directories
+    the spec may import from."""
     from .backends.summary import Summary, parse_columns, select, summary_data
     from .pipeline import front_end
 
@@ -25,14 +27,14 @@ def summary(spec, depth: int | None = None, *, columns=None, dtype: str = "float
         columns = parse_columns(columns)
     elif columns is not None:
         columns = parse_columns(",".join(columns))
-    data = summary_data(front_end(spec, params).graph, depth, dtype)
+    data = summary_data(front_end(spec, params, import_roots=import_roots).graph, depth, dtype)
     data["layers"] = select(data, columns)
     return Summary(data, columns)
 
 
 def render(spec, depth: int | None = None, *, fused: bool = False, rankdir: str = "TB", legend: bool = True,
            merge: bool = True, collapse_repeats: bool | None = None, max_height: int | None = None,
-           dpi: int | None = None, **params):
+           dpi: int | None = None, import_roots=(), **params):
     """The picture `cnnc render` draws, for a spec path, spec text or a module from `cnnc.compile`
     (which remembers its spec, parameters and `fused`): a Picture with `.dot` and `.save(path)`,
     shown inline as SVG in a notebook. The options are those of `cnnc render`; without `depth`, the
@@ -41,7 +43,7 @@ def render(spec, depth: int | None = None, *, fused: bool = False, rankdir: str 
     from .pipeline import front_end, fuse
 
     spec, params, fused = _spec_of(spec, params, fused)
-    g = front_end(spec, params).graph
+    g = front_end(spec, params, import_roots=import_roots).graph
     if fused:
         g = fuse(g)
     if depth is None:

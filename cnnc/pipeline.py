@@ -36,17 +36,20 @@ def is_path(spec: str | os.PathLike) -> bool:
     return isinstance(spec, os.PathLike) or ("\n" not in spec and "{" not in spec)
 
 
-def load(spec: str | os.PathLike) -> Program:
+def load(spec: str | os.PathLike, import_roots=()) -> Program:
     """A path to a .cnn file, a catalog name (`resnet50`: a preset of the spec library, where no
-    file has that name), or spec text (anything containing a newline or '{')."""
+    file has that name), or spec text (anything containing a newline or '{'). Imports may read
+    from the spec's directory (the working directory for spec text), the spec library and
+    `import_roots` (cnnc/frontend/loader.py)."""
+    roots = tuple(import_roots)
     if isinstance(spec, os.PathLike):
-        return load_file(spec)
+        return load_file(spec, roots)
     if not is_path(spec):
-        return load_text(spec, "<spec>", Path.cwd())
+        return load_text(spec, "<spec>", Path.cwd(), roots)
     if catalog.is_name(spec) and not Path(spec).is_file():
         return catalog.load_entry(spec)
     try:
-        return load_file(spec)
+        return load_file(spec, roots)
     except CnncError as err:
         stem = Path(spec).stem
         if not Path(spec).exists() and catalog.is_name(stem) and stem in catalog.declared_names():
@@ -54,9 +57,9 @@ def load(spec: str | os.PathLike) -> Program:
         raise
 
 
-def front_end(spec, overrides: dict | None = None, stop_after: str | None = None) -> FrontEnd:
+def front_end(spec, overrides: dict | None = None, stop_after: str | None = None, import_roots=()) -> FrontEnd:
     """`spec`: what `load` takes, or a loaded Program."""
-    program = spec if isinstance(spec, Program) else load(spec)
+    program = spec if isinstance(spec, Program) else load(spec, import_roots)
     try:
         graph = verify(generate(program, overrides))
     except CnncError as err:

@@ -7,6 +7,12 @@ SPECS = ROOT / "specs"
 TEST_SPECS = ROOT / "tests" / "specs"
 GOLDEN = ROOT / "tests" / "golden"
 
+def examples(n: int) -> int:
+    """Hypothesis examples for a harness: `n` per CI run, 25 times as many under
+    HYPOTHESIS_PROFILE=thorough (tests/conftest.py registers the profiles)."""
+    return n * 25 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else n
+
+
 def check_golden(path: Path, text: str) -> None:
     """Compare text with a golden file; CNNC_UPDATE_GOLDEN=1 rewrites it instead."""
     if os.environ.get("CNNC_UPDATE_GOLDEN") == "1" or not path.exists():

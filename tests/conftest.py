@@ -1,4 +1,5 @@
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -8,6 +9,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cnnc_testlib import GOLDEN, ROOT, SPECS, TEST_SPECS, check_golden  # noqa: E402,F401  (re-exported)
+
+try:  # hypothesis profiles: "ci" (the default: small and fast) and "thorough" (thousands of examples)
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("thorough", deadline=None, max_examples=5000, suppress_health_check=list(HealthCheck))
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # pragma: no cover
+    pass
 
 
 def pytest_collection_modifyitems(config, items):

@@ -111,12 +111,12 @@ bad.cnn:1:26: note: in 'a1.b1' (an instance of block 'b'), called here
 bad.cnn:5:21: note: in 'a1' (an instance of block 'a'), called here
 """),
     ("node-budget", NET.format(body="    for i in range(1000000) { x = x -> relu }\n    output o = x"),
-     """bad.cnn:3:40: error: spec expands past the budget of 100,000 nodes; is a loop or depth too large?
+     """bad.cnn:3:40: error: spec expands past the budget of 120,000 nodes; is a loop or depth too large?
     3 |     for i in range(1000000) { x = x -> relu }
       |                                        ^
 """),
     ("step-budget", NET.format(body="    for i in range(100000000) { y = i }\n    output o = x"),
-     """bad.cnn:3:14: error: range of 100,000,000 items is longer than the step budget (2,000,000)
+     """bad.cnn:3:14: error: range of 100,000,000 items is longer than the step budget (3,000,000)
     3 |     for i in range(100000000) { y = i }
       |              ^
 """),
@@ -409,8 +409,24 @@ def test_bad_set_is_one_line(tmp_path, monkeypatch, capsys):
     assert main(["check", "n.cnn", "--set", "clases=3"]) == 1
     assert capsys.readouterr().err == ("cnnc: error: --set: network 'n' has no parameter 'clases'; "
                                        "did you mean 'classes'? (its parameters: classes)\n")
-    assert main(["check", "n.cnn", "--set", "classes"]) == 1
-    assert capsys.readouterr().err == "cnnc: error: --set expects NAME=VALUE, got 'classes'\n"
+
+
+@pytest.mark.parametrize("sets,message", [
+    (["classes"], "--set expects NAME=VALUE, got 'classes'"),
+    (["=3"], "--set expects NAME=VALUE, got '=3'"),
+    (["cl asses=3"], "--set expects NAME=VALUE, got 'cl asses=3'"),
+    (["classes=3", "classes=4"], "--set classes is given twice"),
+    (["classes=" + "9" * 200], "--set classes: number of 200 digits is too long"),
+], ids=["no-value", "no-name", "not-a-name", "repeated", "long-number"])
+def test_set_misuse_is_a_usage_error(tmp_path, monkeypatch, capsys, sets, message):
+    """A malformed or repeated --set is command-line misuse: usage and exit status 2."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "n.cnn").write_text("network n(classes=10) {\n    output o = input(3, 8, 8)\n}\n")
+    with pytest.raises(SystemExit) as info:
+        main(["check", "n.cnn"] + [a for s in sets for a in ("--set", s)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: cnnc check") and err.endswith(f"cnnc check: error: {message}\n")
 
 
 def test_missing_file(tmp_path, monkeypatch, capsys):
@@ -434,3 +450,127 @@ def test_errors_exit_1_without_traceback_in_a_real_process(tmp_path):
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.startswith(f"{bad}:3:5: error: unexpected 'output'")
     assert "Traceback" not in out.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Text: bytes that are not UTF-8, a byte order mark, line breaks, digits, control characters
+# ---------------------------------------------------------------------------------------------
+def _check_bytes(tmp_path, monkeypatch, capsys, data: bytes):
+    (tmp_path / "bad.cnn").write_bytes(data)
+    monkeypatch.chdir(tmp_path)
+    status = main(["check", "bad.cnn"])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+# (case id, file bytes, expected stderr); every one exits 1 with nothing on stdout
+TEXT_CASES = [
+    # the byte that is not UTF-8, by line and column (the text before it decodes); never quoted
+    ("not-utf8", b"network n() {\n    x = input(3, 8, 8)  # caf\xe9\n}\n",
+     "bad.cnn:2:30: error: 'bad.cnn' is not UTF-8 text (byte 0xe9)\n"),
+    ("not-utf8-first-line", b"\xff\xfenetwork",
+     "bad.cnn:1:1: error: 'bad.cnn' is not UTF-8 text (byte 0xff)\n"),
+    # a byte order mark is dropped: columns of the first line do not count it
+    ("bom", b"\xef\xbb\xbfnetwork n() { $\n}\n",
+     "bad.cnn:1:15: error: unexpected character '$'\n    1 | network n() { $\n      |               ^\n"),
+    # CR and CRLF are line breaks for the lexer, the column and the quoted line alike
+    ("cr", b"network n() {\r    x = input(3, 8, 8)\r    output o = x $\r}\r",
+     "bad.cnn:3:18: error: unexpected character '$'\n    3 |     output o = x $\n      |                  ^\n"),
+    ("crlf", b"network n() {\r\n    x = input(3, 8, 8)\r\n    output o = x $\r\n}\r\n",
+     "bad.cnn:3:18: error: unexpected character '$'\n    3 |     output o = x $\n      |                  ^\n"),
+    # form feed, U+0085 and U+2028 are not line breaks: line 3 is the line quoted
+    ("separators", "network n() {\n    # a\u2028b\x85c\x0cd\n    output o = input(3, 8, 8) $\n}\n".encode(),
+     "bad.cnn:3:31: error: unexpected character '$'\n    3 |     output o = input(3, 8, 8) $\n"
+     "      |                               ^\n"),
+    ("separator-as-character", "network n() {\n    output o =\u2028input(3, 8, 8)\n}\n".encode(),
+     "bad.cnn:2:15: error: unexpected character '\\u2028'\n    2 |     output o =\\u2028input(3, 8, 8)\n"
+     "      |               ^\n"),
+    # only ASCII digits are numbers
+    ("fullwidth-digit", "network n() {\n    output o = input(\uff13, 8, 8)\n}\n".encode(),
+     "bad.cnn:2:22: error: unexpected character '\uff13'\n    2 |     output o = input(\uff13, 8, 8)\n"
+     "      |                      ^\n"),
+    ("arabic-indic-digit", "network n() {\n    output o = input(3, \u0668, 8)\n}\n".encode(),
+     "bad.cnn:2:25: error: unexpected character '\u0668'\n    2 |     output o = input(3, \u0668, 8)\n"
+     "      |                         ^\n"),
+    # a control character: not spec text, never quoted (nor sent to the terminal raw)
+    ("control-character", b"network n() {\n    x = \x1b[2J input(3, 8, 8)\n}\n",
+     "bad.cnn:2:9: error: control character U+001B: a spec is text\n"),
+    # a bidirectional override in a string is escaped in the message and in the quoted line
+    ("bidi-in-message", "network n() {\n    output o = input(3, 8, 8) -> conv(\"\u202e\", 3)\n}\n".encode(),
+     "bad.cnn:2:39: error: 'out' of conv must be an integer, got the string \"\\u202e\"\n"
+     "    2 |     output o = input(3, 8, 8) -> conv(\"\\u202e\", 3)\n      |                                       ^\n"),
+]
+
+
+@pytest.mark.parametrize("case,data,expected", TEXT_CASES, ids=[c[0] for c in TEXT_CASES])
+def test_text_diagnostics(tmp_path, monkeypatch, capsys, case, data, expected):
+    status, out, err = _check_bytes(tmp_path, monkeypatch, capsys, data)
+    assert (status, out, err) == (1, "", expected)
+
+
+def test_bom_and_any_line_break_check(tmp_path, monkeypatch, capsys):
+    text = "network n() {\n    x = input(3, 8, 8)\n    output o = x -> relu\n}\n"
+    for data in (b"\xef\xbb\xbf" + text.encode(), text.replace("\n", "\r").encode(),
+                 text.replace("\n", "\r\n").encode()):
+        assert _check_bytes(tmp_path, monkeypatch, capsys, data) == (0, "n: 2 layers, 0 parameters, 0 MACs (0)\n", "")
+
+
+def test_set_values_take_ascii_digits_only():
+    from cnnc.cli.common import parse_override
+
+    assert parse_override("12") == 12 and parse_override("-1.5e3") == -1500.0
+    assert parse_override("\u0663") == "\u0663" and parse_override("\uff11\uff12") == "\uff11\uff12"
+
+
+def test_long_lines_are_quoted_around_the_column(tmp_path, monkeypatch, capsys):
+    data = ("network n() {\n    x = input(3, 8, 8)" + " " * 5000 + "$\n}\n").encode()
+    status, _, err = _check_bytes(tmp_path, monkeypatch, capsys, data)
+    head, quoted, caret = err.splitlines()
+    assert status == 1 and head == "bad.cnn:2:5023: error: unexpected character '$'"
+    assert len(quoted) < 200 and quoted.endswith("$") and caret.index("^") == quoted.index("$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Never exit status 3 (an internal error) where a located error belongs
+# ---------------------------------------------------------------------------------------------
+NEVER_INTERNAL = [
+    ("huge-range", NET.format(body="    for i in range(99999999999999999999) { y = i }\n    output o = x"),
+     "bad.cnn:3:20: error: integer too large (> 2^62)\n"),
+    ("huge-set-like-literal", NET.format(body="    y = 1" + "0" * 200 + "\n    output o = x"),
+     "bad.cnn:3:9: error: number literal of 201 characters is too long\n"),
+    ("float-literal-too-large", NET.format(body="    y = 1e999\n    output o = x"),
+     "bad.cnn:3:9: error: number too large\n"),
+    ("nested-list-constant", "c = " + "[" * 450 + "1" + "]" * 450 + "\n" + NET.format(body="    output o = x"),
+     "bad.cnn:1:"),
+    ("scale-by-a-tiny-number", NET.format(body="    output o = x / 5e-324"),
+     "bad.cnn:3:18: error: arithmetic gives inf\n"),
+]
+
+
+@pytest.mark.parametrize("case,text,expected", NEVER_INTERNAL, ids=[c[0] for c in NEVER_INTERNAL])
+def test_located_errors_not_internal_ones(tmp_path, monkeypatch, capsys, case, text, expected):
+    (tmp_path / "bad.cnn").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "bad.cnn"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(expected), err[:300]
+    assert "internal error" not in err
+
+
+def test_symlink_loop_import_is_located(tmp_path, monkeypatch, capsys):
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    (tmp_path / "bad.cnn").write_text('import "loop1"\n' + NET.format(body="    output o = x"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "bad.cnn"]) == 1
+    assert capsys.readouterr().err.startswith("bad.cnn:1:1: error: cannot read 'loop1': Too many levels of "
+                                              "symbolic links\n")
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full")
+def test_stdout_on_a_full_disk_is_one_line_exit_1():
+    with open("/dev/full", "w") as full:
+        out = subprocess.run([sys.executable, "-m", "cnnc", "summary", str(ROOT / "specs" / "resnet50.cnn")],
+                             stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert (out.returncode, out.stderr) == (1, "cnnc: error: cannot write to standard output: "
+                                               "No space left on device\n")

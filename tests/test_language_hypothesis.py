@@ -3,9 +3,13 @@
 1. Generated valid specs parse and check, and cnnc's shapes and parameter counts equal the ones
    the generator computed on its own (a second, independent implementation of the conv/pool rules).
 2. Mutated specs (truncated, garbled, with wrong tokens or numbers) either check or give a located
-   CnncError; never another exception, a hang or a traceback.
+   CnncError; never another exception, a hang or a traceback. So do mutated files (bytes that are
+   not UTF-8, line breaks of every kind, separators that are not line breaks, a byte order mark,
+   non-ASCII digits, control characters), and their errors quote the line they point at.
 """
 import string
+
+import pytest
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,7 +17,7 @@ from hypothesis import strategies as st
 from cnnc.diagnostics import CnncError
 from cnnc.pipeline import front_end
 from cnnc.backends.summary import totals
-from cnnc_testlib import SPECS, TEST_SPECS
+from cnnc_testlib import SPECS, TEST_SPECS, examples
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -172,3 +176,76 @@ def test_truncations_of_every_spec_are_located(tmp_path):
                 front_end(f)
             except CnncError as e:
                 assert e.loc is not None and e.loc.line >= 1, (src.name, k, e.render())
+
+
+# ---- mutated bytes: what a file can hold, not only what a string can -----------------------------
+BYTES = [b"\xff", b"\xfe", b"\xc3", b"\xe2\x80", b"\x80", b"\xed\xa0\x80",  # not UTF-8 (cut or invalid)
+         "\u2028".encode(), "\u2029".encode(), "\x85".encode(), b"\x0c", b"\x0b",  # separators, not breaks
+         b"\r", b"\r\n", b"\n\r", b"\xef\xbb\xbf",  # breaks, and a byte order mark anywhere
+         "\uff13".encode(), "\u0663".encode(), "\u00e9".encode(), "\u202e".encode(),  # digits, letters, bidi
+         b"\x00", b"\x1b[2J", b"\t", b'"', b"{", b"}", b"#", b"->", b"9" * 30, b"1e999"]
+
+
+@st.composite
+def mutated_bytes(draw):
+    data = draw(st.sampled_from(CORPUS)).encode()
+    if draw(st.booleans()):
+        data = data.replace(b"\n", draw(st.sampled_from([b"\r", b"\r\n", b"\n"])))
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(data)))
+        kind = draw(st.sampled_from(["insert", "insert", "delete", "truncate", "flip", "random"]))
+        if kind == "insert":
+            data = data[:i] + draw(st.sampled_from(BYTES)) + data[i:]
+        elif kind == "delete":
+            data = data[:i] + data[i + draw(st.integers(1, 8)):]
+        elif kind == "truncate":
+            data = data[:i]
+        elif kind == "flip" and i < len(data):
+            data = data[:i] + bytes([data[i] ^ (1 << draw(st.integers(0, 7)))]) + data[i + 1:]
+        else:
+            data = data[:i] + draw(st.binary(min_size=1, max_size=4)) + data[i:]
+    return data
+
+
+def _lines(data: bytes) -> list[str]:
+    """The file's lines by the one definition of a line break (LF, CRLF, CR), as diagnostics quote them."""
+    from cnnc.diagnostics import split_lines
+
+    text = data.decode("utf-8", "replace")
+    return split_lines(text[1:] if text.startswith("\ufeff") else text)
+
+
+@pytest.mark.slow
+@settings(max_examples=examples(200), database=None, **SETTINGS)
+@given(mutated_bytes())
+def test_mutated_bytes_give_located_errors(tmp_path_factory, data):
+    """Any bytes in a spec file: it checks, or fails with a located `file:line:col: error:` whose
+    line and column exist in the file, and whose quoted line (if any) is that line; never another
+    exception."""
+    from cnnc.diagnostics import source_line
+
+    directory = tmp_path_factory.getbasetemp() / "mutated_bytes"
+    if not directory.exists():
+        (directory / "blocks").mkdir(parents=True)
+        for b in list((SPECS / "blocks").glob("*.cnn")) + list((TEST_SPECS / "blocks").glob("*.cnn")):
+            (directory / "blocks" / b.name).write_text(b.read_text())
+    path = directory / "spec.cnn"
+    path.write_bytes(data)
+    try:
+        front_end(path)
+    except CnncError as e:
+        rendered = e.render()
+        if e.loc is None:
+            assert rendered.startswith("cnnc: error: ")
+            return
+        assert rendered.startswith(f"{e.loc.file}:{e.loc.line}:{e.loc.col}: error: ")
+        assert e.loc.line >= 1 and e.loc.col >= 1
+        if e.loc.file.endswith("spec.cnn"):
+            lines = _lines(data)
+            assert e.loc.line <= len(lines), (e.loc, len(lines))
+            assert e.loc.col <= len(lines[e.loc.line - 1]) + 1, (e.loc, lines[e.loc.line - 1])
+            quoted = source_line(e.loc)
+            if quoted is not None:  # the line the lexer counted is the line quoted
+                assert quoted == lines[e.loc.line - 1]
+                assert rendered.splitlines()[1].startswith(f"{e.loc.line:>5} | ")
+        assert all(ch.isprintable() for ch in rendered.replace("\n", ""))

@@ -100,11 +100,17 @@ def test_sorted_keys_land_by_their_names():
     from cnnc.backends.weights import ReorderedWeights
 
     src = _conv_bn(0).state_dict()
-    foreign = dict(sorted(src.items()))
-    assert list(foreign)[1:3] == ["1.bias", "1.num_batches_tracked"]
+    foreign = {f"ref.{k}": t for k, t in sorted(src.items())}  # names that are not the module's own
+    assert list(foreign)[1:3] == ["ref.1.bias", "ref.1.num_batches_tracked"]
     dst = _conv_bn(1)
     with pytest.warns(ReorderedWeights):
         cnnc.import_weights(dst, foreign)
+    for name, t in src.items():
+        assert torch.equal(dst.state_dict()[name], t), name
+    dst = _conv_bn(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the module's own names pair by name: nothing is reordered
+        cnnc.import_weights(dst, dict(sorted(src.items())))
     for name, t in src.items():
         assert torch.equal(dst.state_dict()[name], t), name
 

@@ -21,6 +21,7 @@ error that names it. See docs/codegen.md for the design of the generated classes
 """
 from __future__ import annotations
 
+import heapq
 import keyword
 import re
 from collections import Counter
@@ -32,6 +33,8 @@ from cnnc.ir.graph import Graph, Node, Scope, fmt_value, init_options
 from cnnc.ir.schemes import in_scope
 from cnnc.ir.ops import conv_padding
 from cnnc.version import __version__
+
+from . import names as naming
 
 # ---- emission rules --------------------------------------------------------------------------
 
@@ -109,9 +112,9 @@ def _upsample(n: Node, ins) -> Inline:
     """F.interpolate with the spec's own scale (not the size it gives): torch maps coordinates by
     the scale factor, so only the same call computes the same values."""
     size, scale, mode = n.attr("size"), n.attr("scale"), n.attr("mode")
-    how = f"size={_pair(size)!r}" if size is not None else f"scale_factor={_pair(scale)!r}"
+    how = f"size={_value(_pair(size))}" if size is not None else f"scale_factor={_value(_pair(scale))}"
     corners = ", align_corners=True" if n.attr("align_corners") else ""
-    return Inline(f"F.interpolate({{0}}, {how}, mode={mode!r}{corners})")
+    return Inline(f"F.interpolate({{0}}, {how}, mode={_value(mode)}{corners})")
 
 
 def _groupnorm(n: Node, ins) -> Layer:
@@ -124,7 +127,7 @@ def _groupnorm(n: Node, ins) -> Layer:
 
 def _zeropad(n: Node, ins) -> Inline:
     amounts = tuple(n.attr(k) for k in ("left", "right", "top", "bottom", "front", "back"))
-    return Inline(f"F.pad({{0}}, {amounts[:4] if amounts[4:] == (0, 0) else amounts})")
+    return Inline(f"F.pad({{0}}, {_value(amounts[:4] if amounts[4:] == (0, 0) else amounts)})")
 
 
 def _fused_conv(n: Node, ins) -> Layer:
@@ -145,7 +148,8 @@ def _batchnorm(n: Node, ins) -> Layer:
 
 
 def _layernorm(n: Node, ins) -> Layer:
-    return Layer("runtime.LayerNorm2d" if len(ins[0]) == 3 else "nn.LayerNorm", (
+    # over the channels (dim 1) of any input: a map CxHxW, a sequence CxL; a vector F is its channels
+    return Layer("runtime.LayerNorm2d" if len(ins[0]) >= 2 else "nn.LayerNorm", (
         Slot("normalized_shape", ins[0][0], kind=CHANNELS, ref="in", positional=True),
         Slot("eps", n.attr("eps"), 1e-5),
     ))
@@ -201,6 +205,11 @@ def _inline(template):
     return lambda n, ins: Inline(template)
 
 
+def _value(v) -> str:
+    """An attribute value inside an Inline template: a Python literal, braces doubled for format."""
+    return naming.literal(v).replace("{", "{{").replace("}", "}}")
+
+
 EMIT: dict = {
     "input": None,  # a graph input is an argument of forward, not a statement
     "conv": _conv,
@@ -228,15 +237,15 @@ EMIT: dict = {
     "dropout": _dropout("nn.Dropout"),
     "droppath": _dropout("runtime.DropPath"),
     "layerscale": _layerscale,
-    "scale": lambda n, ins: Inline(f"{{0}} * {n.attr('factor')!r}"),
-    "channel_shuffle": lambda n, ins: Inline(f"runtime.channel_shuffle({{0}}, {n.attr('groups')})"),
+    "scale": lambda n, ins: Inline(f"{{0}} * {_value(n.attr('factor'))}"),
+    "channel_shuffle": lambda n, ins: Inline(f"runtime.channel_shuffle({{0}}, {_value(n.attr('groups'))})"),
     "zeropad": _zeropad,
     "conv_transpose": _conv_transpose,
     "upsample": _upsample,
-    "pixel_shuffle": lambda n, ins: Inline(f"F.pixel_shuffle({{0}}, {n.attr('factor')!r})"),
-    "leaky_relu": lambda n, ins: Inline(f"F.leaky_relu({{0}}, {n.attr('slope')!r})"),
+    "pixel_shuffle": lambda n, ins: Inline(f"F.pixel_shuffle({{0}}, {_value(n.attr('factor'))})"),
+    "leaky_relu": lambda n, ins: Inline(f"F.leaky_relu({{0}}, {_value(n.attr('slope'))})"),
     "groupnorm": _groupnorm,
-    "slice": lambda n, ins: Inline(f"{{0}}[:, {n.attr('start')!r}:{n.attr('stop')!r}]"),
+    "slice": lambda n, ins: Inline(f"{{0}}[:, {_value(n.attr('start'))}:{_value(n.attr('stop'))}]"),
     "concat": _inline("torch.cat([{all}], 1)"),
     "add": _inline("{0} + {1}"),
     "sub": _inline("{0} - {1}"),
@@ -340,6 +349,7 @@ class Instance:
     stmts: list
     inputs: tuple  # values from outside, in first-use order
     outputs: tuple  # values used outside (or network outputs), in definition order
+    attrs: dict = field(default_factory=dict)  # statement name -> submodule attribute (names.py)
     cls: "ClassInfo | None" = None
     args: tuple = ()  # values of cls.params for this instance
 
@@ -380,13 +390,14 @@ def _build_tree(g: Graph) -> Instance:
             else:
                 stmts.append(Stmt(head, child.inputs, child.outputs, child=child))
             i = j
-        ins = []
+        ins = {}  # in first-use order
         for j in ids:
             for v in g.nodes[j].inputs:
-                if v not in inside and v not in ins:
-                    ins.append(v)
+                if v not in inside:
+                    ins.setdefault(v)
         outs = tuple(j for j in ids if j in net_outputs or any(u not in inside for u in users[j]))
-        return Instance(path, scopes.get(path), stmts, tuple(ins), outs)
+        attrs = naming.attribute_names(st.name for st in stmts)
+        return Instance(path, scopes.get(path), stmts, tuple(ins), outs, attrs)
 
     body = [n.id for n in g.nodes if n.op != "input"]
     root = instance("", body)
@@ -439,15 +450,10 @@ def _signature(inst: Instance) -> tuple:
     return tuple(sig)
 
 
-def _camel(name: str) -> str:
-    text = "".join(p[:1].upper() + p[1:] for p in re.split(r"_+", name) if p)
-    return text if text[:1].isalpha() else "Block" + text
-
-
 def _assign_classes(root: Instance, net_class: str) -> list[ClassInfo]:
     by_sig: dict = {}
     classes: list[ClassInfo] = []
-    taken = {net_class, net_class + "Outputs", "Tensor", "NamedTuple", "F"}
+    taken = {net_class, net_class + "Outputs"}
     for inst in _walk(root):
         if inst is root:
             info = ClassInfo(net_class, [root])
@@ -455,10 +461,7 @@ def _assign_classes(root: Instance, net_class: str) -> list[ClassInfo]:
             sig = _signature(inst)
             info = by_sig.get(sig)
             if info is None:
-                base = _camel(inst.scope.name)
-                name, k = base, 2
-                while name in taken:
-                    name, k = f"{base}{'_' if base[-1].isdigit() else ''}{k}", k + 1
+                name = naming.class_name(inst.scope.name, taken)
                 taken.add(name)
                 info = by_sig[sig] = ClassInfo(name, [])
             info.instances.append(inst)
@@ -533,7 +536,7 @@ def _assign_params(info: ClassInfo, g: Graph) -> None:
     counts = Counter(n[3] for n in named)
     used: set = set()
     for members, kind, ref, name, fallback in named:
-        name = _identifier(name if counts[name] == 1 else fallback)
+        name = naming.identifier(name if counts[name] == 1 else fallback)
         base, k = name, 2
         while name in used:
             name, k = f"{base}{k}", k + 1
@@ -553,44 +556,17 @@ def _assign_params(info: ClassInfo, g: Graph) -> None:
 
 # ---- 4. render -------------------------------------------------------------------------------
 
-_RESERVED = set(keyword.kwlist) | {"self", "torch", "nn", "F", "runtime", "Tensor", "NamedTuple", "super"}
-# attributes of nn.Module (and nn.Sequential) that a submodule name must not shadow
-_MODULE_ATTRS = {"training", "forward", "train", "eval", "to", "cuda", "cpu", "float", "double", "half",
-                 "type", "apply", "modules", "children", "parameters", "buffers", "state_dict",
-                 "load_state_dict", "named_modules", "named_children", "named_parameters",
-                 "named_buffers", "zero_grad", "register_buffer", "register_parameter", "add_module",
-                 "register_module", "get_submodule", "get_parameter", "get_buffer", "requires_grad_",
-                 "extra_repr", "compile", "bfloat16", "share_memory", "dump_patches", "call_super_init",
-                 "to_empty", "ipu", "xpu", "mtia", "get_extra_state", "set_extra_state", "append", "extend",
-                 "insert", "pop", "set_submodule"}
-
-
-def _identifier(name: str) -> str:
-    name = re.sub(r"\W", "_", name)
-    if not name or name[0].isdigit():
-        name = "m" + name
-    return name + "_" if name in _RESERVED else name
-
-
-def _attr_name(name: str) -> str:
-    """The submodule's attribute: its instance name, unless that would shadow an nn.Module
-    attribute (`train` -> `train_`)."""
-    return name + "_" if name in _MODULE_ATTRS else name
-
-
-def _get(name: str) -> str:
+def _get(attr: str) -> str:
     """Reading a submodule: `self.conv1`, or `getattr(self, "0")` for names Python cannot spell."""
-    name = _attr_name(name)
-    if name.isidentifier() and not keyword.iskeyword(name):
-        return f"self.{name}"
-    return f"getattr(self, {name!r})"
+    if attr.isidentifier() and not keyword.iskeyword(attr):
+        return f"self.{attr}"
+    return f"getattr(self, {attr!r})"
 
 
-def _set(name: str, value: str) -> str:
-    name = _attr_name(name)
-    if name.isidentifier() and not keyword.iskeyword(name):
-        return f"self.{name} = {value}"
-    return f"setattr(self, {name!r}, {value})"
+def _set(attr: str, value: str) -> str:
+    if attr.isidentifier() and not keyword.iskeyword(attr):
+        return f"self.{attr} = {value}"
+    return f"setattr(self, {attr!r}, {value})"
 
 
 def _is_sequential(inst: Instance) -> bool:
@@ -606,10 +582,6 @@ def _is_sequential(inst: Instance) -> bool:
     return len(inst.inputs) == 1 and tuple(inst.outputs) == tuple(prev)
 
 
-def _literal(v) -> str:
-    return repr(v)
-
-
 def _layer_source(info: ClassInfo, i: int, st: Stmt) -> str:
     parts = []
     for s in st.emit.slots:
@@ -619,7 +591,7 @@ def _layer_source(info: ClassInfo, i: int, st: Stmt) -> str:
         elif s.default is not ALWAYS and _key(s.value) == _key(s.default):
             continue
         else:
-            text = _literal(s.value)
+            text = naming.literal(s.value)
         parts.append(text if s.positional else f"{s.name}={text}")
     return f"{st.emit.cls}({', '.join(parts)})"
 
@@ -629,7 +601,7 @@ def _child_source(info: ClassInfo, i: int, st: Stmt) -> str:
     texts = []
     for p, a in zip(c.cls.params, c.args):
         q = info.param_of.get((i, p.name))
-        texts.append(q.name if q is not None else _literal(a))
+        texts.append(q.name if q is not None else naming.literal(a))
     if len(texts) > 2:
         texts = [f"{p.name}={t}" for p, t in zip(c.cls.params, texts)]
     return f"{c.cls.name}({', '.join(texts)})"
@@ -665,6 +637,37 @@ def _input_names(n: int) -> list[str]:
     return [f"x{k}" for k in range(1, n + 1)]
 
 
+class _OutNames:
+    """The first free name of `out`, `out2`, `out3`, ... in amortised constant time (probing from
+    `out` each time is quadratic where thousands of values are alive at once, as before a wide
+    concat). Every free index below the high-water mark is in the heap: each was either handed
+    out and then released, or found taken (by another kind of name) and released later."""
+
+    def __init__(self, free):
+        self.free, self.heap, self.next = free, [], 1
+
+    @staticmethod
+    def name(k: int) -> str:
+        return "out" if k == 1 else f"out{k}"
+
+    def released(self, name: str) -> None:
+        digits = name[3:]
+        if name == "out":
+            heapq.heappush(self.heap, 1)
+        elif name.startswith("out") and digits.isascii() and digits.isdigit() and self.name(int(digits)) == name:
+            heapq.heappush(self.heap, int(digits))
+
+    def first_free(self) -> str:
+        while self.heap:
+            k = heapq.heappop(self.heap)
+            if k < self.next and self.free(self.name(k)):
+                return self.name(k)
+        while not self.free(self.name(self.next)):
+            self.next += 1
+        self.next += 1
+        return self.name(self.next - 1)
+
+
 def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dict]:
     """Lines of forward and the variable holding each value. `main`: the value the spine ends
     at; `train_only`: statement indices that only feed training outputs (under `if self.training:`).
@@ -690,7 +693,8 @@ def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dic
         successor.setdefault(_primary(inst, stmts[i]), i)
     kept = {v for v, j in successor.items() if last.get(v, -1) > j}
     # values read more than once or by a statement that joins several: worth a name of their own
-    joins = {v: uses[v] > 1 or any(len(st.inputs) > 1 and v in st.inputs for st in stmts) for v in last}
+    joined = {v for st in stmts if len(st.inputs) > 1 for v in st.inputs}
+    joins = {v: uses[v] > 1 or v in joined for v in last}
     var = dict(zip(inst.inputs, _input_names(len(inst.inputs))))
     live = {name: v for v, name in var.items()}
     spine_var = None
@@ -699,18 +703,24 @@ def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dic
     guarded = False
 
     def free(name):
-        return name not in live and name not in _RESERVED
+        return name not in live and name not in naming.RESERVED
+
+    outs = _OutNames(free)
+
+    def release(name):
+        del live[name]
+        outs.released(name)
 
     for i, st in enumerate(stmts):
         for v in set(st.inputs):
             if last[v] == i and live.get(var[v]) == v:
-                del live[var[v]]
+                release(var[v])
         p = _primary(inst, st)
         names = []
         for k, v in enumerate(st.outputs):
             name = None
             if k == 0 and v in kept:
-                name = _identifier(st.name)
+                name = naming.identifier(st.name)
                 descriptive.add(name)
             elif (k == 0 and p is not None and last[p] == i and (uses[p] == 1 or i in spine) and free(var[p])
                   and var[p] not in descriptive):
@@ -719,12 +729,10 @@ def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dic
                 name = spine_var
             elif (st.child is not None and (i not in spine or (p in inst.inputs and joins.get(v)))) or (
                     st.child is None and isinstance(st.emit, Layer) and i not in spine and joins.get(v)):
-                name = _identifier(st.name if k == 0 else f"{st.name}_{k}")
+                name = naming.identifier(st.name if k == 0 else f"{st.name}_{k}")
                 descriptive.add(name)
             if name is None or not free(name):
-                name, n = "out", 2
-                while not free(name):
-                    name, n = f"out{n}", n + 1
+                name = outs.first_free()
             if k == 0 and i in spine and name not in descriptive:
                 spine_var = name
             var[v] = name
@@ -732,10 +740,10 @@ def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dic
             names.append(name)
         for v in st.outputs:  # a result nobody reads frees its variable at once
             if v not in last:
-                del live[var[v]]
+                release(var[v])
         args = [var[v] for v in st.inputs]
         if st.child is not None or isinstance(st.emit, Layer):
-            expr = f"{_get(st.name)}({', '.join(args)})"
+            expr = f"{_get(inst.attrs[st.name])}({', '.join(args)})"
         else:
             expr = st.emit.template.format(*args, all=", ".join(args))
         if expr == names[0] and len(names) == 1:
@@ -766,19 +774,19 @@ def _class_source(info: ClassInfo, g: Graph | None = None, outputs_class: str | 
     init_args = "".join(f", {p.name}" for p in info.params)
     doc = _net_docstring(g) if is_net else _docstring(info)
     if not is_net and _is_sequential(inst):
-        out = [f"class {info.name}(nn.Sequential):", f'    """{doc}"""', "",
+        out = [f"class {info.name}(nn.Sequential):", f"    {naming.doc(doc)}", "",
                f"    def __init__(self{init_args}):", "        super().__init__("]
         for i, st in enumerate(inst.stmts):
             made = _child_source(info, i, st) if st.child is not None else _layer_source(info, i, st)
             out.append(f"            {made},")
         return "\n".join(out + ["        )"]) + "\n"
-    out = [f"class {info.name}(nn.Module):", f'    """{doc}"""', "",
+    out = [f"class {info.name}(nn.Module):", f"    {naming.doc(doc)}", "",
            f"    def __init__(self{init_args}):", "        super().__init__()"]
     for i, st in enumerate(inst.stmts):
         if st.child is not None:
-            out.append(f"        {_set(st.name, _child_source(info, i, st))}")
+            out.append(f"        {_set(inst.attrs[st.name], _child_source(info, i, st))}")
         elif isinstance(st.emit, Layer):
-            out.append(f"        {_set(st.name, _layer_source(info, i, st))}")
+            out.append(f"        {_set(inst.attrs[st.name], _layer_source(info, i, st))}")
     init_lines = _init_source(g, inst) if is_net and g.init is not None else []
     if init_lines:
         out.append("        self._init_weights()")
@@ -929,13 +937,14 @@ def _net_return(g: Graph, var: dict, outputs_class: str | None) -> list[str]:
     main = [o for o in g.outputs if not o.train_only]
     if outputs_class is None:
         return [f"        return {var[main[0].node]}"]
-    every = ", ".join(f"{o.name}={var[o.node]}" for o in g.outputs)
+    field = naming.field_names(o.name for o in g.outputs)
+    every = ", ".join(f"{field[o.name]}={var[o.node]}" for o in g.outputs)
     if len(main) == 1:
         return ["        if self.training:", f"            return {outputs_class}({every})",
                 f"        return {var[main[0].node]}"]
     if len(main) == len(g.outputs):
         return [f"        return {outputs_class}({every})"]
-    evaluation = ", ".join(f"{o.name}={var[o.node] if not o.train_only else None}" for o in g.outputs)
+    evaluation = ", ".join(f"{field[o.name]}={var[o.node] if not o.train_only else None}" for o in g.outputs)
     return ["        if self.training:", f"            return {outputs_class}({every})",
             f"        return {outputs_class}({evaluation})"]
 
@@ -954,13 +963,30 @@ class Generated:
     name: str  # the network's name in the spec
     class_name: str  # the network's nn.Module class
     outputs_class: str | None  # the NamedTuple of outputs, when forward may return several
+    # instance path (the summary's, the IR's) -> submodule path in the module (the state_dict's
+    # prefix); they differ where names.py renamed an attribute (`train` -> `train_`)
+    module_paths: dict = field(default_factory=dict, compare=False)
+    output_fields: dict = field(default_factory=dict, compare=False)  # output name -> NamedTuple field
+
+
+def _module_paths(root: Instance) -> dict:
+    out = {}
+    stack = [(root, "")]
+    while stack:
+        inst, prefix = stack.pop()
+        for st in inst.stmts:
+            path = prefix + inst.attrs[st.name]
+            out[(inst.path + "." if inst.path else "") + st.name] = path
+            if st.child is not None:
+                stack.append((st.child, path + "."))
+    return out
 
 
 def generate(g: Graph) -> Generated:
     """The Python source of an nn.Module for the graph."""
     if not any(not o.train_only for o in g.outputs):
         raise CnncError(f"network '{g.name}' has no output outside training; nothing for forward to return")
-    net_class = _camel(g.name)
+    net_class = naming.class_name(g.name, ())
     root = _build_tree(g)  # 1. tree
     classes = _assign_classes(root, net_class)  # 2. classes
     for info in classes:  # 3. params (children first)
@@ -969,24 +995,25 @@ def generate(g: Graph) -> Generated:
     main = [o for o in g.outputs if not o.train_only]
     outputs_class = None if len(g.outputs) == 1 else net_class + "Outputs"
     parts = [_class_source(info) for info in classes if info.instances[0] is not root]  # 4. render
+    fields = naming.field_names(o.name for o in g.outputs)
     if outputs_class is not None:
-        fields = "".join(f"    {o.name}: Tensor{' | None' if o.train_only else ''}\n" for o in g.outputs)
+        lines = "".join(f"    {fields[o.name]}: Tensor{' | None' if o.train_only else ''}\n" for o in g.outputs)
         if len(main) == len(g.outputs):
             doc = "Outputs of forward"
         elif len(main) == 1:
             doc = "Outputs of forward in training mode (in eval mode it returns the main output alone)"
         else:
             doc = "Outputs of forward (training-only ones are None in eval mode)"
-        parts.append(f'class {outputs_class}(NamedTuple):\n    """{doc}."""\n\n{fields}')
+        parts.append(f'class {outputs_class}(NamedTuple):\n    """{doc}."""\n\n{lines}')
     parts.append(_class_source(root.cls, g, outputs_class))
     body = "\n\n".join(parts)
-    return Generated(_header(g, body) + body, g.name, net_class, outputs_class)
+    return Generated(_header(g, body) + body, g.name, net_class, outputs_class, _module_paths(root), fields)
 
 
 def _header(g: Graph, body: str) -> str:
     spec = Path(g.file).name
-    lines = [f'"""{g.name}: generated by cnnc {__version__} from {spec}; rebuild it with `cnnc build` '
-             f'rather than editing it."""']
+    lines = [naming.doc(f"{g.name}: generated by cnnc {__version__} from {spec}; rebuild it with `cnnc build` "
+                       "rather than editing it.")]
     if "NamedTuple" in body:
         lines += ["from typing import NamedTuple", ""]
     lines.append("import math" if re.search(r"\bmath\.", body) else None)

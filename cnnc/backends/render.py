@@ -560,30 +560,41 @@ def find_dot() -> str:
     return exe
 
 
-def write_dot(text: str, out: str) -> None:
-    """Write DOT text to `out` atomically (a temporary file in the same directory, then a rename)."""
-    write_atomically(prepare_output(out, "net.dot"), text.encode("utf-8"))
+def write_dot(text: str, out: str, inputs=()) -> None:
+    """Write DOT text to `out` atomically (a temporary file in the same directory, then a rename);
+    `inputs`: the command's input files, which `out` must not be."""
+    write_atomically(prepare_output(out, "net.dot", inputs), text.encode("utf-8"))
 
 
 def run_dot(text: str, fmt: str, out=None) -> bytes:
-    """Run `dot -T<fmt>` on DOT text: into the file `out`, or returning its output; errors are CnncErrors."""
+    """Run `dot -T<fmt>` on DOT text: into the file `out`, or returning its output; errors are
+    CnncErrors. The `dot` process never outlives this call: on any error or interruption
+    (KeyboardInterrupt, or the command line's SIGTERM exception) it is killed and reaped before
+    the exception goes on."""
     exe = find_dot()
     try:
-        r = subprocess.run([exe, f"-T{fmt}"] + (["-o", str(out)] if out is not None else []),
-                           input=text.encode("utf-8"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen([exe, f"-T{fmt}"] + (["-o", str(out)] if out is not None else []),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as e:
         raise CnncError(f"cannot run Graphviz's `dot` ({exe}): {e.strerror or e}; {INSTALL_HINT}")
-    err = r.stderr.decode("utf-8", "replace").strip()
-    if r.returncode != 0:
-        raise CnncError(f"Graphviz's `dot` failed (exit {r.returncode}) rendering {fmt}: {err or 'no message'}")
+    try:
+        stdout, raw = proc.communicate(text.encode("utf-8"))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = raw.decode("utf-8", "replace").strip()
+    if proc.returncode != 0:
+        raise CnncError(f"Graphviz's `dot` failed (exit {proc.returncode}) rendering {fmt}: {err or 'no message'}")
     if err:
         print(f"cnnc render: dot says: {err}", file=sys.stderr)
-    return r.stdout
+    return stdout
 
 
-def render_file(text: str, fmt: str, out: str) -> None:
-    """Run `dot -T<fmt>` on DOT text, writing `out` atomically; errors are CnncErrors."""
-    with atomic_output(prepare_output(out, f"net.{fmt}")) as tmp:
+def render_file(text: str, fmt: str, out: str, inputs=()) -> None:
+    """Run `dot -T<fmt>` on DOT text, writing `out` atomically (`inputs`: the command's input
+    files, which `out` must not be); errors are CnncErrors."""
+    with atomic_output(prepare_output(out, f"net.{fmt}", inputs)) as tmp:
         run_dot(text, fmt, tmp)
 
 

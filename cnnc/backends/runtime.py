@@ -117,12 +117,13 @@ def set_kernel_policy(module: nn.Module, policy) -> nn.Module:
 
 
 class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channel dimension of an (N, C, H, W) map; weight and bias are (C,)."""
+    """LayerNorm over the channel dimension (dim 1) of an (N, C, H, W) map, or of any (N, C, ...)
+    tensor such as an (N, C, L) sequence; weight and bias are (C,)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.permute(0, 2, 3, 1)
+        x = x.movedim(1, -1)
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
+        return x.movedim(-1, 1)
 
 
 class ChannelLinear(nn.Linear):
@@ -142,7 +143,9 @@ class LayerScale(nn.Module):
         self.weight = nn.Parameter(torch.full(shape, float(init)))
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * self.weight
+        # per channel (dim 1) at any rank: the weight (C,) of a vector or sequence stands as (C, 1)
+        # for an (N, C, L) input, and (C, 1, 1) already fits an (N, C, H, W) map
+        return x * self.weight.view((-1,) + (1,) * (x.dim() - 2))
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}"

@@ -26,13 +26,30 @@ because a reordering could also hide an architecture that differs.
 
 Import is all or nothing: when no order fits (or the counts differ), CnncError names the first
 pair of the plain order that does not fit, with both names and shapes, and the module is left
-untouched.
+untouched (`import_weights` also puts every parameter and buffer back if loading fails midway).
+
+Order is what pairs tensors, but names can contradict it, and then the import is refused rather
+than guessed (`_check_names`), with an error naming both keys:
+- the foreign state_dict is first regrouped by module (its tensors in the order their modules
+  first appear): a module's tensors are contiguous in any real state_dict;
+- entries of one module that are interchangeable (the same shapes) and whose names number them
+  in a series (`layer1.0`/`layer1.1`, `conv1`/`conv2`, `features.2`/`features.10`) must be listed
+  in the order of that number: otherwise the state_dict was shuffled or sorted, and which one goes
+  where cannot be told from it (a same-shape swap);
+- where a foreign module and the module of ours it lands in have parents with the same set of
+  child names, the names must be equal: `conv2` landing on our `conv1` beside our `conv2` is a swap.
+When the foreign keys are exactly the module's own, they pair by name, whatever their order.
+Tensors must be dense floating-point and finite (BatchNorm's integer counters excepted): integer,
+bool, complex, quantized, sparse and meta tensors, and NaN or infinite values, are refused.
 """
 from __future__ import annotations
 
 import os
 import pickle
+import re
+import stat
 import warnings
+import zipfile
 from collections.abc import Mapping
 
 import torch
@@ -288,6 +305,38 @@ def _longest_increasing(seq) -> set:
     return set(max(best, key=len, default=[]))
 
 
+def check_tensor(name: str, t) -> None:
+    """A foreign tensor that can be a weight: dense, on a real device, floating-point and finite
+    (or a BatchNorm counter: a 0-d integer)."""
+    if not isinstance(t, torch.Tensor):
+        raise CnncError(f"weights: '{name}' is a {type(t).__name__}, not a tensor")
+    what = None
+    if t.layout != torch.strided:
+        what = f"a sparse tensor ({t.layout})"
+    elif t.is_meta or t.device.type == "meta":
+        what = "a meta tensor (it holds no values)"
+    elif t.is_quantized:
+        what = f"a quantized tensor ({t.dtype})"
+    elif t.is_complex():
+        what = f"a complex tensor ({t.dtype})"
+    elif t.dtype == torch.bool:
+        what = "a bool tensor"
+    elif not t.is_floating_point() and not _is_counter(t):
+        what = f"an integer tensor ({t.dtype})"
+    elif t.is_floating_point() and not _finite(t):
+        bad = t[~torch.isfinite(t)].flatten()[0].item()
+        what = f"a tensor holding {bad} values"
+    if what is not None:
+        raise CnncError(f"weights: '{name}' is {what}; weights must be dense, finite floating-point tensors; "
+                        "nothing was loaded")
+
+
+def _finite(t: torch.Tensor) -> bool:
+    """No NaN or infinity in t: one float64 sum (finite exactly when every value is, since no sum
+    of finite float32 or float16 values overflows float64), elementwise only to say which."""
+    return bool(torch.isfinite(t.sum(dtype=torch.float64))) or bool(torch.isfinite(t).all())
+
+
 def remap(module: torch.nn.Module, state_dict: Mapping, moves: list | None = None) -> dict:
     """The foreign tensors under the module's names (checked; nothing is loaded). If the foreign
     order had to be permuted to fit, one line per moved entry is appended to `moves`."""
@@ -295,11 +344,16 @@ def remap(module: torch.nn.Module, state_dict: Mapping, moves: list | None = Non
         raise CnncError(f"weights must be a state_dict (a mapping of names to tensors), got {type(state_dict).__name__}")
     theirs = list(state_dict.items())
     for name, t in theirs:
-        if not isinstance(t, torch.Tensor):
-            raise CnncError(f"weights: '{name}' is a {type(t).__name__}, not a tensor")
+        check_tensor(name, t)
     ours = list(module.state_dict().items())
     if not any(_is_counter(t) for _, t in theirs):
         ours = [(k, t) for k, t in ours if not _is_counter(t)]
+    if {k for k, _ in theirs} == {k for k, _ in ours} and len(theirs) == len(ours):  # our own names: by name
+        by_name = dict(theirs)
+        theirs = [(k, by_name[k]) for k, _ in ours]
+    tree = _name_tree([k for k, _ in theirs])
+    theirs = [theirs[i] for i in _flat(tree)]  # regrouped by module (a no-op for any real state_dict)
+    _check_numbered_order(theirs)
     misfit = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if not _fits(a, b)), None)
     if len(theirs) != len(ours):  # no reordering can help
         if misfit is not None:
@@ -318,7 +372,85 @@ def remap(module: torch.nn.Module, state_dict: Mapping, moves: list | None = Non
         order = found
         if moves is not None:
             moves.extend(matcher.moves())
+    _check_names([theirs[i][0] for i in order], [k for k, _ in ours])
     return {ok: theirs[i][1].reshape(ot.shape) for i, (ok, ot) in zip(order, ours)}
+
+
+def _flat(node: "_Module") -> list:
+    """The tensor indices of a name tree, module by module (iterative: trees can be deep)."""
+    out, stack = [], [iter(node.entries)]
+    while stack:
+        e = next(stack[-1], None)
+        if e is None:
+            stack.pop()
+        elif isinstance(e, _Module):
+            stack.append(iter(e.entries))
+        else:
+            out.append(e)
+    return out
+
+
+_NUMBER = re.compile(r"[0-9]+")
+
+
+def _check_numbered_order(theirs) -> None:
+    """Interchangeable entries of one foreign module (the same shapes) whose names differ in one
+    number must come in that number's order; otherwise the order, which is all that pairs them,
+    was shuffled: refused, naming both. A numbered series is names that are numbers (`0`, `1`,
+    `10`: Sequential and ModuleList children) or names whose numbers run without a gap (`conv1`,
+    `conv2`; `layer1` .. `layer4`), since a name may also end in digits of its own (cnnc names
+    the first instance of `relu6` `relu61`)."""
+    root = _name_tree([k for k, _ in theirs])
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        groups: dict = {}
+        for e in node.entries:
+            if isinstance(e, _Module):
+                stack.append(e)
+                name, label = e.name.rsplit(".", 1)[-1], e.name
+                bag = tuple(sorted(fit_key(theirs[i][1], theirs[i][0]) for i in _flat(e)))
+            else:
+                label = theirs[e][0]
+                name, bag = label.rsplit(".", 1)[-1], (fit_key(theirs[e][1], label),)
+            numbers = tuple(int(n) for n in _NUMBER.findall(name))
+            for j in range(len(numbers)):  # entries whose names differ in the j-th number only
+                key = (bag, _NUMBER.sub("#", name), j, numbers[:j] + numbers[j + 1:])
+                groups.setdefault(key, []).append((numbers[j], label))
+        for (_, pattern, _, _), seen in groups.items():
+            numbers = sorted({n for n, _ in seen})
+            if pattern != "#" and numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+                continue  # not a numbered series: `relu61` (a relu6's first) beside `relu1`
+            for (a, label_a), (b, label_b) in zip(seen, seen[1:]):
+                if b < a:
+                    raise CnncError(f"weights are out of order: '{label_a}' is listed before '{label_b}', and both fit "
+                                    "the same places, so which goes where cannot be told (a state_dict lists tensors "
+                                    "as the model registers them; this one was shuffled or sorted); nothing was loaded")
+
+
+def _check_names(theirs: list, ours: list) -> None:
+    """Pairs whose names contradict each other: where the two parents of a foreign and our module
+    (or tensor) have the same set of child names, the names must be equal."""
+    kids_theirs, kids_ours = _children(theirs), _children(ours)
+    for a, b in zip(theirs, ours):
+        pa, pb = a.split("."), b.split(".")
+        for k in range(1, min(len(pa), len(pb)) + 1):
+            name_a, name_b = pa[-k], pb[-k]
+            parent_a, parent_b = ".".join(pa[:-k]), ".".join(pb[:-k])
+            if name_a != name_b and kids_theirs.get(parent_a) == kids_ours.get(parent_b):
+                raise CnncError(f"weights contradict their names: '{a}' would load into '{b}', but both sides have "
+                                f"'{name_a}' and '{name_b}' side by side (shuffled or swapped entries?); nothing was "
+                                "loaded")
+
+
+def _children(keys) -> dict:
+    """dotted prefix -> frozenset of the names directly under it."""
+    out: dict = {}
+    for key in keys:
+        parts = key.split(".")
+        for k in range(len(parts)):
+            out.setdefault(".".join(parts[:k]), set()).add(parts[k])
+    return {p: frozenset(v) for p, v in out.items()}
 
 
 def _misfit_error(theirs, ours, i, why) -> CnncError:
@@ -339,9 +471,19 @@ def remapped_state(module: torch.nn.Module, state_dict: Mapping, moves: list | N
 
 def import_weights(module: torch.nn.Module, state_dict: Mapping) -> torch.nn.Module:
     """Load a foreign state_dict into `module` by structural order and shape; returns the module.
-    Warns (ReorderedWeights) when entries had to be matched out of the state_dict's order."""
+    Warns (ReorderedWeights) when entries had to be matched out of the state_dict's order. All or
+    nothing: after any error every parameter and buffer is as it was."""
     moves: list[str] = []
-    module.load_state_dict(remapped_state(module, state_dict, moves))
+    state = remapped_state(module, state_dict, moves)
+    current = module.state_dict(keep_vars=True)
+    saved = {k: t.detach().clone() for k, t in current.items()}
+    try:
+        module.load_state_dict(state)
+    except BaseException:
+        with torch.no_grad():
+            for k, t in current.items():
+                t.copy_(saved[k])
+        raise
     if moves:
         warnings.warn(ReorderedWeights(describe_moves(moves)), stacklevel=2)
     return module
@@ -360,6 +502,14 @@ def load_file(path) -> dict:
     if os.path.isdir(path):
         raise CnncError(f"cannot read weights '{path}': it is a directory")
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise CnncError(f"cannot read weights '{path}': not a regular file (a device, FIFO or socket)")
+        if zipfile.is_zipfile(path):  # torch.load does not check the archive's checksums
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            if bad is not None:
+                raise CnncError(f"cannot read weights '{path}': the archive is corrupted (the checksum of '{bad}' "
+                                "does not match)")
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CnncError(f"cannot read weights '{path}': no such file") from None
@@ -370,6 +520,8 @@ def load_file(path) -> dict:
                         "other than tensors (loading with weights_only=True refused it)") from None
     except EOFError:
         raise CnncError(f"cannot read weights '{path}': the file is empty or truncated") from None
+    except CnncError:
+        raise
     except Exception as e:  # truncated or damaged zip archives, other formats
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         what = "corrupted or truncated" if "zip" in first.lower() or "archive" in first.lower() else first[:160]

@@ -2,15 +2,21 @@
 import no torch and start fast.
 
 Exit status: 0 success, 1 a mistake in the spec or its inputs (reported as
-`file:line:col: error: ...`), 2 command-line misuse.
+`file:line:col: error: ...`, or `cnnc: error: ...` for the command line and the environment:
+an unreadable file, a full disk), 2 command-line misuse, 130 interrupted (SIGINT), 143
+terminated (SIGTERM or SIGHUP). An interrupted command removes its temporary files and any
+child process (Graphviz's `dot`) before it exits, and prints one line, not a traceback.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
+import signal
 import sys
 
-from cnnc.diagnostics import CnncError
+from cnnc.diagnostics import CnncError, printable
 
 from . import build, catalog, compare, render
 from .common import add_common, emit, front_end, positive, summary_columns
@@ -60,29 +66,94 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv=None) -> int:
-    ap = build_parser()
-    args = ap.parse_args(argv)
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised where the program is, so that cleanups (`finally`) run."""
+
+
+def _terminate(signum, frame):
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals():
+    """SIGTERM and SIGHUP raise Terminated while the command runs (SIGINT raises
+    KeyboardInterrupt as usual); the previous handlers come back afterwards."""
+    saved = {}
+    with contextlib.suppress(ValueError):  # not the main thread: leave the handlers alone
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+                saved[sig] = signal.signal(sig, _terminate)
     try:
-        return args.run(args)
-    except CnncError as e:
-        print(e.render(), file=sys.stderr)
-        return 1
-    except BrokenPipeError:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _silence_stdout() -> None:
+    """After stdout failed (a closed pipe, a full disk): send what is still buffered, and the
+    flush at exit, to /dev/null instead of failing again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+
+
+# errors of a write to a stream (files cnnc writes itself fail as CnncErrors naming the file)
+_WRITE_ERRORS = {errno.ENOSPC, errno.EIO, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _stdout_failed() -> bool:
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        return True
+    return False
+
+
+def main(argv=None) -> int:
+    from cnnc.outfile import remove_own_temporaries
+
+    with _signals():
         try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return 1
-    except KeyboardInterrupt:
-        print("cnnc: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # a compiler bug: say so in one line, keep the traceback for developers
-        if os.environ.get("CNNC_DEBUG"):
-            raise
-        print(f"cnnc: internal error: {type(e).__name__}: {e} (set CNNC_DEBUG=1 for a traceback; "
-              "please report it)", file=sys.stderr)
-        return 3
+            try:
+                ap = build_parser()
+                args = ap.parse_args(argv)
+                status = args.run(args)
+                sys.stdout.flush()  # a full disk or closed pipe shows here, as an error of this command
+                return status
+            finally:
+                remove_own_temporaries()  # any a signal caught between creating and using them
+        except CnncError as e:
+            print(e.render(), file=sys.stderr)
+            return 1
+        except BrokenPipeError:
+            _silence_stdout()
+            return 1
+        except KeyboardInterrupt:
+            _say("cnnc: interrupted")
+            return 130
+        except Terminated:
+            _say("cnnc: terminated")
+            return 143
+        except OSError as e:
+            if _stdout_failed() or (e.filename is None and e.errno in _WRITE_ERRORS):
+                _silence_stdout()
+                _say(f"cnnc: error: cannot write to standard output: {e.strerror or e}")
+            else:
+                _say(f"cnnc: error: {e.strerror or e}" + (f": '{e.filename}'" if e.filename else ""))
+            return 1
+        except Exception as e:  # a compiler bug: say so in one line, keep the traceback for developers
+            if os.environ.get("CNNC_DEBUG"):
+                raise
+            _say(f"cnnc: internal error: {type(e).__name__}: {e} (set CNNC_DEBUG=1 for a traceback; "
+                 "please report it)")
+            return 3
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(printable(line), file=sys.stderr)
 
 
 if __name__ == "__main__":

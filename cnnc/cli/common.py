@@ -5,13 +5,33 @@ import argparse
 import re
 import sys
 
-from cnnc.diagnostics import CnncError
+
+class SetAction(argparse.Action):
+    """`--set NAME=VALUE`, collected into a dict; a malformed or repeated one is a usage error
+    (exit status 2, like every other command-line mistake)."""
+
+    def __call__(self, parser, namespace, text, option_string=None):
+        sets = dict(getattr(namespace, self.dest, None) or {})
+        name, eq, value = text.partition("=")
+        name = name.strip()
+        if not eq or not name.isidentifier() or not name.isascii():
+            parser.error(f"--set expects NAME=VALUE, got {text!r}")
+        if name in sets:
+            parser.error(f"--set {name} is given twice")
+        try:
+            sets[name] = parse_override(value)
+        except ValueError as e:
+            parser.error(f"--set {name}: {e}")
+        setattr(namespace, self.dest, sets)
 
 
 def add_common(p: argparse.ArgumentParser, emit: bool = True) -> None:
     p.add_argument("file", help="a .cnn spec file, or the name of a catalog entry (`cnnc list`), e.g. resnet50")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a network parameter (repeatable), e.g. --set classes=10")
+    p.add_argument("--set", dest="sets", action=SetAction, default={}, metavar="NAME=VALUE",
+                   help="override a network parameter (repeatable, once per name), e.g. --set classes=10")
+    p.add_argument("--import-root", dest="import_roots", action="append", default=[], metavar="DIR",
+                   help="a directory the spec may also import from (repeatable); by default imports are "
+                        "confined to the spec's own directory and below")
     if emit:
         p.add_argument("--emit", choices=["ast", "ir", "fused"],
                        help="print one stage's dump instead (fused: the IR after the fusion passes)")
@@ -29,15 +49,15 @@ def positive(text):
 
 
 def parse_override(text: str):
-    """Parse the value of `--set name=value`: int, float, true/false, none, or a string."""
+    """Parse the value of `--set name=value`: int, float, true/false, none, or a string. Numbers
+    are ASCII digits only, as in the language; ValueError for a number too long to be one."""
     t = text.strip()
-    if re.fullmatch(r"[+-]?\d+", t):
+    if re.fullmatch(r"[+-]?[0-9]+", t):
+        if len(t) > 100:
+            raise ValueError(f"number of {len(t):,} digits is too long")
         return int(t)
-    try:
-        if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", t):
-            return float(t)
-    except ValueError:
-        pass
+    if re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", t):
+        return float(t)
     if t in ("true", "false"):
         return t == "true"
     if t == "none":
@@ -45,21 +65,12 @@ def parse_override(text: str):
     return t
 
 
-def overrides(sets) -> dict:
-    out = {}
-    for s in sets:
-        name, eq, value = s.partition("=")
-        if not eq or not name.strip().isidentifier():
-            raise CnncError(f"--set expects NAME=VALUE, got '{s}'")
-        out[name.strip()] = parse_override(value)
-    return out
-
-
 def front_end(args):
-    """The front end on the command's spec and --set values; warnings go to stderr."""
+    """The front end on the command's spec, --set values and --import-root directories;
+    warnings go to stderr."""
     from cnnc.pipeline import front_end as fe
 
-    result = fe(args.file, overrides(args.sets))
+    result = fe(args.file, dict(args.sets), import_roots=tuple(args.import_roots))
     for w in result.warnings:
         print(w, file=sys.stderr)
     return result
@@ -67,12 +78,19 @@ def front_end(args):
 
 def graph(args, fused: bool = False):
     """The command's graph, after the fusion passes when `fused`."""
-    g = front_end(args).graph
+    return graph_and_inputs(args, fused)[0]
+
+
+def graph_and_inputs(args, fused: bool = False):
+    """The command's graph (after the fusion passes when `fused`) and the files it read (the
+    spec and its imports), which no output of the command may overwrite."""
+    result = front_end(args)
+    g = result.graph
     if fused:
         from cnnc.pipeline import fuse
 
         g = fuse(g)
-    return g
+    return g, list(result.program.files)
 
 
 def emit(args) -> bool:
@@ -83,7 +101,7 @@ def emit(args) -> bool:
         from cnnc.frontend.ast import dump_ast
         from cnnc.pipeline import load
 
-        for m in load(args.file).modules:
+        for m in load(args.file, tuple(args.import_roots)).modules:
             sys.stdout.write(dump_ast(m))
         return True
     from cnnc.ir.graph import dump_ir

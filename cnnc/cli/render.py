@@ -8,8 +8,7 @@ import sys
 from cnnc.backends.render import (DEFAULT_MAX_HEIGHT, FORMATS, choose_depth, estimate_extent, find_dot, plan,
                                   render_file, to_dot, write_dot)
 
-from .common import graph as command_graph
-from .common import positive
+from .common import graph_and_inputs, positive
 
 NAME = "render"
 HELP = "draw the network with Graphviz: DOT text, or an SVG/PNG/PDF picture"
@@ -20,7 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="print the DOT text on stdout (or write it to -o); needs no Graphviz")
     p.add_argument("--format", choices=FORMATS,
                    help="picture format (default: from the suffix of -o)")
-    p.add_argument("-o", "--output", metavar="OUT", help="file to write (required unless --dot)")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="file to write (required unless --dot); a regular file or a new one, never a symbolic link "
+                        "(cnnc does not write through links) or an input")
     p.add_argument("--depth", type=positive, metavar="N",
                    help="draw block instances deeper than N levels as one node each (default: full detail, "
                         "or the deepest depth whose picture fits --max-height)")
@@ -65,7 +66,7 @@ def run(args) -> int:
     fmt = _format_of(args)
     if fmt != "dot":
         find_dot()  # fail before any work when Graphviz is missing
-    g = command_graph(args, fused=args.fused)
+    g, inputs = graph_and_inputs(args, fused=args.fused)
     depth = args.depth
     if depth is None:
         depth, px = choose_depth(g, args.max_height, args.merge, args.collapse_repeats, args.rankdir, args.legend)
@@ -78,7 +79,7 @@ def run(args) -> int:
     if fmt == "dot" and not args.output:
         sys.stdout.write(text)
     elif fmt == "dot":
-        write_dot(text, args.output)
+        write_dot(text, args.output, inputs)
     else:
-        render_file(text, fmt, args.output)
+        render_file(text, fmt, args.output, inputs)
     return 0

@@ -1,23 +1,38 @@
 """Reading spec files and their imports into one `Program`.
 
-`import "blocks/resnet.cnn"` is looked for in the search roots (`import_roots`): the importing
-file's directory first, then the installed spec library (`library_root`), so a spec anywhere
-can import the library's blocks. Every file is parsed once; import cycles, missing files,
-duplicate block names and a missing or repeated `network` are reported at the line that caused
-them. The root file's `preset` declarations (catalog entries) are checked here against its
-network's parameters.
+`import "blocks/resnet.cnn"` is looked for relative to the importing file's directory first,
+then in the installed spec library (`library_root`), so a spec anywhere can import the library's
+blocks. Every file is parsed once; import cycles, missing files, duplicate block names and a
+missing or repeated `network` are reported at the line that caused them. The root file's
+`preset` declarations (catalog entries) are checked here against its network's parameters.
+
+A spec is untrusted input, so what it can make cnnc read is confined:
+- an import must resolve (symbolic links followed) to a file inside one of the import roots:
+  the directory of the root spec (and everything below it), the installed spec library, and any
+  directory given with `--import-root DIR` (`import_roots=` in the API). Anything else is
+  refused before it is looked at;
+- only regular files are read: never a directory, device, FIFO or socket (checked before
+  opening; the file is opened non-blocking and checked again, so a FIFO swapped in never blocks);
+- each file is at most MAX_SPEC_BYTES (checked before reading, and never more than that read),
+  all files of a spec together at most MAX_TOTAL_BYTES in MAX_FILES files and
+  parser.MAX_TOKENS tokens;
+- a file that is not spec text (not UTF-8, or holding control characters) is reported at the
+  offending byte, or for an import at the import line, and its lines are never quoted.
 """
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ast
-from cnnc.diagnostics import CnncError, Loc, suggest
-from .parser import parse
+from cnnc.diagnostics import CnncError, Loc, forget_source, line_col, suggest
+from .parser import MAX_TOKENS, NotSpecText, count_tokens, parse, prepare_text
 
-MAX_SPEC_BYTES = 4 * 1024 * 1024
+MAX_SPEC_BYTES = 4 * 1024 * 1024  # one file
+MAX_TOTAL_BYTES = 8 * 1024 * 1024  # a spec and all its imports
+MAX_FILES = 1000
 # What a preset's `reference` may name: a library model, or a paper (with the table or figure)
 REFERENCE_KINDS = ("torchvision", "timm", "paper")
 
@@ -30,6 +45,7 @@ class Program:
     modules: list = field(default_factory=list)  # ast.Module, in load order
     presets: list = field(default_factory=list)  # ast.Preset of the root file, in file order
     preset: ast.Preset | None = None  # the catalog entry to build: its values, then --set's
+    files: list = field(default_factory=list)  # real paths of the files read, root first
 
 
 def library_root() -> Path | None:
@@ -43,14 +59,16 @@ def library_root() -> Path | None:
     return None
 
 
-def import_roots(base_dir: Path) -> list[Path]:
-    """Where `import "path"` is looked for, in order: the importing file's directory, then the
-    spec library."""
-    lib = library_root()
-    return [base_dir] + ([lib] if lib is not None and lib.resolve() != base_dir.resolve() else [])
+@dataclass
+class _Budget:
+    """What the files of one spec may still take together."""
+
+    tokens: int = field(default_factory=lambda: MAX_TOKENS)
+    bytes: int = field(default_factory=lambda: MAX_TOTAL_BYTES)
+    files: int = field(default_factory=lambda: MAX_FILES)
 
 
-def display_path(path: Path) -> str:
+def display_path(path) -> str:
     try:
         rel = os.path.relpath(path)
     except ValueError:
@@ -58,32 +76,116 @@ def display_path(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def read_spec(path: Path, loc: Loc | None = None) -> str:
+def _mib(n: int) -> str:
+    return f"{n // (1024 * 1024)} MiB"
+
+
+def read_spec(path, loc: Loc | None = None, budget: _Budget | None = None) -> bytes:
+    """The bytes of a spec file: a regular file of at most MAX_SPEC_BYTES (and of what the
+    budget has left), never anything else; errors are CnncErrors at `loc`."""
+    budget = budget or _Budget()
+    shown = display_path(path)
+    real = os.path.realpath(path)
     try:
-        if path.is_dir():
-            raise CnncError(f"'{display_path(path)}' is a directory, not a spec file", loc)
-        if path.stat().st_size > MAX_SPEC_BYTES:
-            raise CnncError(f"'{display_path(path)}' is larger than {MAX_SPEC_BYTES // (1024 * 1024)} MiB", loc)
-        data = path.read_bytes()
+        st = os.stat(real)
     except FileNotFoundError:
-        raise CnncError(f"no such file: '{display_path(path)}'", loc) from None
+        raise CnncError(f"no such file: '{shown}'", loc) from None
     except OSError as e:
-        raise CnncError(f"cannot read '{display_path(path)}': {e.strerror}", loc) from None
+        raise CnncError(f"cannot read '{shown}': {e.strerror or e}", loc) from None
+    _check_file(st, shown, loc, budget)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(real, flags)
+    except OSError as e:
+        raise CnncError(f"cannot read '{shown}': {e.strerror or e}", loc) from None
+    try:
+        _check_file(os.fstat(fd), shown, loc, budget)  # what was opened, in case the path changed
+        limit = min(MAX_SPEC_BYTES, budget.bytes)
+        chunks, size = [], 0
+        while size <= limit:  # at most limit + 1 bytes: enough to tell that a file is too large
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise CnncError(f"cannot read '{shown}': {e.strerror or e}", loc) from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise _too_large(shown, loc, budget)
+    budget.bytes -= size
+    return b"".join(chunks)
+
+
+def _check_file(st: os.stat_result, shown: str, loc, budget: _Budget) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise CnncError(f"'{shown}' is a directory, not a spec file", loc)
+    if not stat.S_ISREG(st.st_mode):
+        raise CnncError(f"'{shown}' is not a regular file (a device, FIFO or socket); specs are read from "
+                        "regular files only", loc)
+    if st.st_size > min(MAX_SPEC_BYTES, budget.bytes):
+        raise _too_large(shown, loc, budget)
+
+
+def _too_large(shown: str, loc, budget: _Budget) -> CnncError:
+    if budget.bytes < MAX_SPEC_BYTES:
+        return CnncError(f"'{shown}' would take the spec and its imports past {_mib(MAX_TOTAL_BYTES)}", loc)
+    return CnncError(f"'{shown}' is larger than {_mib(MAX_SPEC_BYTES)}", loc)
+
+
+def decode_spec(data: bytes, shown: str) -> str:
+    """UTF-8 text; a byte that is not UTF-8 is a NotSpecText error at its line and column."""
+    forget_source(shown)  # a file of that name read before is not this one
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise CnncError(f"'{display_path(path)}' is not UTF-8 text (byte {e.start})", loc) from None
+        before = data[:e.start].decode("utf-8")  # valid up to the bad byte
+        if before.startswith("\ufeff"):
+            before = before[1:]
+        line, col = line_col(before, len(before))
+        raise NotSpecText(f"'{shown}' is not UTF-8 text (byte 0x{data[e.start]:02x})", Loc(shown, line, col)) from None
 
 
-def load_file(path: str | os.PathLike) -> Program:
-    p = Path(path)
-    text = read_spec(p)
-    return load_text(text, display_path(p), p.resolve().parent, _key=p.resolve())
+def resolve_roots(base_dir, extra=()) -> tuple[str, ...]:
+    """The directories imports may read from: the root spec's directory, the spec library and
+    `extra` (each must be a directory), as real paths."""
+    roots = [os.path.realpath(base_dir)]
+    lib = library_root()
+    for r in tuple(extra) + ((lib,) if lib is not None else ()):
+        real = os.path.realpath(r)
+        if not os.path.isdir(real):
+            raise CnncError(f"import root '{r}' is not a directory")
+        roots.append(real)
+    return tuple(dict.fromkeys(roots))
 
 
-def load_text(text: str, name: str = "<spec>", base_dir: Path | None = None, _key=None) -> Program:
+def _inside(path: str, root: str) -> bool:
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:  # different drives
+        return False
+
+
+def load_file(path: str | os.PathLike, import_roots: tuple = ()) -> Program:
+    shown = display_path(path)
+    budget = _Budget()
+    real = os.path.realpath(path)
+    text = decode_spec(read_spec(path, None, budget), shown)
+    return load_text(text, shown, Path(real).parent, import_roots, _key=real, _budget=budget)
+
+
+def load_text(text: str, name: str = "<spec>", base_dir: Path | None = None, import_roots: tuple = (),
+              _key=None, _budget: _Budget | None = None) -> Program:
+    """A Program from spec text named `name`, whose imports resolve relative to `base_dir` (by
+    default the working directory, which is then the first import root)."""
     prog = Program()
-    _load(text, name, base_dir or Path.cwd(), prog, stack=[_key or name], seen=set(), root=True)
+    base = os.path.realpath(base_dir or Path.cwd())
+    roots = resolve_roots(base, import_roots)
+    budget = _budget or _Budget()
+    if _key is not None:
+        prog.files.append(_key)
+    _load(text, name, base, prog, stack=[_key or name], seen=set(), root=True, roots=roots, budget=budget)
     if prog.network is None:
         raise CnncError("no network in this spec; define one with `network name(...) { ... }`",
                         Loc(name, 1, 1))
@@ -91,32 +193,55 @@ def load_text(text: str, name: str = "<spec>", base_dir: Path | None = None, _ke
     return prog
 
 
-def _find_import(item: ast.Import, base_dir: Path) -> Path:
-    roots = import_roots(base_dir)
-    for root in roots:
-        target = (root / item.path).resolve()
-        if target.exists():
+def _find_import(item: ast.Import, base_dir: str, roots) -> str:
+    """The real path of an import: relative to the importing file's directory, else in the spec
+    library; it must lie inside one of `roots` (checked before the file is looked at)."""
+    lib = library_root()
+    candidates = [base_dir] + ([str(lib)] if lib is not None else [])
+    for i, directory in enumerate(candidates):
+        target = os.path.realpath(os.path.join(directory, item.path))
+        if not any(_inside(target, r) for r in roots):
+            if i:
+                continue  # (a library path that escapes the library is simply not one)
+            where = ", ".join(f"'{display_path(r)}'" for r in roots)
+            raise CnncError(f"cannot import '{item.path}': it lies outside the directories a spec may import "
+                            f"from ({where} and below); add one with --import-root DIR", item.loc)
+        if os.path.lexists(target):
             return target
-    where = display_path((base_dir / item.path).resolve()) + (" and in the spec library" if len(roots) > 1 else "")
+    where = display_path(os.path.realpath(os.path.join(base_dir, item.path)))
+    where += " and in the spec library" if len(candidates) > 1 else ""
     raise CnncError(f"cannot import '{item.path}': no such file (looked for {where})", item.loc)
 
 
-def _load(text, name, base_dir, prog, stack, seen, root):
-    module = parse(text, name)
+def _load(text, name, base_dir, prog, stack, seen, root, roots, budget):
+    if root:  # an imported file's text was prepared at its import
+        text = prepare_text(text, name)
+    budget.tokens -= count_tokens(text, name, budget.tokens)
+    module = parse(text, name, prepared=True)
     prog.modules.append(module)
     for item in module.items:
         if isinstance(item, ast.Import):
             if "\x00" in item.path:  # the OS refuses such a path (ValueError from os.stat)
                 raise CnncError(f"cannot import {item.path!r}: a path cannot hold a NUL character", item.loc)
-            target = _find_import(item, base_dir)
+            target = _find_import(item, base_dir, roots)
             if target in stack:
                 chain = " -> ".join(Path(str(s)).name for s in stack + [target])
                 raise CnncError(f"import cycle: {chain}", item.loc)
             if target in seen:
                 continue
             seen.add(target)
-            sub = read_spec(target, item.loc)
-            _load(sub, display_path(target), target.parent, prog, stack + [target], seen, root=False)
+            shown = display_path(target)
+            budget.files -= 1
+            if budget.files < 0:
+                raise CnncError(f"cannot import '{item.path}': a spec may read at most {MAX_FILES} files", item.loc)
+            data = read_spec(target, item.loc, budget)
+            try:
+                sub = prepare_text(decode_spec(data, shown), shown)
+            except NotSpecText as e:  # never quote a file that is not a spec: say where, at the import
+                raise CnncError(f"cannot import '{item.path}': {e.message}", item.loc).note(
+                    "the first character that is not spec text", e.loc) from None
+            prog.files.append(target)
+            _load(sub, shown, os.path.dirname(target), prog, stack + [target], seen, False, roots, budget)
         elif isinstance(item, ast.BlockDef):
             if item.name in prog.blocks:
                 prev = prog.blocks[item.name]

@@ -14,9 +14,17 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast
-from cnnc.diagnostics import CnncError, Loc, register_source
+from cnnc.diagnostics import CnncError, Loc, forget_source, line_col, normalize_newlines, register_source, split_lines
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+# The parser's work and the AST's size grow with the number of tokens (Lark takes tens of
+# microseconds and about a kilobyte per token), so a spec and all its imports together may hold
+# at most this many; the loader charges every file against one budget before parsing it.
+MAX_TOKENS = 40_000
+# A number literal longer than this is refused here (Python's int() refuses past 4,300 digits;
+# the interpreter refuses any integer past 2^62 anyway).
+MAX_NUMBER_LENGTH = 100
 
 
 @lru_cache(maxsize=1)
@@ -41,9 +49,52 @@ def parse_expr(text: str, loc: Loc):
         raise
 
 
-def parse(text: str, file: str) -> ast.Module:
-    """Parse spec text; `file` is the name used in locations. The same text under the same name
+class NotSpecText(CnncError):
+    """The text holds a character no spec holds (a control character): the file is not a spec,
+    and its lines are never quoted."""
+
+
+# C0 control characters other than tab, line feed, carriage return and form feed, and DEL
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+def prepare_text(text: str, file: str) -> str:
+    """Spec text as the lexer sees it: a leading byte order mark dropped, line breaks as LF.
+    Raises NotSpecText (located at the character, never quoted) for a control character."""
+    forget_source(file)  # until it is parsed, nothing of it is quoted
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    bad = _CONTROL.search(text)
+    if bad:
+        line, col = line_col(text, bad.start())
+        raise NotSpecText(f"control character U+{ord(bad.group()):04X}: a spec is text", Loc(file, line, col))
+    return normalize_newlines(text)
+
+
+# Approximately the lexer's tokens (comments are matched to be skipped), to count them fast.
+_TOKENS = re.compile(r'"[^"\n]*"|#[^\n]*|[A-Za-z0-9_.]+|->|\*\*|//|[=!<>]=|\S')
+
+
+def count_tokens(text: str, file: str, limit: int = MAX_TOKENS) -> int:
+    """The number of tokens in prepared text; past `limit`, an error at the first token over it."""
+    n = 0
+    for m in _TOKENS.finditer(text):
+        if m.group().startswith("#"):
+            continue
+        n += 1
+        if n > limit:
+            raise CnncError(f"spec is too long: more than {MAX_TOKENS:,} tokens (in this file and the files "
+                            "it imports together)", Loc(file, *line_col(text, m.start())))
+    return n
+
+
+def parse(text: str, file: str, prepared: bool = False) -> ast.Module:
+    """Parse spec text; `file` is the name used in locations. `prepared`: the text already went
+    through prepare_text and count_tokens (the loader does both, to charge one token budget). The same text under the same name
     parses once per process (`cnnc list` loads each library block file once per family)."""
+    if not prepared:
+        text = prepare_text(text, file)
+        count_tokens(text, file)
     register_source(file, text)
     return _parse(text, file)
 
@@ -172,7 +223,9 @@ def _parse_error(e: UnexpectedInput, text: str, file: str) -> CnncError:
             msg = f"unexpected character {ch!r}"
         return CnncError(msg, Loc(file, e.line, e.column))
     if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
-        lines = text.splitlines() or [""]
+        lines = split_lines(text)
+        if len(lines) > 1 and not lines[-1]:
+            lines.pop()  # the end of the last line, not the empty one after its line break
         line = len(lines)
         col = len(lines[-1]) + 1
         return CnncError(f"unexpected end of file; expected {_expected(_accepted(e))}", Loc(file, line, col))
@@ -190,7 +243,7 @@ def _parse_error(e: UnexpectedInput, text: str, file: str) -> CnncError:
 
 # ---- tree -> AST -----------------------------------------------------------------
 
-_NUM = re.compile(r"^\d+$")
+_NUM = re.compile(r"^[0-9]+$")
 
 
 @v_args(meta=True)
@@ -351,6 +404,8 @@ class _Builder(Transformer):
 
     def number(self, meta, c):
         s = str(c[0])
+        if len(s) > MAX_NUMBER_LENGTH:
+            raise CnncError(f"number literal of {len(s):,} characters is too long", self._tok(c[0]))
         value = int(s) if _NUM.match(s) else float(s)
         return ast.Num(value, self._tok(c[0]))
 

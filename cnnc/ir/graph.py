@@ -10,6 +10,7 @@ roll-up, render clusters) know what each path prefix is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from cnnc.diagnostics import Loc
 from .ops import OPS
@@ -94,13 +95,27 @@ class Graph:
     def scope_map(self) -> dict:
         return {s.path: s for s in self.scopes}
 
+    @cached_property
+    def output_nodes(self) -> frozenset:
+        """The ids of the nodes that are graph outputs (computed once per graph)."""
+        return frozenset(o.node for o in self.outputs)
+
+
+def path_prefixes(paths) -> set:
+    """Every proper dotted prefix of the paths (`a.b.c` gives `a` and `a.b`): the instances that
+    hold them. Linear in the total length of the paths."""
+    prefixes = set()
+    for path in paths:
+        i = path.find(".")
+        while i != -1:
+            prefixes.add(path[:i])
+            i = path.find(".", i + 1)
+    return prefixes
+
 
 def live_scopes(scopes, nodes):
     """The scopes that hold at least one node (a block that returns its input holds none)."""
-    prefixes = set()
-    for n in nodes:
-        parts = n.path.split(".")
-        prefixes.update(".".join(parts[:k]) for k in range(1, len(parts)))
+    prefixes = path_prefixes(n.path for n in nodes)
     return [s for s in scopes if s.path in prefixes]
 
 

@@ -15,11 +15,14 @@ from ._runtime import accumulator_dtype
 
 @triton.jit
 def apply_activation(x, ACT: tl.constexpr):
-    """`x` is the fp32 (or fp64) accumulator; ACT is one of `ACTIVATIONS` or "none"."""
+    """`x` is the fp32 (or fp64) accumulator; ACT is one of `ACTIVATIONS` or "none". NaN and
+    infinities come out as eager PyTorch gives them: relu and relu6 are selects that let NaN
+    (and -0.0) through, as torch's threshold and hardtanh do (tl.maximum would turn NaN into 0);
+    the formulas of the others propagate NaN and give torch's values at +-inf."""
     if ACT == "relu":
-        x = tl.maximum(x, 0.0)
+        x = tl.where(x < 0.0, 0.0, x)
     elif ACT == "relu6":
-        x = tl.minimum(tl.maximum(x, 0.0), 6.0)
+        x = tl.where(x < 0.0, 0.0, tl.where(x > 6.0, 6.0, x))
     elif ACT == "silu":
         x = x / (1.0 + tl.exp(-x))
     elif ACT == "gelu":  # erf form, torch's default approximate="none"

@@ -9,7 +9,7 @@ from cnnc.ir.ops import FUSED_CONV, OPS
 
 def single_user(g: Graph, users: dict, node_id: int) -> bool:
     """True when exactly one node reads node_id and no graph output names it."""
-    return len(users[node_id]) == 1 and all(o.node != node_id for o in g.outputs)
+    return len(users[node_id]) == 1 and node_id not in g.output_nodes
 
 
 def as_fused(n: Node) -> dict:

@@ -39,6 +39,7 @@ class Interpreter(Statements, Expressions, Calls, Builtins, Limits):
         self.nodes: list[Node] = []
         self.scopes: list[Scope] = []
         self.outputs: list[Output] = []
+        self.output_names: set = set()
         self.frames: list[Frame] = [Frame("")]  # naming frames, innermost last
         self.active: list[Active] = []  # blocks being expanded, innermost last
         self.globals: dict = {}  # constants
@@ -46,6 +47,7 @@ class Interpreter(Statements, Expressions, Calls, Builtins, Limits):
         self.last_call = None  # the call being expanded most recently, for "nested too deeply"
         # `defaults op(arg=value)` in force: (op, arg) -> value; one layer per block body being expanded
         self.op_defaults: ChainMap = ChainMap()
+        self.last_loc = prog.network.loc if prog.network else None  # the last step's location, likewise
 
     def error(self, message: str, loc: Loc, notes=()) -> CnncError:
         """A located error, with a note for each block instance it happened in."""

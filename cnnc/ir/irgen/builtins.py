@@ -10,6 +10,8 @@ import math
 
 from cnnc.ir.values import describe_value, is_int, is_num
 
+from .limits import range_length
+
 
 def _divisible(v, d=8, min=None):
     """MobileNet's _make_divisible: round v to a multiple of d, never below 90% of v."""
@@ -63,6 +65,14 @@ def _log2(x):
     return math.log2(x)
 
 
+def _round(x, n=None):
+    """Python's round. ndigits is clamped to +-400 first, which changes no result (every value is
+    within 2^62 or a finite float) but keeps round(5, -10**9) from computing 10**(10**9)."""
+    if n is None:
+        return round(x)
+    return round(x, max(-400, min(400, int(n))))
+
+
 def _len(v):
     if not isinstance(v, (tuple, range, str)):
         raise ValueError(f"needs a list, got {describe_value(v)}")
@@ -72,7 +82,7 @@ def _len(v):
 BUILTINS = {
     "ceil": (lambda x: math.ceil(x), (1, 1)),
     "floor": (lambda x: math.floor(x), (1, 1)),
-    "round": (lambda x, n=None: round(x, int(n)) if n is not None else round(x), (1, 2)),
+    "round": (_round, (1, 2)),
     "int": (lambda x: int(x), (1, 1)),
     "float": (lambda x: float(x), (1, 1)),
     "abs": (lambda x: abs(x), (1, 1)),
@@ -107,6 +117,8 @@ class Builtins:
         for v, loc in pos:
             if c.func not in ANY_ARGUMENTS and not (is_num(v) or (c.func == "divisible" and v is None)):
                 raise self.error(f"{c.func}() needs numbers, got {describe_value(v)}", loc)
+            if c.func in ("min", "max") and isinstance(v, (tuple, range)):
+                self.charge(len(v) if isinstance(v, tuple) else range_length(v), loc)
         try:
             r = fn(*args, **{k: v for k, (v, _) in kw.items()})
         except OverflowError:

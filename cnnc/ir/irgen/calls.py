@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from cnnc.diagnostics import Loc, Note, suggest
 from cnnc.frontend import ast
@@ -71,6 +72,7 @@ class Calls:
             raise self.error(f"`as {FLAT}` applies to block calls (their contents are named in the caller's "
                              "scope); a group adds a level by its name: leave out `( ) as` for none", e.label.loc)
         path = self.claim(name, e.label.loc)
+        self.check_scope_budget(e.label.loc)
         self.scopes.append(Scope(path, "group", name, e.label.loc))
         self.frames.append(Frame(path + "."))
         try:
@@ -133,11 +135,13 @@ class Calls:
         name = c.func
         # tensor inputs
         if d.arity == "many" and len(pos) == 1 and isinstance(pos[0][0], tuple):
+            self.check_inputs(name, len(pos[0][0]), pos[0][1])
             pos = [(v, pos[0][1]) for v in pos[0][0]] + pos[1:]
         want = {"one": 1, "two": 2}.get(d.arity)
-        tensors = []
-        while pos and isinstance(pos[0][0], Tensor) and (want is None or len(tensors) < want):
-            tensors.append(pos.pop(0)[0])
+        k = 0
+        while k < len(pos) and isinstance(pos[k][0], Tensor) and (want is None or k < want):
+            k += 1
+        tensors, pos = [v for v, _ in pos[:k]], pos[k:]
         if want is not None and len(tensors) < want:
             got = pos[0][0] if pos else None
             what = f"got {describe_value(got)}" if pos else "got none"
@@ -215,7 +219,9 @@ class Calls:
             name, label_loc = label
             path = self.claim(name, label_loc)
         else:
-            path = self.frames[-1].path + self.auto_name(auto)
+            name = self.auto_name(auto)
+            path = self.frames[-1].path + name
+            self.check_name(name, path, loc)
         node = Node(len(self.nodes), op, tuple(t.node for t in inputs), items, shape, path, loc)
         self.check_params(op, d.params(items, in_shapes, shape), loc)
         self.nodes.append(node)
@@ -249,6 +255,8 @@ class Calls:
         else:
             name = label if label is not None else self.auto_name(c.func)
             path = self.claim(name, c.label.loc) if label is not None else self.frames[-1].path + name
+            self.check_name(name, path, c.loc)
+            self.check_scope_budget(c.loc)
             self.scopes.append(Scope(path, "block", b.name, c.loc))
             self.frames.append(Frame(path + "."))
         self.active.append(Active(b.name, path, c.loc, flat))
@@ -278,10 +286,8 @@ class Calls:
             return label.text
 
         def fill(m):
-            from cnnc.frontend.parser import parse_expr
-
             part = m.group(1)
-            v = self.eval(parse_expr(part, label.loc), env)
+            v = self.eval(_label_part(part, label.loc), env)
             if not (is_int(v) or isinstance(v, str)):
                 raise self.error(f"label part '{{{part}}}' must be an integer or string, got {describe_value(v)}",
                                  label.loc)
@@ -306,6 +312,7 @@ class Calls:
 
     def claim(self, name: str, loc: Loc) -> str:
         f = self.frames[-1]
+        self.check_name(name, f.path + name, loc)
         if name in f.names:
             first = f.names[name]
             err = self.error(f"instance name '{name}' is already used in this scope", loc)
@@ -316,6 +323,15 @@ class Calls:
             raise err
         f.names[name] = loc
         return f.path + name
+
+
+@lru_cache(maxsize=4096)
+def _label_part(text: str, loc: Loc):
+    """The expression of a `{...}` part of a label template, parsed once (a label in a loop is
+    filled on every trip)."""
+    from cnnc.frontend.parser import parse_expr
+
+    return parse_expr(text, loc)
 
 
 def signature(d) -> str:

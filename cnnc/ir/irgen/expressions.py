@@ -12,6 +12,8 @@ from cnnc.frontend.ast import loc_of
 from cnnc.ir.ops import lookup, string_words
 from cnnc.ir.values import Tensor, describe_value, fmt_shape, freeze, is_int, is_num
 
+from .limits import is_sized
+
 # tensor arithmetic: the op each operator makes between two tensors
 TENSOR_OPS = {"+": "add", "-": "sub", "*": "mul"}
 
@@ -20,11 +22,14 @@ class Expressions:
     """eval_<AST class> per expression node (a mixin of the Interpreter)."""
 
     def eval(self, e, env):
+        self.tick(e.loc)  # every expression node is a step
         m = getattr(self, "eval_" + type(e).__name__)
         return m(e, env)
 
     def eval_Num(self, e, env):
-        return e.value
+        if isinstance(e.value, float) and e.value == float("inf"):
+            raise self.error("number too large", e.loc)
+        return self.check_num(e.value, e.loc)
 
     def eval_Str(self, e, env):
         return e.value
@@ -101,6 +106,9 @@ class Expressions:
         ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
         if ta or tb:
             return self.tensor_binop(op, a, b, loc)
+        if op in ("==", "!=", "<", "<=", ">", ">=") and (is_sized(a) or is_sized(b)):
+            self.charge_size(a, loc)  # a comparison may visit every item (of nested lists too)
+            self.charge_size(b, loc)
         if op in ("==", "!="):
             eq = freeze(a) == freeze(b) and type(a) is type(b) or (is_num(a) and is_num(b) and a == b)
             return eq if op == "==" else not eq
@@ -108,9 +116,8 @@ class Expressions:
             if not ((is_num(a) and is_num(b)) or (isinstance(a, str) and isinstance(b, str))):
                 raise self.error(f"cannot compare {describe_value(a)} with {describe_value(b)}", loc)
             return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
-        if op == "+" and isinstance(a, tuple) and isinstance(b, tuple):
-            return self.check_list(a + b, loc)
-        if op == "+" and isinstance(a, str) and isinstance(b, str):
+        if op == "+" and any(isinstance(a, t) and isinstance(b, t) for t in (tuple, str)):
+            self.check_concat(a, b, loc)
             return a + b
         if op == "*" and isinstance(a, tuple) and is_int(b):
             self.check_repeat(len(a), b, loc)
@@ -148,11 +155,11 @@ class Expressions:
         if ta and tb and op in TENSOR_OPS:
             return self.make_node(TENSOR_OPS[op], [a, b], {}, loc, None, TENSOR_OPS[op])
         if op == "*" and is_num(b) and ta:
-            return self.make_node("scale", [a], {"factor": float(b)}, loc, None, "scale")
+            return self.make_node("scale", [a], {"factor": self.check_num(float(b), loc)}, loc, None, "scale")
         if op == "*" and is_num(a) and tb:
-            return self.make_node("scale", [b], {"factor": float(a)}, loc, None, "scale")
+            return self.make_node("scale", [b], {"factor": self.check_num(float(a), loc)}, loc, None, "scale")
         if op == "/" and is_num(b) and ta and b != 0:
-            return self.make_node("scale", [a], {"factor": 1.0 / b}, loc, None, "scale")
+            return self.make_node("scale", [a], {"factor": self.check_num(1.0 / b, loc)}, loc, None, "scale")
         raise self.error(f"cannot apply '{op}' to {describe_value(a)} and {describe_value(b)}", loc)
 
     def truth(self, v, loc) -> bool:

@@ -26,6 +26,15 @@ class Statements:
     """exec per statement, and the network entry (a mixin of the Interpreter)."""
 
     def run(self, overrides: dict) -> Graph:
+        try:
+            return self._run(overrides)
+        except RecursionError:
+            # the innermost call being expanded (or else the last expression reached) is where the
+            # nesting went too deep
+            where = self.last_call.loc if self.last_call is not None else self.last_loc
+            raise CnncError("spec is nested too deeply (expressions or block calls)", where) from None
+
+    def _run(self, overrides: dict) -> Graph:
         net, preset = self.prog.network, self.prog.preset
         for c in self.prog.consts:
             if c.name in self.globals:
@@ -45,7 +54,10 @@ class Statements:
             if p.name in env:
                 raise CnncError(f"parameter '{p.name}' is listed twice", p.loc)
             if p.name in overrides:
-                env[p.name] = overrides[p.name]
+                try:
+                    env[p.name] = self.check_value(overrides[p.name], None)
+                except CnncError as e:
+                    raise CnncError(f"--set {p.name}: {e.message}") from None
             elif p.default is None:
                 raise CnncError(f"network parameter '{p.name}' has no default; give one or pass --set {p.name}=...",
                                 p.loc)
@@ -57,10 +69,6 @@ class Statements:
             self.exec_body(net.body, env)
         except Return as r:  # pragma: no cover - rejected in exec
             raise AssertionError(r)
-        except RecursionError:
-            # the innermost call being expanded is where the nesting went too deep
-            where = self.last_call.loc if self.last_call is not None else net.loc
-            raise CnncError("spec is nested too deeply (expressions or block calls)", where) from None
         if not any(n.op == "input" for n in self.nodes):
             raise CnncError(f"network '{net.name}' has no input; add e.g. `x = input(3, 224, 224)`", net.loc)
         if not self.outputs:
@@ -150,9 +158,9 @@ class Statements:
             v = self.eval(s.value, env)
             if not isinstance(v, Tensor):
                 raise self.error(f"output '{s.name}' must be a tensor, got {describe_value(v)}", loc_of(s.value))
-            for o in self.outputs:
-                if o.name == s.name:
-                    raise self.error(f"output '{s.name}' is defined twice", s.loc, ())
+            if s.name in self.output_names:
+                raise self.error(f"output '{s.name}' is defined twice", s.loc, ())
+            self.output_names.add(s.name)
             self.outputs.append(Output(s.name, v.node, s.train_only, s.loc))
         else:  # pragma: no cover
             raise AssertionError(s)
