@@ -45,3 +45,26 @@ def imported_modules(*argv) -> list:
     modules = [line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line]
     assert modules
     return modules
+
+
+SMALL_SIZES = (64, 96, 112, 128, 160, 192, 224, 256, 299)
+
+
+def small_graph(spec):
+    """(graph, overrides) of a spec at the smallest input size it accepts (trying SMALL_SIZES up to
+    its default) with 10 classes: whole-network tests on CPU in seconds."""
+    import pytest
+
+    from cnnc.diagnostics import CnncError
+    from cnnc.pipeline import front_end
+
+    params = dict(front_end(spec).graph.params)
+    overrides = {"classes": 10} if "classes" in params else {}
+    if "size" not in params:
+        return front_end(spec, overrides).graph, overrides
+    for size in sorted({s for s in SMALL_SIZES if s < params["size"]} | {params["size"]}):
+        try:
+            return front_end(spec, {**overrides, "size": size}).graph, {**overrides, "size": size}
+        except CnncError:
+            continue
+    pytest.fail(f"{spec.name} accepts none of the sizes {SMALL_SIZES}")
