@@ -355,3 +355,24 @@ def test_in_place_only_where_nothing_else_reads_the_value():
     # shared: c has two readers; on_input: the caller's tensor; after_sigmoid / after_relu: the
     # input is an activation's output, which its backward reads; on_output: f is an output
     assert {g.nodes[i].path for i in codegen.in_place_activations(g)} == {"alone", "first"}
+
+
+# ---- torch.compile ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("freezing", [False, True])
+def test_fused_module_compiles_fullgraph(freezing):
+    """The fused module traces whole under torch.compile (fullgraph: a graph break is an error),
+    with and without Inductor's freezing, and computes what the plain module computes."""
+    import torch._inductor.config as inductor_config
+
+    spec = TEST_SPECS / "tiny_resnet.cnn"
+    graph, _ = small_graph(spec)
+    plain, fused = _plain_and_fused(spec)
+    x = torch.randn(2, *[n.shape for n in graph.nodes if n.op == "input"][0])
+    torch._dynamo.reset()
+    compiled = torch.compile(fused, fullgraph=True, dynamic=False)
+    with torch.no_grad(), inductor_config.patch(freezing=freezing):
+        got, want = _main(compiled(x)), _main(plain(x))
+    assert ((got - want).norm() / want.norm()).item() < 1e-5

@@ -352,6 +352,8 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2, help="--cpu: torch and ONNX Runtime threads")
     p.add_argument("--repeats", type=int, default=9, help="--cpu: interleaved timing rounds")
     p.add_argument("--no-onnx", action="store_true", help="--cpu: leave out ONNX Runtime")
+    p.add_argument("--table", metavar="JSON", help="--cpu: write the markdown table of a run's JSON (also of a "
+                                                   "run cut off after some models) to --out, and nothing else")
     p.add_argument("--policy", default="", help="the cnnc modules' kernel policy, as its key string "
                                                 "(cnnc.kernels.Policy; default: the default policy)")
     args = p.parse_args(argv)
@@ -376,6 +378,15 @@ def main(argv=None):
         args.policy = Policy.parse(args.policy)
     except ValueError as e:
         sys.exit(f"bench_models: --policy: {e}")
+    if args.table:
+        with open(args.table) as f:
+            report = json.load(f)
+        args.threads, args.repeats = report["threads"], report["repeats"]
+        args.size = report["results"][0]["size"]
+        table = cpu_markdown(report["environment"], report["results"], args)
+        write_table(table, "models_cpu", report["environment"], [args.out])
+        print(table)
+        return report["results"]
     if args.cpu:
         # whole models under Triton's interpreter would take hours: the kernels' torch path on CPU
         args.policy = dataclasses.replace(args.policy, interpret_cpu=False)

@@ -97,13 +97,20 @@ def choose_conv_impl(layer: "FusedConv2d", x: Tensor) -> tuple[str, str]:
     Today: the kernel policy's answer where it gives a Triton kernel (`kernels.kernel_for`:
     depthwise and grouped on CUDA, or under the interpreter); else oneDNN's fused convolution
     on the CPU in float32; else torch. (A measured per-device dispatch goes here.)"""
-    if kernels is not None:
-        kernel = kernels.kernel_for(x, layer.weight, layer.groups, policy=layer.kernel_policy)
-        if kernel != "torch":
-            return "kernels", f"kernel policy: {kernel} Triton kernel"
+    kernel = _triton_kernel_for(layer, x)
+    if kernel:
+        return "kernels", f"kernel policy: {kernel} Triton kernel"
     if _HAS_ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32 and layer.padding_mode == "zeros":
         return "onednn", "CPU float32: oneDNN convolution with the epilogue fused, weights prepacked"
     return "torch", f"{x.device.type} {str(x.dtype).replace('torch.', '')}: F.conv2d on folded weights"
+
+
+def _triton_kernel_for(layer, x: Tensor) -> str | None:
+    """The Triton kernel the kernel policy gives this layer's conv on inputs like `x`, or None."""
+    if kernels is None:
+        return None
+    kernel = kernels.kernel_for(x, layer.weight, layer.groups, policy=layer.kernel_policy)
+    return None if kernel == "torch" else kernel
 
 
 class FusedConv2d(nn.Conv2d):
@@ -150,6 +157,12 @@ class FusedConv2d(nn.Conv2d):
             y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
             return self._epilogue(y if self.bn is None else self.bn(y), residual)
         if self._traced_or_differentiable(x, residual):
+            if self.groups > 1 and _triton_kernel_for(self, x) and not torch.onnx.is_in_onnx_export():
+                # one custom op to a tracer, differentiable in every input (kernels.conv2d)
+                scale, shift = self._fold_for_epilogue(torch.float64 if x.dtype == torch.float64 else torch.float32)
+                return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding,
+                                      dilation=self.dilation, groups=self.groups, scale=scale, shift=shift,
+                                      activation=self.activation, residual=residual, policy=self.kernel_policy)
             weight, bias = self._fold_for_conv(differentiable=True)
             y = F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
             return self._epilogue(y, residual)
