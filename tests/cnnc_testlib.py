@@ -68,3 +68,19 @@ def small_graph(spec):
         except CnncError:
             continue
     pytest.fail(f"{spec.name} accepts none of the sizes {SMALL_SIZES}")
+
+
+def randomize_batchnorm(module, seed=1):
+    """Non-trivial BatchNorm statistics and affine parameters in every BatchNorm of `module` (itself
+    included), so a folded or misplaced one shows: mean and bias in [-0.5, 0.5), variance in
+    [0.5, 2), weight in [0.5, 1.5). Returns `module`."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                for t, low, high in ((m.running_mean, -0.5, 0.5), (m.running_var, 0.5, 2.0), (m.weight, 0.5, 1.5),
+                                     (m.bias, -0.5, 0.5)):
+                    t.copy_(torch.rand(t.shape, generator=gen, dtype=t.dtype) * (high - low) + low)
+    return module

@@ -15,7 +15,7 @@ F = torch.nn.functional
 
 import cnnc  # noqa: E402
 from cnnc.backends import codegen, runtime  # noqa: E402
-from cnnc_testlib import SPECS, TEST_SPECS, small_graph  # noqa: E402
+from cnnc_testlib import SPECS, TEST_SPECS, randomize_batchnorm, small_graph  # noqa: E402
 
 torch.set_num_threads(2)
 SPEC_NAMES = sorted(p.stem for p in SPECS.glob("*.cnn"))
@@ -31,12 +31,7 @@ def _layer(groups=1, bias=False, activation="relu", dtype=torch.float32, channel
     torch.manual_seed(0)
     layer = runtime.FusedConv2d(channels, channels, 3, padding=1, groups=groups, bias=bias, bn=True,
                                 activation=activation)
-    with torch.no_grad():
-        layer.bn.running_mean.uniform_(-0.5, 0.5)
-        layer.bn.running_var.uniform_(0.5, 2.0)
-        layer.bn.weight.uniform_(0.5, 1.5)
-        layer.bn.bias.uniform_(-0.5, 0.5)
-    return layer.to(dtype).eval()
+    return randomize_batchnorm(layer).to(dtype).eval()
 
 
 def _reference(layer, x, residual=None):
@@ -224,15 +219,7 @@ def _saved(module, io):
 
 def _plain_and_fused(spec, dtype=torch.float32, **params):
     torch.manual_seed(0)
-    plain = cnnc.compile(spec, **params)
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in plain.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=gen) - 0.5)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
-                m.bias.copy_(torch.rand(m.bias.shape, generator=gen) - 0.5)
+    plain = randomize_batchnorm(cnnc.compile(spec, **params))
     fused = cnnc.compile(spec, fused=True, **params)
     cnnc.import_weights(fused, plain.state_dict())  # by structural order: fused names differ (`conv.bn`)
     return plain.to(dtype).eval(), fused.to(dtype).eval()

@@ -7,18 +7,14 @@ import torch
 import torch.nn.functional as F
 
 from cnnc.backends import runtime
+from cnnc_testlib import randomize_batchnorm
 from kernels_testlib import DEVICE, REFERENCE_ACTIVATIONS
 
 
 def _layer():
     torch.manual_seed(0)
     layer = runtime.FusedConv2d(8, 8, 3, padding=1, groups=8, bias=False, bn=True, activation="silu")
-    with torch.no_grad():
-        layer.bn.running_mean.uniform_(-0.5, 0.5)
-        layer.bn.running_var.uniform_(0.5, 2.0)
-        layer.bn.weight.uniform_(0.5, 1.5)
-        layer.bn.bias.uniform_(-0.5, 0.5)
-    return layer.to(DEVICE).eval()
+    return randomize_batchnorm(layer).to(DEVICE).eval()
 
 
 def _reference(layer, x, residual):
