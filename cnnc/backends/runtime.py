@@ -100,7 +100,8 @@ def choose_conv_impl(layer: "FusedConv2d", x: Tensor) -> tuple[str, str]:
     kernel = _triton_kernel_for(layer, x)
     if kernel:
         return "kernels", f"kernel policy: {kernel} Triton kernel"
-    if _HAS_ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32 and layer.padding_mode == "zeros":
+    if (_HAS_ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32 and layer.padding_mode == "zeros"
+            and not isinstance(layer.padding, str)):
         return "onednn", "CPU float32: oneDNN convolution with the epilogue fused, weights prepacked"
     return "torch", f"{x.device.type} {str(x.dtype).replace('torch.', '')}: F.conv2d on folded weights"
 
