@@ -51,3 +51,42 @@ def imported_modules(*argv) -> list:
     modules = [line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line]
     assert modules
     return modules
+
+
+SMALL_SIZES = (64, 96, 112, 128, 160, 192, 224, 256, 299)
+
+
+def small_graph(spec):
+    """(graph, overrides) of a spec at the smallest input size it accepts (trying SMALL_SIZES up to
+    its default) with 10 classes: whole-network tests on CPU in seconds."""
+    import pytest
+
+    from cnnc.diagnostics import CnncError
+    from cnnc.pipeline import front_end
+
+    params = dict(front_end(spec).graph.params)
+    overrides = {"classes": 10} if "classes" in params else {}
+    if "size" not in params:
+        return front_end(spec, overrides).graph, overrides
+    for size in sorted({s for s in SMALL_SIZES if s < params["size"]} | {params["size"]}):
+        try:
+            return front_end(spec, {**overrides, "size": size}).graph, {**overrides, "size": size}
+        except CnncError:
+            continue
+    pytest.fail(f"{spec.name} accepts none of the sizes {SMALL_SIZES}")
+
+
+def randomize_batchnorm(module, seed=1):
+    """Non-trivial BatchNorm statistics and affine parameters in every BatchNorm of `module` (itself
+    included), so a folded or misplaced one shows: mean and bias in [-0.5, 0.5), variance in
+    [0.5, 2), weight in [0.5, 1.5). Returns `module`."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                for t, low, high in ((m.running_mean, -0.5, 0.5), (m.running_var, 0.5, 2.0), (m.weight, 0.5, 1.5),
+                                     (m.bias, -0.5, 0.5)):
+                    t.copy_(torch.rand(t.shape, generator=gen, dtype=t.dtype) * (high - low) + low)
+    return module

@@ -13,33 +13,16 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import cnnc  # noqa: E402
-from cnnc.diagnostics import CnncError  # noqa: E402
-from cnnc.pipeline import front_end  # noqa: E402
 from cnnc_testlib import SPECS  # noqa: E402
-from cnnc_testlib import module_prefixes, param_layers_in_ir_order
+from cnnc_testlib import module_prefixes, param_layers_in_ir_order, small_graph  # noqa: E402
 
 torch.set_num_threads(2)
-SIZES = (64, 96, 112, 128, 160, 192, 224, 256, 299)
 SPEC_NAMES = sorted(p.stem for p in SPECS.glob("*.cnn"))
 SLOW = {"vgg", "vgg16", "alexnet", "zfnet", "convnext_base", "resnet152", "resnet101", "densenet201",
         "inception_v3", "inception_v4", "inception_resnet_v2", "xception", "wide_resnet50_2", "nasnet_a_mobile",
         "densenet"}  # densenet.cnn builds densenet121, as densenet121.cnn does in the fast tier
 BATCH = 4
 LR = 0.01
-
-
-def _small(spec):
-    """The graph and overrides for the smallest size the spec accepts."""
-    params = dict(front_end(spec).graph.params)
-    overrides = {"classes": 10} if "classes" in params else {}
-    if "size" not in params:
-        return front_end(spec, overrides).graph, overrides
-    for size in sorted({s for s in SIZES if s < params["size"]} | {params["size"]}):
-        try:
-            return front_end(spec, {**overrides, "size": size}).graph, {**overrides, "size": size}
-        except CnncError:
-            continue
-    pytest.fail(f"{spec.name} accepts none of the sizes {SIZES}")
 
 
 def _loss(model, graph, x, y):
@@ -58,7 +41,7 @@ def _loss(model, graph, x, y):
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in SPEC_NAMES])
 def test_one_sgd_step_reduces_the_loss(name):
     spec = SPECS / f"{name}.cnn"
-    graph, overrides = _small(spec)
+    graph, overrides = small_graph(spec)
     torch.manual_seed(0)
     model = cnnc.compile(spec, **overrides)
     assert sum(p.numel() for p in model.parameters()) == sum(graph.params_of(n) for n in graph.nodes)

@@ -19,10 +19,24 @@ Times are medians of triton.testing.do_bench under torch.inference_mode.
 
     python tools/bench_models.py [--models convnext_tiny ...] [--batch 64 1] [--no-compile] [--out DIR]
     python tools/bench_models.py --policy dw_forward=taps ...   # the cnnc modules' kernel policy
-    python tools/bench_models.py --smoke --out DIR    # CPU, fp32, 64x64, batch 1: checks the harness
+    python tools/bench_models.py --smoke --out DIR    # --cpu at 64x64, batch 1, 2 rounds, no compile or ONNX
 
-Writes full JSON to --out and a markdown table to benchmarks/ (and --out); --smoke writes only to
---out. Needs torchvision; cnnc importable from the repository root.
+CPU mode (--cpu): fp32, eval, torch.no_grad(), --threads threads (default 2), batch 1 and 8,
+models resnet50 mobilenet_v2 efficientnet_b0 densenet121 convnext_tiny resnext50_32x4d, one
+process. Columns (CPU_VARIANTS): torchvision eager (NCHW, as a user runs it: the baseline), eager
+channels_last, torch.compile default and with `torch._inductor.config.freezing = True`, ONNX Runtime
+on the torchvision ONNX export (the `bench` extra), cnnc plain, cnnc fused, cnnc fused +
+torch.compile (freezing). Every column is first checked against eager torchvision on the same
+input (relative error, reported; above 1e-3 fails), then timed: --repeats rounds, each calling
+every column once in turn (interleaved, so load drifts hit all alike), medians reported, with the
+ratios and the issue's targets evaluated in the markdown table (date, CPU model, versions, the
+load average before and after):
+
+    python tools/bench_models.py --cpu --out benchmarks           # the committed table
+    python tools/bench_models.py --cpu --models mobilenet_v2 --batch 1 --repeats 5 --no-compile
+
+Writes full JSON to --out and a markdown table to benchmarks/ (and --out); --smoke and --cpu write
+only to --out. Needs torchvision; cnnc importable from the repository root.
 """
 
 import argparse
@@ -125,6 +139,204 @@ def markdown(env, rows, args):
                      + f" | {max(r['rel_err'].values()):.1e} |")
     return "\n".join(lines)
 
+# ---- the CPU comparison (--cpu) -------------------------------------------------------------
+
+CPU_MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "densenet121", "convnext_tiny", "resnext50_32x4d"]
+CPU_VARIANTS = ["tv", "tv_cl", "tv_compile", "tv_compile_freezing", "onnxruntime", "cnnc", "cnnc_fused",
+                "cnnc_fused_compile"]
+CPU_HEADERS = {"tv": "eager", "tv_cl": "eager channels_last", "tv_compile": "torch.compile",
+               "tv_compile_freezing": "compile (freezing)", "onnxruntime": "ONNX Runtime", "cnnc": "cnnc plain",
+               "cnnc_fused": "cnnc fused", "cnnc_fused_compile": "fused + compile (freezing)"}
+CPU_MAX_REL_ERR = 1e-3
+
+
+def _compiled(model, freezing):
+    """torch.compile(model), static shapes; with `freezing`, Inductor's freezing (parameters as
+    constants: conv-BN folding and oneDNN weight prepacking) for the compile the first call makes."""
+    import torch._inductor.config as inductor_config
+
+    compiled = torch.compile(model, dynamic=False)
+    first = [True]
+
+    def call(x):
+        if first[0]:
+            first[0] = False
+            with inductor_config.patch(freezing=freezing):
+                return compiled(x)
+        return compiled(x)
+
+    return call
+
+
+def _onnxruntime(model, x, threads, workdir):
+    """An ONNX Runtime session on the torchvision model's ONNX export (static shapes, all graph
+    optimizations, `threads` intra-op threads), as a callable on torch tensors."""
+    import onnxruntime
+
+    path = os.path.join(workdir, "model.onnx")
+    try:
+        torch.onnx.export(model, (x,), path, input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
+    except Exception:  # noqa: BLE001 - the TorchScript exporter is gone: the dynamo one
+        torch.onnx.export(model, (x,), path, input_names=["x"], output_names=["y"], dynamo=True)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return lambda t: torch.from_numpy(session.run(None, {"x": t.numpy()})[0])
+
+
+def cpu_calls(name, models, x, args, workdir):
+    """variant -> a callable of no arguments, for one model at one batch."""
+    import copy
+
+    tv = models["tv"]
+    tv_cl = copy.deepcopy(tv).to(memory_format=torch.channels_last)
+    calls = {"tv": lambda: tv(x), "tv_cl": lambda: tv_cl(x.contiguous(memory_format=torch.channels_last)),
+             "cnnc": lambda: models["cnnc"](x), "cnnc_fused": lambda: models["cnnc_fused"](x)}
+    if not args.no_compile:
+        torch._dynamo.reset()
+        tv_compile = _compiled(copy.deepcopy(tv), freezing=False)
+        tv_freezing = _compiled(copy.deepcopy(tv), freezing=True)
+        fused_compile = _compiled(copy.deepcopy(models["cnnc_fused"]), freezing=True)
+        calls.update(tv_compile=lambda: tv_compile(x), tv_compile_freezing=lambda: tv_freezing(x),
+                     cnnc_fused_compile=lambda: fused_compile(x))
+    if not args.no_onnx:
+        ort = _onnxruntime(tv, x, args.threads, workdir)
+        calls["onnxruntime"] = lambda: ort(x)
+    return {k: calls[k] for k in CPU_VARIANTS if k in calls}
+
+
+def bench_cpu_model(name, batches, args, workdir):
+    """Rows (one per batch) for one model: every variant checked, then timed interleaved."""
+    import statistics
+
+    models = build_variants(name, args.size, args)
+    rows = []
+    for batch in batches:
+        x = torch.randn(batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
+        row = dict(model=name, batch=batch, size=args.size, rel_err={}, ms={}, first_call_s={},
+                   load_before=os.getloadavg()[0])
+        with torch.no_grad():
+            reference = outputs(models["tv"](x)).clone()
+            calls = cpu_calls(name, models, x, args, workdir)
+            for key, fn in calls.items():
+                t0 = time.perf_counter()
+                got = outputs(fn()).float()  # the first call: compiles where it must
+                row["first_call_s"][key] = time.perf_counter() - t0
+                err = ((got - reference).norm() / reference.norm()).item()
+                row["rel_err"][key] = err
+                if not (torch.isfinite(got).all() and err < CPU_MAX_REL_ERR):
+                    raise SystemExit(f"bench_models: {name} N={batch} {key}: relative error {err:.2e} "
+                                     "against eager torchvision")
+                fn()  # a second call before timing (lazy plans, allocator warm-up)
+            times = {key: [] for key in calls}
+            keys = list(calls)
+            for r in range(args.repeats):
+                for key in keys[r % len(keys):] + keys[:r % len(keys)]:  # rotate who goes first
+                    t0 = time.perf_counter()
+                    calls[key]()
+                    times[key].append((time.perf_counter() - t0) * 1e3)
+        row["ms"] = {key: statistics.median(v) for key, v in times.items()}
+        row["ms_all"] = times
+        row["load_after"] = os.getloadavg()[0]
+        rows.append(row)
+        print(f"{name:<16} N={batch:<2} " + " ".join(f"{k}={v:.1f}" for k, v in row["ms"].items())
+              + f" ms | load {row['load_before']:.1f}->{row['load_after']:.1f}", flush=True)
+    return rows
+
+
+def cpu_environment(args) -> dict:
+    import platform
+
+    env = environment("cpu")
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                 platform.processor() or "unknown")
+    env["device"] = f"cpu ({model})"
+    env["cpu_model"], env["cpus"], env["threads"] = model, os.cpu_count(), args.threads
+    import torchvision
+
+    env["torchvision"] = torchvision.__version__
+    try:
+        import onnxruntime
+
+        env["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        env["onnxruntime"] = None
+    env["onednn"] = torch.backends.mkldnn.is_available()
+    return env
+
+
+def _ratio(ms, a, b):
+    return ms[a] / ms[b] if a in ms and b in ms else None
+
+
+def cpu_markdown(env, rows, args):
+    import statistics
+
+    keys = [k for k in CPU_VARIANTS if any(k in r["ms"] for r in rows)]
+    loads = [r["load_before"] for r in rows] + [r["load_after"] for r in rows]
+    lines = [f"# CPU whole-model benchmark, {env['date'][:10]}", "",
+             f"CPU: {env['cpu_model']} ({env['cpus']} logical CPUs); {args.threads} threads (torch and ONNX Runtime); "
+             f"torch {env['torch']}, torchvision {env['torchvision']}, onnxruntime {env['onnxruntime']}, "
+             f"python {env['python']}; oneDNN {'available' if env['onednn'] else 'absent'}.",
+             f"fp32, eval, torch.no_grad(), NCHW input ({args.size}x{args.size}; the channels_last column converts it "
+             "inside the call); one process; every column checked against eager torchvision first (max rel err).",
+             f"Times: median ms of {args.repeats} interleaved rounds (each round calls every column once, the first "
+             f"column rotating). Load average (1 min) during the run: {min(loads):.1f} to {max(loads):.1f}.", "",
+             "| model | N | " + " | ".join(CPU_HEADERS[k] for k in keys)
+             + " | eager / fused | plain / fused | ORT / fused | max rel err |",
+             "|" + "---|" * (len(keys) + 6)]
+
+    def fmt(v):
+        return "-" if v is None else f"{v:.2f}x"
+
+    for r in sorted(rows, key=lambda r: (-r["batch"], CPU_MODELS.index(r["model"]) if r["model"] in CPU_MODELS else 0)):
+        ms = r["ms"]
+        cells = [f"{ms[k]:.1f}" if k in ms else "-" for k in keys]
+        lines.append(f"| {r['model']} | {r['batch']} | " + " | ".join(cells)
+                     + f" | {fmt(_ratio(ms, 'tv', 'cnnc_fused'))} | {fmt(_ratio(ms, 'cnnc', 'cnnc_fused'))}"
+                     + f" | {fmt(_ratio(ms, 'onnxruntime', 'cnnc_fused'))} | {max(r['rel_err'].values()):.1e} |")
+    lines += ["", "Targets (issue 14), per batch: cnnc fused >= 1.3x eager on the median model and >= 1.15x on every "
+              "model; never slower than cnnc plain; ONNX Runtime / fused reported (stretch: >= 1.0x on the median).", ""]
+    for batch in sorted({r["batch"] for r in rows}, reverse=True):
+        rs = [r for r in rows if r["batch"] == batch]
+        vs_eager = [_ratio(r["ms"], "tv", "cnnc_fused") for r in rs]
+        vs_plain = [_ratio(r["ms"], "cnnc", "cnnc_fused") for r in rs]
+        vs_ort = [v for v in (_ratio(r["ms"], "onnxruntime", "cnnc_fused") for r in rs) if v is not None]
+        worst = min(zip(vs_eager, (r["model"] for r in rs)))
+        slowest_plain = min(zip(vs_plain, (r["model"] for r in rs)))
+        line = (f"- N={batch}: eager / fused median {statistics.median(vs_eager):.2f}x "
+                f"({'met' if statistics.median(vs_eager) >= 1.3 else 'MISSED'}), worst {worst[0]:.2f}x on {worst[1]} "
+                f"({'met' if worst[0] >= 1.15 else 'MISSED'}); plain / fused worst {slowest_plain[0]:.2f}x on "
+                f"{slowest_plain[1]} ({'met' if slowest_plain[0] >= 1.0 else 'MISSED'})")
+        if vs_ort:
+            line += (f"; ONNX Runtime / fused median {statistics.median(vs_ort):.2f}x "
+                     f"({'met' if statistics.median(vs_ort) >= 1.0 else 'missed'} the stretch)")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def run_cpu(args):
+    import tempfile
+
+    torch.set_num_threads(args.threads)
+    env = cpu_environment(args)
+    os.makedirs(args.out, exist_ok=True)
+    stamp = env["date"].replace(":", "").replace("-", "")
+    rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for name in args.models:
+            rows += bench_cpu_model(name, args.batch, args, workdir)
+            with open(os.path.join(args.out, f"bench_models_cpu_{stamp}.json"), "w") as f:
+                json.dump(dict(environment=env, smoke=args.smoke, threads=args.threads, repeats=args.repeats,
+                               kernel_policy=args.policy.key, results=rows), f, indent=1)
+    table = cpu_markdown(env, rows, args)
+    write_table(table, "models_cpu", env, [args.out])
+    print(table)
+    return rows
+
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -135,12 +347,24 @@ def parse_args(argv):
     p.add_argument("--nchw", action="store_true", help="NCHW instead of channels_last")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--out", default=os.path.join(REPO_ROOT, "benchmarks", "raw"))
-    p.add_argument("--smoke", action="store_true", help="CPU, fp32, NCHW, 64x64, batch 1, no torch.compile")
+    p.add_argument("--smoke", action="store_true", help="--cpu at 64x64, batch 1, 2 rounds, no torch.compile or ONNX")
+    p.add_argument("--cpu", action="store_true", help="the CPU comparison (see the module docstring)")
+    p.add_argument("--threads", type=int, default=2, help="--cpu: torch and ONNX Runtime threads")
+    p.add_argument("--repeats", type=int, default=9, help="--cpu: interleaved timing rounds")
+    p.add_argument("--no-onnx", action="store_true", help="--cpu: leave out ONNX Runtime")
+    p.add_argument("--table", metavar="JSON", help="--cpu: write the markdown table of a run's JSON (also of a "
+                                                   "run cut off after some models) to --out, and nothing else")
     p.add_argument("--policy", default="", help="the cnnc modules' kernel policy, as its key string "
                                                 "(cnnc.kernels.Policy; default: the default policy)")
     args = p.parse_args(argv)
     if args.smoke:
-        args.dtype, args.nchw, args.size, args.batch, args.no_compile = "float32", True, 64, [1], True
+        args.cpu, args.size, args.batch, args.no_compile, args.no_onnx, args.repeats = True, 64, [1], True, True, 2
+    if args.cpu:
+        args.dtype, args.nchw = "float32", True
+        if args.models == DEFAULT_MODELS:
+            args.models = CPU_MODELS
+        if args.batch == [64]:
+            args.batch = [8, 1]
     args.dtype = getattr(torch, args.dtype)
     return args
 
@@ -154,10 +378,20 @@ def main(argv=None):
         args.policy = Policy.parse(args.policy)
     except ValueError as e:
         sys.exit(f"bench_models: --policy: {e}")
-    if args.smoke:
+    if args.table:
+        with open(args.table) as f:
+            report = json.load(f)
+        args.threads, args.repeats = report["threads"], report["repeats"]
+        args.size = report["results"][0]["size"]
+        table = cpu_markdown(report["environment"], report["results"], args)
+        write_table(table, "models_cpu", report["environment"], [args.out])
+        print(table)
+        return report["results"]
+    if args.cpu:
         # whole models under Triton's interpreter would take hours: the kernels' torch path on CPU
         args.policy = dataclasses.replace(args.policy, interpret_cpu=False)
         args.device = "cpu"
+        return run_cpu(args)
     else:
         if not torch.cuda.is_available():
             sys.exit("bench_models: no CUDA device; use --smoke to check the harness on CPU")

@@ -252,6 +252,42 @@ EMIT: dict = {
     "mul": _inline("{0} * {1}"),
 }
 
+# In-place forms of activations, used where the IR shows the value has no other reader
+# (`in_place_activations`): the plain module then allocates no tensor for them, as torchvision's
+# `nn.ReLU(inplace=True)` does.
+EMIT_IN_PLACE: dict = {
+    "relu": "F.relu({0}, inplace=True)",
+    "relu6": "F.relu6({0}, inplace=True)",
+    "silu": "F.silu({0}, inplace=True)",
+    "hardswish": "F.hardswish({0}, inplace=True)",
+    "hardsigmoid": "F.hardsigmoid({0}, inplace=True)",
+}
+# Ops whose result is a tensor of its own (never a view or the input itself) that autograd does not
+# save for their backward: an activation may overwrite it when nothing else reads it. (Not here:
+# views and pass-throughs such as slice, flatten, identity, dropout; activations, whose outputs
+# relu, sigmoid and tanh save; fused convs with an activation, likewise.)
+_FRESH_UNSAVED = {"conv", "conv_transpose", "batchnorm", "groupnorm", "layernorm", "linear", "add", "sub", "mul",
+                  "concat", "maxpool", "avgpool", "global_avgpool", "global_maxpool", "adaptive_avgpool", "upsample",
+                  "scale", "layerscale", "zeropad"}
+
+
+def in_place_activations(g: Graph) -> set:
+    """Ids of the activation nodes that may overwrite their input: the input is made by an op in
+    _FRESH_UNSAVED (or a fused conv without activation), this activation is its only reader, and it
+    is no graph output or input (the caller's tensor is never changed)."""
+    users = g.users()
+    outputs = {o.node for o in g.outputs}
+    ok = set()
+    for n in g.nodes:
+        if n.op not in EMIT_IN_PLACE:
+            continue
+        src = g.nodes[n.inputs[0]]
+        fresh = src.op in _FRESH_UNSAVED or (src.op == "fused:conv" and src.attr("act") is None)
+        if fresh and list(users[src.id]) == [n.id] and src.id not in outputs:
+            ok.add(n.id)
+    return ok
+
+
 # ---- initialisation rules -------------------------------------------------------------------
 # What the generated `_init_weights` does to each op's modules under each scheme of
 # cnnc/ir/schemes.py: torchvision's own statements for that family, on `m`. A scheme missing
@@ -358,6 +394,7 @@ def _build_tree(g: Graph) -> Instance:
     users = g.users()
     net_outputs = {o.node for o in g.outputs}
     scopes = g.scope_map()
+    in_place = in_place_activations(g)
     inputs = []
     for n in g.nodes:
         if n.op == "input":
@@ -368,28 +405,37 @@ def _build_tree(g: Graph) -> Instance:
     def instance(path, ids) -> Instance:
         inside = set(ids)
         prefix = path + "." if path else ""
-        stmts, seen = [], set()
-        i = 0
-        while i < len(ids):
-            n = g.nodes[ids[i]]
+        # a child instance's nodes, by its name; the child is called where its last node is, so a
+        # value of the parent that a fusion placed among them (a residual computed after the
+        # conv it is added to, as in NASNet's cells) is computed before the call
+        members: dict = {}
+        for i in ids:
+            head, dot, _ = g.nodes[i].path[len(prefix):].partition(".")
+            if dot:
+                members.setdefault(head, []).append(i)
+        stmts = []
+        for i in ids:
+            n = g.nodes[i]
             head, dot, _ = n.path[len(prefix):].partition(".")
-            if head in seen:
-                raise AssertionError(f"instance {prefix + head} is not contiguous in the node order")
-            seen.add(head)
             if not dot:
                 rule = emission_rule(n)
-                stmts.append(Stmt(head, n.inputs, (n.id,), node=n, emit=rule(n, g.in_shapes(n))))
-                i += 1
+                emit = rule(n, g.in_shapes(n))
+                if n.id in in_place:
+                    emit = Inline(EMIT_IN_PLACE[n.op])
+                stmts.append(Stmt(head, n.inputs, (n.id,), node=n, emit=emit))
                 continue
-            j = i
-            while j < len(ids) and g.nodes[ids[j]].path.startswith(prefix + head + "."):
-                j += 1
-            child = instance(prefix + head, ids[i:j])
+            if members[head][-1] != i:
+                continue
+            child = instance(prefix + head, members[head])
             if all(st.child is None and isinstance(st.emit, Inline) for st in child.stmts):
                 stmts.extend(child.stmts)  # nothing to hold: its calls go in the parent's forward
             else:
                 stmts.append(Stmt(head, child.inputs, child.outputs, child=child))
-            i = j
+        made = set()
+        for st in stmts:  # every value is made before it is read (a true cycle between instances is not)
+            if any(v in inside and v not in made for v in st.inputs):
+                raise AssertionError(f"instance {prefix + st.name} reads a value its parent computes after it")
+            made.update(st.outputs)
         ins = {}  # in first-use order
         for j in ids:
             for v in g.nodes[j].inputs:

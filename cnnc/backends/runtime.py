@@ -14,6 +14,8 @@ torchvision and timm import by structural order:
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -28,15 +30,18 @@ class Conv2d(nn.Conv2d):
     """A depthwise or grouped nn.Conv2d that calls `kernels.conv2d` (bias as its per-channel shift).
 
     `kernels.conv2d` is one custom op to torch.compile and torch.export; it runs a Triton kernel
-    on CUDA and eager torch elsewhere. ONNX has no translation for that op, so ONNX export (and a
-    missing `kernels` package) takes plain F.conv2d, which computes the same thing.
+    on CUDA (and under the interpreter). Where the kernel policy gives no Triton kernel (the CPU)
+    it calls F.conv2d itself, the op the plain torch layer runs: `kernels.conv2d`'s torch path
+    would add an fp32 epilogue pass for the bias. ONNX export and a missing `kernels` package take
+    F.conv2d too, which computes the same thing.
     `kernel_policy`: the calls' kernel policy (None: the process default; see `set_kernel_policy`).
     """
 
     kernel_policy = None  # a plain attribute: neither parameter nor buffer, so no state_dict entry
 
     def forward(self, x: Tensor) -> Tensor:
-        if kernels is None or self.padding_mode != "zeros" or torch.onnx.is_in_onnx_export():
+        if kernels is None or self.padding_mode != "zeros" or torch.onnx.is_in_onnx_export() or (
+                x.device.type == "cpu" and not kernels.INTERPRET):
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
                               groups=self.groups, shift=self.bias, policy=self.kernel_policy)
@@ -44,24 +49,100 @@ class Conv2d(nn.Conv2d):
 
 _ACTIVATIONS = {"relu": F.relu, "relu6": F.relu6, "silu": F.silu, "gelu": F.gelu, "hardswish": F.hardswish,
                 "sigmoid": torch.sigmoid}
+# The same activations applied in place (on a tensor nothing else holds).
+_ACTIVATIONS_ = {"relu": torch.relu_, "relu6": lambda y: F.hardtanh_(y, 0.0, 6.0),
+                 "silu": lambda y: F.silu(y, inplace=True), "gelu": F.gelu,
+                 "hardswish": lambda y: F.hardswish(y, inplace=True), "sigmoid": torch.sigmoid_}
+# oneDNN's names for them, as `torch.ops.mkldnn._convolution_pointwise` takes them (attr, scalars,
+# algorithm): what Inductor's CPU freezing path (torch/_inductor/fx_passes/mkldnn_fusion.py) emits.
+_ONEDNN_ACTIVATIONS = {None: ("none", [], ""), "relu": ("relu", [], ""), "relu6": ("hardtanh", [0.0, 6.0], ""),
+                       "silu": ("swish", [], ""), "gelu": ("gelu", [], "none"), "hardswish": ("hardswish", [], ""),
+                       "sigmoid": ("sigmoid", [], "")}
+_HAS_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+# Tensor types the cached fold serves; anything else (FakeTensor, FunctionalTensor, ...) may trace
+_PLAIN_TENSORS = (Tensor, nn.Parameter)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvPlan:
+    """How one FusedConv2d runs in eval mode, decided and folded once (`FusedConv2d.plan`).
+
+    impl: which convolution runs (`choose_conv_impl`):
+      "kernels"  `kernels.conv2d`, a Triton kernel with the BatchNorm as its epilogue's scale and shift
+                 and the residual add and activation fused (depthwise and grouped, on CUDA);
+      "onednn"   `torch.ops.mkldnn._convolution_pointwise` with the BatchNorm folded into a weight
+                 prepacked for oneDNN, bias, residual add and activation fused (CPU, float32);
+      "torch"    F.conv2d with the BatchNorm folded into weight and bias, then the add and
+                 activation in place.
+    why: one line saying why (for `explain` and the build's report).
+    weight, bias: what the conv reads ("kernels": the conv's own weight, `operand` its filter
+    re-layout; otherwise folded, prepacked for "onednn"); scale, shift: the epilogue's ("kernels").
+    key: what the fold was made from (`FusedConv2d._fold_key`); a plan whose key differs is stale.
+    """
+
+    impl: str
+    why: str
+    weight: Tensor
+    bias: Tensor | None
+    scale: Tensor | None
+    shift: Tensor | None
+    operand: tuple | None
+    key: tuple
+
+
+def choose_conv_impl(layer: "FusedConv2d", x: Tensor) -> tuple[str, str]:
+    """Which convolution a FusedConv2d runs on inputs like `x`, and why: the one place that
+    chooses (once per layer and input device/dtype, at the first eval forward, never per call).
+
+    Today: the kernel policy's answer where it gives a Triton kernel (`kernels.kernel_for`:
+    depthwise and grouped on CUDA, or under the interpreter); else oneDNN's fused convolution
+    on the CPU in float32; else torch. (A measured per-device dispatch goes here.)"""
+    kernel = _triton_kernel_for(layer, x)
+    if kernel:
+        return "kernels", f"kernel policy: {kernel} Triton kernel"
+    if (_HAS_ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32 and layer.padding_mode == "zeros"
+            and not isinstance(layer.padding, str)):
+        return "onednn", "CPU float32: oneDNN convolution with the epilogue fused, weights prepacked"
+    return "torch", f"{x.device.type} {str(x.dtype).replace('torch.', '')}: F.conv2d on folded weights"
+
+
+def _triton_kernel_for(layer, x: Tensor) -> str | None:
+    """The Triton kernel the kernel policy gives this layer's conv on inputs like `x`, or None."""
+    if kernels is None:
+        return None
+    kernel = kernels.kernel_for(x, layer.weight, layer.groups, policy=layer.kernel_policy)
+    return None if kernel == "torch" else kernel
 
 
 class FusedConv2d(nn.Conv2d):
     """What the fusion passes make of conv -> BatchNorm -> (+ residual) -> activation.
 
     Its state_dict is the conv's followed by the BatchNorm's (`bn.*`), in the order and shapes of
-    the unfused layers, so the same weights load. In eval mode the BatchNorm is folded at every
-    call (so loading new weights needs no re-folding):
-    * depthwise and grouped convs: into `kernels.conv2d`'s per-channel scale and shift, one
-      Triton kernel with the residual add and activation in its epilogue;
-    * dense convs (groups == 1, which cuDNN does best): into the conv's weight and bias, then
-      the residual add and activation as plain torch ops, which torch.compile fuses into one
-      pass (inside the opaque `kernels.conv2d` op they would stay separate eager passes).
-    In training mode the layers run one after another, with batch statistics.
+    the unfused layers, so the same weights load.
+
+    Eval mode, no gradient needed (`torch.no_grad` / `torch.inference_mode`, or nothing that
+    requires grad): the layer runs its `plan` (`ConvPlan`), made once and cached: which conv
+    implementation runs (`choose_conv_impl`) and the BatchNorm folded for it, in float64 (or the
+    weights' dtype if wider) and rounded once. The plan is made again only when what it was made
+    from changes (`_fold_key`):
+    * a parameter or buffer changed in place through autograd-visible ops (optimizer steps,
+      `load_state_dict`, `with torch.no_grad(): w.mul_(2)`: the tensors' version counters), or was
+      replaced (`p.data = t`, `module.to(...)`, `load_state_dict(assign=True)`: data pointers);
+    * the input's device or dtype, or the kernel policy, is another;
+    * `train()` / `eval()` was called, `load_state_dict` ran (a hook), or `refold()` was called.
+    NOT detected: an in-place edit through `.data` (`p.data.mul_(2)`) or in a foreign kernel
+    that bumps no version counter; after one, call `model.eval()` again or `refold()`.
+
+    Otherwise (training, gradients needed, torch.compile or export tracing, ONNX export) the
+    BatchNorm is folded inside the call, differentiably: training mode runs conv, BatchNorm
+    (batch statistics), add and activation one after another, exactly as the unfused layers do;
+    eval mode folds into the conv's weight and bias, which `torch.compile` with
+    `torch._inductor.config.freezing = True` constant-folds (and Inductor's CPU path then fuses).
     `kernel_policy`: the calls' kernel policy (None: the process default; see `set_kernel_policy`).
     """
 
     kernel_policy = None  # a plain attribute: neither parameter nor buffer, so no state_dict entry
+    _plan = None  # the cached ConvPlan (never pickled or copied: see __getstate__)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, bn=False, eps=1e-5, activation=None):
@@ -69,38 +150,150 @@ class FusedConv2d(nn.Conv2d):
                          dilation=dilation, groups=groups, bias=bias)
         self.bn = nn.BatchNorm2d(out_channels, eps=eps) if bn else None
         self.activation = activation
+        self.register_load_state_dict_post_hook(_drop_plan)
 
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
-        if self.training or kernels is None or torch.onnx.is_in_onnx_export():
+        if self.training:
+            self._plan = None  # batch statistics move the running ones without a version bump
             y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
             return self._epilogue(y if self.bn is None else self.bn(y), residual)
-        scale, shift = self._folded()
-        if self.groups == 1:  # dense: cuDNN, with the BatchNorm folded into its weight and bias
-            weight = self.weight if scale is None else (self.weight.float() * scale.view(-1, 1, 1, 1)).to(
-                self.weight.dtype)
-            bias = None if shift is None else shift.to(self.weight.dtype)
+        if self._traced_or_differentiable(x, residual):
+            if self.groups > 1 and _triton_kernel_for(self, x) and not torch.onnx.is_in_onnx_export():
+                # one custom op to a tracer, differentiable in every input (kernels.conv2d)
+                scale, shift = self._fold_for_epilogue(torch.float64 if x.dtype == torch.float64 else torch.float32)
+                return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding,
+                                      dilation=self.dilation, groups=self.groups, scale=scale, shift=shift,
+                                      activation=self.activation, residual=residual, policy=self.kernel_policy)
+            weight, bias = self._fold_for_conv(differentiable=True)
             y = F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
             return self._epilogue(y, residual)
-        return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
-                              groups=self.groups, scale=scale, shift=shift, activation=self.activation,
-                              residual=residual, policy=self.kernel_policy)
+        plan = self.plan(x)
+        if plan.impl == "onednn":
+            act, scalars, algorithm = _ONEDNN_ACTIVATIONS[self.activation]
+            if residual is None:
+                return torch.ops.mkldnn._convolution_pointwise(
+                    x, plan.weight, plan.bias, self.padding, self.stride, self.dilation, self.groups,
+                    act, scalars, algorithm)
+            # the binary form fuses relu only (oneDNN's "Unary Fusion behavior undefined" otherwise)
+            fused_act = self.activation == "relu"
+            y = torch.ops.mkldnn._convolution_pointwise.binary(
+                x, residual, plan.weight, plan.bias, self.padding, self.stride, self.dilation, self.groups,
+                "add", 1.0, act if fused_act else None, [], None)
+            return y if fused_act or self.activation is None else _ACTIVATIONS_[self.activation](y)
+        if plan.impl == "kernels":
+            return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                                  groups=self.groups, scale=plan.scale, shift=plan.shift,
+                                  activation=self.activation, residual=residual, policy=self.kernel_policy,
+                                  operand=plan.operand)
+        y = F.conv2d(x, plan.weight, plan.bias, self.stride, self.padding, self.dilation, self.groups)
+        if residual is not None:
+            y += residual
+        return y if self.activation is None else _ACTIVATIONS_[self.activation](y)
 
-    def _folded(self) -> tuple[Tensor | None, Tensor | None]:
-        """The eval-mode BatchNorm (and conv bias) as fp32 per-channel (scale, shift)."""
+    # ---- the plan: made once, cached -----------------------------------------------------
+
+    def plan(self, x: Tensor) -> ConvPlan:
+        """The eval-mode plan for inputs like `x`: the cached one while `_fold_key` is unchanged,
+        else a new one (`choose_conv_impl`, then the fold for that implementation)."""
+        key = self._fold_key(x)
+        plan = self._plan
+        if plan is not None and plan.key == key:
+            return plan
+        with torch.no_grad():
+            impl, why = choose_conv_impl(self, x)
+            scale = shift = operand = None
+            if impl == "kernels":
+                scale, shift = self._fold_for_epilogue(torch.float64 if x.dtype == torch.float64 else torch.float32)
+                weight, bias = self.weight.detach(), None
+                operand = kernels.weight_operand_for(x, self.weight, self.groups, policy=self.kernel_policy)
+            else:
+                weight, bias = self._fold_for_conv(differentiable=False)
+                if impl == "onednn":
+                    weight = torch.ops.mkldnn._reorder_convolution_weight(
+                        weight.contiguous(), list(self.padding), list(self.stride), list(self.dilation), self.groups,
+                        list(x.shape))
+        self._plan = ConvPlan(impl, why, weight, bias, scale, shift, operand, key)
+        return self._plan
+
+    def refold(self) -> None:
+        """Drop the cached plan: the next eval forward folds again. Needed only after an edit
+        the cache cannot see (an in-place change through `.data`)."""
+        self._plan = None
+
+    def train(self, mode: bool = True):
+        self._plan = None  # train() and eval() both refold: the documented way after `.data` edits
+        return super().train(mode)
+
+    def _tensors(self):
+        """Every tensor the fold reads."""
+        ts = [self.weight, self.bias]
+        if self.bn is not None:
+            ts += [self.bn.weight, self.bn.bias, self.bn.running_mean, self.bn.running_var]
+        return ts
+
+    def _fold_key(self, x: Tensor) -> tuple:
+        """What a plan is valid for: each tensor's version counter and data pointer, the input's
+        device and dtype, and the kernel policy."""
+        return (x.device, x.dtype, self.kernel_policy,
+                tuple(None if t is None else (t._version, t.data_ptr()) for t in self._tensors()))
+
+    def _traced_or_differentiable(self, x: Tensor, residual: Tensor | None) -> bool:
+        """True when the cached plan must not serve the call: gradients are wanted (the plan's
+        tensors are constants), something traces it (torch.compile, export, a tensor subclass),
+        or ONNX export."""
+        if torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
+            return True
+        if type(x) not in _PLAIN_TENSORS or (residual is not None and type(residual) not in _PLAIN_TENSORS):
+            return True
+        return torch.is_grad_enabled() and (x.requires_grad or (residual is not None and residual.requires_grad)
+                                            or any(t is not None and t.requires_grad for t in self._tensors()))
+
+    def _fold_dtype(self) -> torch.dtype:
+        """Folding happens in float64, or in the weights' dtype if that is wider."""
+        return self.weight.dtype if self.weight.dtype.itemsize > 8 else torch.float64
+
+    def _fold_for_epilogue(self, dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
+        """The eval-mode BatchNorm (and conv bias) as per-channel (scale, shift) in `dtype`."""
         if self.bn is None:
-            return None, self.bias
-        bn = self.bn
-        return kernels.fold_batchnorm(bn.weight.float(), bn.bias.float(), bn.running_mean.float(),
-                                      bn.running_var.float(), bn.eps,
-                                      conv_bias=None if self.bias is None else self.bias.float())
+            return None, None if self.bias is None else self.bias.to(dtype)
+        bn, wide = self.bn, self._fold_dtype()
+        scale, shift = kernels.fold_batchnorm(
+            bn.weight.to(wide), bn.bias.to(wide), bn.running_mean.to(wide), bn.running_var.to(wide), bn.eps,
+            conv_bias=None if self.bias is None else self.bias.to(wide))
+        return scale.to(dtype), shift.to(dtype)
+
+    def _fold_for_conv(self, differentiable: bool) -> tuple[Tensor, Tensor | None]:
+        """The conv's weight and bias with the eval-mode BatchNorm folded in (computed in
+        `_fold_dtype`, rounded once to the weight's dtype)."""
+        if self.bn is None:
+            return self.weight, self.bias
+        bn, wide, dtype = self.bn, self._fold_dtype(), self.weight.dtype
+        scale = bn.weight.to(wide) * torch.rsqrt(bn.running_var.to(wide) + bn.eps)
+        shift = bn.bias.to(wide) - bn.running_mean.to(wide) * scale
+        if self.bias is not None:
+            shift = shift + self.bias.to(wide) * scale
+        weight = (self.weight.to(wide) * scale.view(-1, 1, 1, 1)).to(dtype)
+        if not differentiable:
+            weight = weight.contiguous()
+        return weight, shift.to(dtype)
 
     def _epilogue(self, y: Tensor, residual: Tensor | None) -> Tensor:
         if residual is not None:
             y = y + residual
         return y if self.activation is None else _ACTIVATIONS[self.activation](y)
 
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state.pop("_plan", None)  # a cache (oneDNN's packed weights cannot be pickled): made again
+        return state
+
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", activation={self.activation!r}" if self.activation else "")
+
+
+def _drop_plan(module, incompatible_keys) -> None:
+    """load_state_dict's post hook: new weights, a new plan (copies bump versions anyway)."""
+    module._plan = None
 
 
 def set_kernel_policy(module: nn.Module, policy) -> nn.Module:

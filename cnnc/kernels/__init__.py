@@ -14,8 +14,8 @@ tensors under Triton's interpreter.
 """
 
 from ._runtime import ACTIVATIONS, INTERPRET, poisoned_outputs
-from .conv2d import backend_for, conv2d, fold_batchnorm, kernel_for, torch_conv2d
+from .conv2d import backend_for, conv2d, fold_batchnorm, kernel_for, torch_conv2d, weight_operand_for
 from .policy import Policy, default_policy, using_policy
 
-__all__ = ["conv2d", "fold_batchnorm", "backend_for", "kernel_for", "torch_conv2d", "poisoned_outputs",
+__all__ = ["conv2d", "fold_batchnorm", "backend_for", "kernel_for", "torch_conv2d", "weight_operand_for", "poisoned_outputs",
            "Policy", "default_policy", "using_policy", "ACTIVATIONS", "INTERPRET"]

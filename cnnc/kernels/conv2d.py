@@ -128,7 +128,7 @@ def _check_arguments(x, weight, stride, padding, dilation, groups, scale, shift,
 # 2. Public entry points
 # ---------------------------------------------------------------------------
 def conv2d(x, weight, *, stride=1, padding=0, dilation=1, groups=1, scale=None, shift=None,
-           activation=None, residual=None, policy=None):
+           activation=None, residual=None, policy=None, operand=None):
     """act(conv2d(x, weight) * scale + shift + residual), fused where a Triton kernel exists.
 
     x: (N, C_in, H, W), NCHW or channels_last; the output has the same memory format.
@@ -140,6 +140,8 @@ def conv2d(x, weight, *, stride=1, padding=0, dilation=1, groups=1, scale=None, 
     Differentiable in x, weight, scale, shift and residual.
     policy: the kernel policy (`policy.Policy`, or its key string), for the forward and the
     backward; None: `policy.default_policy()` at this call. It changes speed, never the result.
+    operand: `weight_operand_for(x, weight, groups, policy)` made earlier for this weight (a
+    caller's cache of the filter re-layout; used by the eager forward without autograd only).
     """
     stride, padding, dilation = _check_arguments(
         x, weight, stride, padding, dilation, groups, scale, shift, activation, residual)
@@ -150,7 +152,7 @@ def conv2d(x, weight, *, stride=1, padding=0, dilation=1, groups=1, scale=None, 
         return torch.ops.cnnc_kernels.conv2d(*args, policy.key)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, scale, shift, residual)):
         return _EagerConv2d.apply(*args, policy)
-    return _conv2d_forward(*args, policy)
+    return _conv2d_forward(*args, policy, operand=operand)
 
 
 # Plain tensors of these types, outside any tracer, take the eager path (see `_eager`).
@@ -196,6 +198,16 @@ def _kernel_for_shapes(device, dtype, x_shape, weight_shape, groups, policy):
     if groups == C_in:
         return "depthwise"
     return "grouped-dot" if uses_tensor_cores(dtype, cin_g, C_out // groups) else "grouped-direct"
+
+
+def weight_operand_for(x, weight, groups=1, policy=None):
+    """The filter re-layout the forward makes for this call (`depthwise.weight_operand`) when it
+    takes the depthwise kernel, else None: for callers that cache it per weight version (the
+    fused layers' plan) and pass it back as `conv2d(..., operand=...)`."""
+    policy = resolve(policy)
+    if kernel_for(x, weight, groups, policy=policy) != "depthwise":
+        return None
+    return weight_operand(weight.detach(), policy)
 
 
 def backend_for(x, weight, groups=1, stride=1, padding=0, dilation=1, policy=None):

@@ -192,12 +192,13 @@ def test_generated_modules_take_a_policy(monkeypatch):
     assert list(net.state_dict()) == list(plain.state_dict())
     assert "kernel_policy" not in cnnc.api.generate_source(spec, fused=True).source
     seen = []
-    real = kernels.conv2d
-    monkeypatch.setattr(runtime.kernels, "conv2d", lambda *a, **k: seen.append(k["policy"]) or real(*a, **k))
+    real = kernels.kernel_for  # the layers ask it which kernel their policy gives (runtime.choose_conv_impl)
+    monkeypatch.setattr(runtime.kernels, "kernel_for", lambda *a, **k: seen.append(k["policy"]) or real(*a, **k))
     net.load_state_dict(plain.state_dict())
     with using_policy(Policy(interpret_cpu=False)):  # whole models on the torch path (the interpreter is slow)
         x = torch.randn(1, 3, 32, 32)
-        net.eval()(x)
+        with torch.no_grad():
+            net.eval()(x)
         assert seen and all(p == Policy(dw_forward="taps") for p in seen)
         assert runtime.set_kernel_policy(net, None) is net and all(m.kernel_policy is None for m in layers)
     with pytest.raises(ValueError, match="dw_wgrad must be one of"):

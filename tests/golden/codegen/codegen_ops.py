@@ -46,9 +46,9 @@ class CodegenOps(nn.Module):
     def forward(self, x: Tensor):
         x = self.conv1(x)
         x = self.batchnorm1(x)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.conv2(x)
-        x = F.relu6(x)
+        x = F.relu6(x, inplace=True)
         x = F.silu(x)
         x = self.lrn1(x)
         x = F.hardswish(x)

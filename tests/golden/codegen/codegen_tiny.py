@@ -19,7 +19,7 @@ class ConvBn(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv1(x)
         x = self.bn1(x)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         return x
 
 
@@ -37,7 +37,7 @@ class Residual(nn.Module):
         out = self.conv1(out)
         out = self.bn1(out)
         out = out + x
-        out = F.relu(out)
+        out = F.relu(out, inplace=True)
         return out
 
 
@@ -71,7 +71,7 @@ class Residual2(nn.Module):
         out = self.bn1(out)
         downsample = self.downsample(x)
         out = out + downsample
-        out = F.relu(out)
+        out = F.relu(out, inplace=True)
         return out
 
 
@@ -115,7 +115,7 @@ class Mixer(nn.Module):
         out = self.droppath1(out)
         out2 = self.global_avgpool1(x)
         out2 = self.conv1(out2)
-        out2 = F.relu(out2)
+        out2 = F.relu(out2, inplace=True)
         out2 = self.conv2(out2)
         out2 = torch.sigmoid(out2)
         out2 = x * out2
