@@ -25,7 +25,8 @@ except ImportError:  # pragma: no cover - triton is installed with cnnc[torch] o
 
 
 class Conv2d(nn.Conv2d):
-    """A depthwise or grouped nn.Conv2d that calls `kernels.conv2d` (bias as its per-channel shift).
+    """A depthwise or grouped nn.Conv2d that calls `kernels.conv2d` (bias as its per-channel shift)
+    where `kernels.choose_for` sends it to a Triton kernel, F.conv2d (cuDNN) elsewhere.
 
     `kernels.conv2d` is one custom op to torch.compile and torch.export; it runs a Triton kernel
     on CUDA and eager torch elsewhere. ONNX has no translation for that op, so ONNX export (and a
@@ -36,7 +37,8 @@ class Conv2d(nn.Conv2d):
     kernel_policy = None  # a plain attribute: neither parameter nor buffer, so no state_dict entry
 
     def forward(self, x: Tensor) -> Tensor:
-        if kernels is None or self.padding_mode != "zeros" or torch.onnx.is_in_onnx_export():
+        if (kernels is None or self.padding_mode != "zeros" or torch.onnx.is_in_onnx_export()
+                or _kernel_choice(self, x).backend == "torch"):
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
                               groups=self.groups, shift=self.bias, policy=self.kernel_policy)
@@ -52,11 +54,14 @@ class FusedConv2d(nn.Conv2d):
     Its state_dict is the conv's followed by the BatchNorm's (`bn.*`), in the order and shapes of
     the unfused layers, so the same weights load. In eval mode the BatchNorm is folded at every
     call (so loading new weights needs no re-folding):
-    * depthwise and grouped convs: into `kernels.conv2d`'s per-channel scale and shift, one
-      Triton kernel with the residual add and activation in its epilogue;
-    * dense convs (groups == 1, which cuDNN does best): into the conv's weight and bias, then
-      the residual add and activation as plain torch ops, which torch.compile fuses into one
-      pass (inside the opaque `kernels.conv2d` op they would stay separate eager passes).
+    * depthwise and grouped convs that `kernels.choose_for` sends to a Triton kernel (where a
+      committed measurement shows it faster than cuDNN on the device: `kernels.dispatch`): into
+      `kernels.conv2d`'s per-channel scale and shift, one kernel with the residual add and
+      activation in its epilogue;
+    * dense convs (groups == 1, which cuDNN does best) and the other depthwise and grouped ones:
+      into the conv's weight and bias, then `kernels.folded_conv2d`: cuDNN, and the residual add and
+      activation as torch ops, which torch.compile fuses into one pass (inside the opaque
+      `kernels.conv2d` op they would stay separate eager passes).
     In training mode the layers run one after another, with batch statistics.
     `kernel_policy`: the calls' kernel policy (None: the process default; see `set_kernel_policy`).
     """
@@ -75,12 +80,13 @@ class FusedConv2d(nn.Conv2d):
             y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
             return self._epilogue(y if self.bn is None else self.bn(y), residual)
         scale, shift = self._folded()
-        if self.groups == 1:  # dense: cuDNN, with the BatchNorm folded into its weight and bias
+        if self.groups == 1 or _kernel_choice(self, x).backend == "torch":  # cuDNN, BatchNorm folded into weight, bias
             weight = self.weight if scale is None else (self.weight.float() * scale.view(-1, 1, 1, 1)).to(
                 self.weight.dtype)
             bias = None if shift is None else shift.to(self.weight.dtype)
-            y = F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
-            return self._epilogue(y, residual)
+            return kernels.folded_conv2d(x, weight, bias, stride=self.stride, padding=self.padding,
+                                         dilation=self.dilation, groups=self.groups, activation=self.activation,
+                                         residual=residual, policy=self.kernel_policy)
         return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
                               groups=self.groups, scale=scale, shift=shift, activation=self.activation,
                               residual=residual, policy=self.kernel_policy)
@@ -101,6 +107,22 @@ class FusedConv2d(nn.Conv2d):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", activation={self.activation!r}" if self.activation else "")
+
+
+def _kernel_choice(layer: nn.Conv2d, x: Tensor):
+    """Where a depthwise or grouped `layer` runs its conv for inputs like x: `kernels.choose_for`'s
+    decision ("triton": a cnnc kernel; "torch": cuDNN), made at the layer's first forward and
+    remembered with what it depends on (shape, dtype, device, layout, kernel policy); only a
+    change of those decides again. Not a module attribute: no state_dict entry."""
+    policy = kernels.policy.resolve(layer.kernel_policy)
+    if torch.compiler.is_compiling():  # a constant of the traced graph (`choose_for`)
+        return kernels.choose_for(x, layer.weight, layer.groups, layer.stride, layer.padding, layer.dilation, policy)
+    key = (x.shape, x.dtype, x.device, x.stride(), policy)
+    known = layer.__dict__.get("_kernel_choice")
+    if known is None or known[0] != key:
+        known = layer.__dict__["_kernel_choice"] = (key, kernels.choose_for(
+            x, layer.weight, layer.groups, layer.stride, layer.padding, layer.dilation, policy))
+    return known[1]
 
 
 def set_kernel_policy(module: nn.Module, policy) -> nn.Module:

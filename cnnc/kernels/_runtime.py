@@ -14,6 +14,8 @@ import os
 
 import torch
 
+from .dispatch import output_hw  # noqa: F401 (the launchers import it from here)
+
 try:  # triton is optional: without it every call takes the torch path
     import triton
     import triton.language as tl
@@ -43,13 +45,6 @@ def triton_can_run_on(device: torch.device, policy) -> bool:
         # (the interpreter is for testing the kernels, far too slow for whole models).
         return INTERPRET and policy.interpret_cpu
     return False
-
-
-def output_hw(h, w, kernel, stride, padding, dilation) -> tuple[int, int]:
-    """Output height and width of a convolution; kernel, stride, padding, dilation are (h, w) pairs."""
-    (KH, KW), (SH, SW), (PH, PW), (DH, DW) = kernel, stride, padding, dilation
-    return ((h + 2 * PH - DH * (KH - 1) - 1) // SH + 1,
-            (w + 2 * PW - DW * (KW - 1) - 1) // SW + 1)
 
 
 def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -21,17 +21,20 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from . import dispatch
 from ._runtime import ACTIVATIONS, TRITON_DTYPES, output_hw, output_memory_format, triton_can_run_on
 from .depthwise import (depthwise_conv2d, depthwise_conv2d_input_grad, depthwise_conv2d_weight_grad,
                         depthwise_epilogue_grad, weight_operand)
-from .epilogue import NEEDS_PREACTIVATION, activation_grad, torch_epilogue
+from .epilogue import NEEDS_PREACTIVATION, TORCH_ACTIVATIONS, activation_grad, torch_epilogue
 from .grouped import grouped_conv2d, uses_tensor_cores
 from .policy import Policy, parsed, resolve
 
-# Largest filter the unrolled kernels take; bigger ones fall back to torch.
-MAX_KERNEL_SIZE = 11
-# Offsets inside the kernels are int32 except the batch term.
-MAX_TRITON_NUMEL = 2**31 - 1
+# Largest filter the unrolled kernels take (bigger ones fall back to torch), and the int32 limit of
+# their offsets (all but the batch term): `dispatch.triton_kernel` checks both.
+MAX_KERNEL_SIZE = dispatch.MAX_KERNEL_SIZE
+MAX_TRITON_NUMEL = dispatch.MAX_TRITON_NUMEL
+# dtype -> its name in dispatch tables and `dispatch.choose`
+DTYPE_NAMES = {dtype: str(dtype).replace("torch.", "") for dtype in TRITON_DTYPES}
 
 # Activations whose derivative is computed from the saved output y (see epilogue.py).
 _GRAD_FROM_OUTPUT = ("relu", "relu6", "sigmoid")
@@ -184,17 +187,12 @@ def kernel_for(x, weight, groups=1, stride=1, padding=0, dilation=1, policy=None
 def _kernel_for_shapes(device, dtype, x_shape, weight_shape, groups, policy):
     """`kernel_for` from x's device, dtype and shape and the weight's shape (the backward asks
     without tensors of those shapes at hand)."""
-    C_in = x_shape[1]
-    C_out, cin_g, KH, KW = weight_shape
-    numel = x_shape[0] * C_in * x_shape[2] * x_shape[3]
-    if not triton_can_run_on(device, policy) or dtype not in TRITON_DTYPES or numel == 0:
+    if not triton_can_run_on(device, policy) or dtype not in TRITON_DTYPES:
         return "torch"
-    if groups <= 1 or max(KH, KW) > MAX_KERNEL_SIZE:
-        return "torch"  # dense convolution: cuDNN / the CPU library is the better choice
-    if numel >= MAX_TRITON_NUMEL or C_out * numel // max(C_in, 1) >= MAX_TRITON_NUMEL:
-        return "torch"
-    if groups == C_in:
-        return "depthwise"
+    kind, _ = dispatch.triton_kernel(x_shape, weight_shape, groups, DTYPE_NAMES[dtype])
+    if kind != "grouped":
+        return kind or "torch"  # dense convolution, filter > 11, empty or >= 2^31 elements: torch
+    C_out, cin_g = weight_shape[0], weight_shape[1]
     return "grouped-dot" if uses_tensor_cores(dtype, cin_g, C_out // groups) else "grouped-direct"
 
 
@@ -202,6 +200,90 @@ def backend_for(x, weight, groups=1, stride=1, padding=0, dilation=1, policy=Non
     """"triton" when `conv2d` with these arguments runs a Triton kernel (natively on CUDA,
     or under the interpreter on CPU), else "torch"."""
     return "torch" if kernel_for(x, weight, groups, stride, padding, dilation, policy) == "torch" else "triton"
+
+
+# ---------------------------------------------------------------------------
+# Dispatch: which convs of a generated module take the kernels (`dispatch.choose`), and the
+# route the others take
+# ---------------------------------------------------------------------------
+# device -> its name in dispatch tables; filled on first use by torch.cuda.get_device_name (tests
+# that trace with fake CUDA tensors, where there is no driver to ask, fill it themselves)
+DEVICE_NAMES: dict = {}
+
+
+def device_name(device, policy) -> str:
+    """What `dispatch.choose` calls a tensor's device under `policy`: the CUDA device's name,
+    "cpu-interpreter" (CPU tensors the kernels run on under Triton's interpreter) or "cpu"."""
+    if device.type == "cuda":
+        name = DEVICE_NAMES.get(device)
+        if name is None:
+            name = DEVICE_NAMES[device] = torch.cuda.get_device_name(device)
+        return name
+    if device.type == "cpu":
+        return "cpu-interpreter" if triton_can_run_on(device, policy) else "cpu"
+    return device.type
+
+
+@torch.compiler.assume_constant_result  # under torch.compile: run once at trace time, a constant in the graph
+def _choose(device, dtype, layout, x_shape, weight_shape, groups, stride, padding, dilation, policy_key, timing):
+    return dispatch.choose(device, dtype, layout, x_shape, weight_shape, groups, stride, padding, dilation,
+                           parsed(policy_key), timing)
+
+
+def choose_for(x, weight, groups=1, stride=1, padding=0, dilation=1, policy=None) -> dispatch.Choice:
+    """`dispatch.choose` for a conv of x with weight: where a generated module runs it ("triton":
+    `conv2d`; "torch": cuDNN with the BatchNorm folded into weight and bias, `folded_conv2d`), and
+    why. Decided from the device's name, x's dtype and layout, the shapes and the policy
+    (`dispatch_timing` auto: device time while torch.compile traces or a CUDA graph captures,
+    host time otherwise). The decision itself is cached; callers keep it per layer (the runtime
+    decides at a layer's first forward)."""
+    policy = resolve(policy)
+    timing = policy.dispatch_timing
+    if timing == "auto":
+        capturing = torch.cuda.is_initialized() and torch.cuda.is_current_stream_capturing()
+        timing = "device" if torch.compiler.is_compiling() or capturing else "host"
+    layout = "channels_last" if output_memory_format(x) == torch.channels_last else "nchw"
+    return _choose(device_name(x.device, policy), DTYPE_NAMES.get(x.dtype, str(x.dtype).replace("torch.", "")),
+                   layout, tuple(x.shape), tuple(weight.shape), groups, _pair(stride, "stride"),
+                   _pair(padding, "padding"), _pair(dilation, "dilation"), policy.key, timing)
+
+
+# activation -> its in-place torch form, for a conv output nothing else holds
+_INPLACE_ACTIVATIONS = {
+    "relu": torch.relu_, "relu6": lambda y: F.hardtanh_(y, 0.0, 6.0), "silu": lambda y: F.silu(y, inplace=True),
+    "hardswish": lambda y: F.hardswish(y, inplace=True), "sigmoid": torch.sigmoid_,
+}
+
+
+def folded_conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, activation=None,
+                  residual=None, policy=None):
+    """The torch route of a conv whose BatchNorm is folded into `weight` and `bias` (x's dtype):
+    act(conv2d(x, weight) + bias + residual), what a generated module runs where `choose_for`
+    says "torch".
+
+    On CUDA, with the policy's cudnn_epilogue "fused", activation relu and nothing tracing:
+    one cuDNN call, `torch.cudnn_convolution_relu` (`_add_relu` with a residual). Otherwise
+    F.conv2d (cuDNN on a GPU), then the residual add and the activation as torch ops, in place on
+    the conv's fresh output where autograd allows: torch.compile fuses them into one pass
+    (Inductor never fuses into cuDNN). cudnn_convolution_relu has no fake implementation in
+    torch, so a trace takes the second form."""
+    policy = resolve(policy)
+    if (activation == "relu" and policy.cudnn_epilogue == "fused" and x.is_cuda and _eager(x, weight, bias, residual)
+            and torch.backends.cudnn.is_acceptable(x)):
+        stride, padding, dilation = (list(_pair(v, n)) for v, n in ((stride, "stride"), (padding, "padding"),
+                                                                      (dilation, "dilation")))
+        if residual is None:
+            return torch.cudnn_convolution_relu(x, weight, bias, stride, padding, dilation, groups)
+        return torch.cudnn_convolution_add_relu(x, weight, residual, 1.0, bias, stride, padding, dilation, groups)
+    y = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    inplace = not (torch.is_grad_enabled() and (y.requires_grad or (residual is not None and residual.requires_grad)))
+    if residual is not None:
+        y = y.add_(residual) if inplace else y + residual
+    if activation is None:
+        return y
+    if inplace and activation in _INPLACE_ACTIVATIONS:
+        return _INPLACE_ACTIVATIONS[activation](y)
+    return TORCH_ACTIVATIONS[activation](y)
 
 
 # ---------------------------------------------------------------------------
