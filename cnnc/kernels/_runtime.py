@@ -170,10 +170,27 @@ def untimed_config(kernel, args, kwargs):
     return configs[0]
 
 
+# Tensors of these types, outside any dispatch mode, are real: a launch runs the kernel. Anything
+# else (FakeTensor, FunctionalTensor, a tracer's) is torch.compile or make_fx tracing a
+# `torch.library.triton_op` (conv2d.py): the launch is recorded with `wrap_triton`.
+_REAL_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+def traced(tensor) -> bool:
+    """True when a launch with `tensor` among its arguments is being traced, not run."""
+    return type(tensor) not in _REAL_TENSOR_TYPES or torch._C._len_torch_dispatch_stack() > 0
+
+
 def launch(kernel, grid, policy, *args, **kwargs):
     """`kernel[grid](*args, **kwargs, TUNING=...)` for a `triton.autotune`d kernel under `policy`;
-    returns the Config that ran. `grid(config.kwargs)` is the launch grid; args[0] is a tensor
-    on the launch's device.
+    returns the Config that ran (None when traced). `grid(config.kwargs)` is the launch grid;
+    args[0] is a tensor on the launch's device.
+
+    Traced (`traced`: a `torch.library.triton_op` body under torch.compile or make_fx), the launch
+    is recorded as `torch.library.wrap_triton(kernel)[grid](...)`, a node of the graph that
+    Inductor compiles, autotunes and launches from its own generated code; TUNING is then 0
+    (Inductor keeps its own tuning per kernel, and string constexprs trip torch's analysis of the
+    kernel: see epilogue.ACT_CODES).
 
     Each config chosen is remembered under the launch's key: the values of the kernel's
     autotune key (`autotune`: every constexpr, TUNING among them), its tensors' dtypes, the
@@ -188,6 +205,11 @@ def launch(kernel, grid, policy, *args, **kwargs):
     A remembered config is dropped when it is no longer in `kernel.configs` (tests swap the
     configs). A stand-in for a kernel (tests, `tools/compile_kernels.py`) is launched as
     `kernel[grid](...)`; its `best_config`, if it has one, is returned."""
+    if traced(args[0]):
+        from torch.library import wrap_triton
+
+        wrap_triton(kernel)[grid](*args, **kwargs, TUNING=0)
+        return None
     device = args[0].device
     kwargs["TUNING"] = tuning_tag(policy, device)
     if not isinstance(kernel, Autotuner):

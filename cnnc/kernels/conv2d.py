@@ -5,9 +5,11 @@
 Stages, in order:
 1. `conv2d` checks and normalizes the arguments (`_check_arguments`): every mistake is a
    ValueError/TypeError that names the argument, never a wrong result.
-2. It calls the `cnnc_kernels::conv2d` operator registered with `torch.library`, so
-   `torch.compile(fullgraph=True)` and `torch.export` see one opaque op (shapes come from
-   its fake implementation) instead of a Triton launch.
+2. Outside any tracer it calls the operators' bodies directly (`_eager`). Traced, it calls an
+   operator registered with `torch.library`: for CUDA tensors `cnnc_kernels::conv2d_triton`, a
+   `triton_op` whose kernel launches torch.compile records (`wrap_triton`) and Inductor then
+   launches from its own code; otherwise `cnnc_kernels::conv2d`, one opaque op (shapes from
+   its fake implementation). Both are one op to `torch.export`.
 3. The operator picks a backend (`kernel_for`): the depthwise or grouped Triton kernel,
    or the eager-torch fallback with identical semantics. Every choice that is still open
    (which loop, which filter layout, autotuning on or off) is the call's kernel policy
@@ -150,7 +152,9 @@ def conv2d(x, weight, *, stride=1, padding=0, dilation=1, groups=1, scale=None, 
     args = (x, weight, list(stride), list(padding), list(dilation), groups, scale, shift, activation or "none",
             residual)
     if not _eager(x, weight, scale, shift, residual):
-        return torch.ops.cnnc_kernels.conv2d(*args, policy.key)
+        # traced or in a mode: CUDA tensors take the triton_op, which torch.compile sees into
+        op = torch.ops.cnnc_kernels.conv2d_triton if x.device.type == "cuda" else torch.ops.cnnc_kernels.conv2d
+        return op(*args, policy.key)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, scale, shift, residual)):
         return _EagerConv2d.apply(*args, policy)
     return _conv2d_forward(*args, policy)
@@ -316,6 +320,20 @@ def _conv2d_op(x: torch.Tensor, weight: torch.Tensor, stride: List[int], padding
                dilation: List[int], groups: int, scale: Optional[torch.Tensor],
                shift: Optional[torch.Tensor], activation: str,
                residual: Optional[torch.Tensor], policy: str) -> torch.Tensor:
+    return _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual,
+                           parsed(policy))
+
+
+@torch.library.triton_op("cnnc_kernels::conv2d_triton", mutates_args=())
+def _conv2d_triton_op(x: torch.Tensor, weight: torch.Tensor, stride: List[int], padding: List[int],
+                      dilation: List[int], groups: int, scale: Optional[torch.Tensor],
+                      shift: Optional[torch.Tensor], activation: str,
+                      residual: Optional[torch.Tensor], policy: str) -> torch.Tensor:
+    """`cnnc_kernels::conv2d` for CUDA tensors, as a `torch.library.triton_op`: the same body,
+    which torch.compile traces instead of keeping opaque. Its launches are recorded with
+    `wrap_triton` (`_runtime.launch`), so Inductor compiles, tunes and launches the kernels from
+    its generated code (no cnnc Python per call), and the filter's re-layout (tap-major copy,
+    grouped permute) is a plain op on the weight that freezing folds into a constant."""
     return _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual,
                            parsed(policy))
 
@@ -513,6 +531,7 @@ def _backward(ctx, grad_y):
 
 
 _conv2d_op.register_autograd(_backward, setup_context=_setup_context)
+_conv2d_triton_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 class _EagerOps:

@@ -37,7 +37,7 @@ import triton.language as tl
 
 from ._runtime import (INTERPRET, accumulator_dtype, autotune, cdiv, empty_output, launch, next_power_of_2, output_hw,
                        output_memory_format)
-from .epilogue import apply_activation, torch_epilogue
+from .epilogue import ACT_CODES, apply_activation, torch_epilogue
 from .policy import resolve
 
 
@@ -76,7 +76,7 @@ def grouped_conv2d_kernel(
     ACT: tl.constexpr,
     ACC_DTYPE: tl.constexpr,
     # inner product: tensor-core dot or broadcast-reduce
-    USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    USE_DOT: tl.constexpr,
     DOT_IN_FP32: tl.constexpr,  # interpreter only: its bf16 tl.dot is wrong, so upcast first
     PACK: tl.constexpr,  # consecutive groups per program (block-diagonal B); 1 = one group
     PARTIAL_PACKS: tl.constexpr,  # PACK does not divide GROUPS: the last pack is partial
@@ -138,7 +138,7 @@ def grouped_conv2d_kernel(
                     if DOT_IN_FP32:
                         a = a.to(tl.float32)
                         b = b.to(tl.float32)
-                    acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+                    acc = tl.dot(a, b, acc, input_precision="ieee")
                 else:
                     # outer products, one input channel at a time: pure FMAs into acc
                     for kk in tl.static_range(BLOCK_K):
@@ -260,9 +260,9 @@ def grouped_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shi
         CIN_G=cin_g, COUT_G=cout_g, KH=KH, KW=KW, STRIDE_H=SH, STRIDE_W=SW, DIL_H=DH, DIL_W=DW,
         CHANNELS_LAST=channels_last,
         HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
-        ACT=activation or "none",
+        ACT=ACT_CODES[activation],
         ACC_DTYPE=tl.float64 if accumulator_dtype(x.dtype) == torch.float64 else tl.float32,
-        USE_DOT=pack is not None, DOT_PRECISION="ieee",
+        USE_DOT=pack is not None,
         DOT_IN_FP32=INTERPRET and x.dtype == torch.bfloat16,
         PACK=pack or 1, PARTIAL_PACKS=groups % (pack or 1) != 0,
         BLOCK_N=block_n, BLOCK_K=block_k,
