@@ -181,6 +181,26 @@ def traced(tensor) -> bool:
     return type(tensor) not in _REAL_TENSOR_TYPES or torch._C._len_torch_dispatch_stack() > 0
 
 
+def relayout(weight, tag, make):
+    """`make(weight)`, a filter in the layout a kernel reads (the depthwise tap-major copy, the
+    grouped permute), remembered on `weight` while it is unchanged: same version counter (in-place
+    updates: optimizer steps, load_state_dict), storage, shape, strides, dtype and device, and the
+    same `tag` (e.g. the policy's layout). The entry keeps the weight's storage alive, so a new
+    storage (`weight.data = ...`, which leaves the version alone) cannot take its address. Made
+    under no_grad: the kernels compute the filter's gradient themselves. Traced calls make it
+    every time: under torch.compile it is an op on the weight, which freezing folds."""
+    if traced(weight):
+        return make(weight)
+    key = (tag, weight._version, weight.data_ptr(), weight.shape, weight.stride(), weight.dtype, weight.device)
+    known = weight.__dict__.get("_cnnc_relayout")
+    if known is not None and known[0] == key:
+        return known[2]
+    with torch.no_grad():
+        value = make(weight)
+    weight.__dict__["_cnnc_relayout"] = (key, weight.detach(), value)
+    return value
+
+
 def launch(kernel, grid, policy, *args, **kwargs):
     """`kernel[grid](*args, **kwargs, TUNING=...)` for a `triton.autotune`d kernel under `policy`;
     returns the Config that ran (None when traced). `grid(config.kwargs)` is the launch grid;
@@ -234,4 +254,44 @@ def launch(kernel, grid, policy, *args, **kwargs):
         chosen[key] = (config, meta)
     kernel.best_config = config
     kernel.fn.run(*args, grid=grid(config.kwargs), warmup=False, **kwargs, **meta)
+    return config
+
+
+class Prepared:
+    """One launch made ready again: a kernel with a remembered config, its grid, scalar arguments
+    and constexprs; `prepared(*tensors)` launches it on new tensors of the same shapes, strides,
+    dtypes and device (the caller's key says so), without rebuilding the ~40 arguments or looking
+    up the config (host time per forward: tools/host_overhead.py). Invalid, and then rebuilt by
+    the caller, once the config is no longer in `kernel.configs` (tests swap the configs)."""
+
+    __slots__ = ("kernel", "configs", "config", "run", "grid", "scalars", "kwargs")
+
+    def __init__(self, kernel, config, grid, scalars, kwargs):
+        self.kernel, self.configs, self.config, self.run = kernel, kernel.configs, config, kernel.fn.run
+        self.grid, self.scalars = grid(config.kwargs), scalars
+        self.kwargs = dict(kwargs, **config.all_kwargs(), warmup=False)
+
+    def valid(self) -> bool:
+        return self.kernel.configs is self.configs  # (the list object: tests swap it whole)
+
+    def __call__(self, *tensors):
+        self.run(*tensors, *self.scalars, grid=self.grid, **self.kwargs)
+
+
+def launch_prepared(prepared: dict, key, kernel, policy, tensors, build):
+    """`launch(kernel, grid, policy, *tensors, *scalars, **kwargs)`, with (grid, scalars, kwargs) =
+    build(), the first time `key` is seen (or after its Prepared went invalid), and the `Prepared`
+    in `prepared[key]` after that, once the config is remembered. `key` must determine what build()
+    returns (the launcher's geometry, strides, dtypes, device, policy). Traced launches and
+    stand-ins for kernels are never prepared."""
+    hit = prepared.get(key)
+    if hit is not None and hit.valid():
+        hit(*tensors)
+        return hit.config
+    grid, scalars, kwargs = build()
+    config = launch(kernel, grid, policy, *tensors, *scalars, **kwargs)
+    if config is not None and isinstance(kernel, Autotuner) and config.pre_hook is None and not traced(tensors[0]):
+        if len(prepared) >= 4096:
+            prepared.clear()
+        prepared[key] = Prepared(kernel, config, grid, scalars, dict(kwargs, TUNING=tuning_tag(policy, tensors[0].device)))
     return config

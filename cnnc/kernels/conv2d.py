@@ -25,10 +25,13 @@ import torch.nn.functional as F
 
 from . import dispatch
 from ._runtime import ACTIVATIONS, TRITON_DTYPES, output_hw, output_memory_format, triton_can_run_on
+from ._runtime import empty_output
+from .depthwise import _FORWARD_LAUNCHES as depthwise_forward_launches
 from .depthwise import (depthwise_conv2d, depthwise_conv2d_input_grad, depthwise_conv2d_weight_grad,
                         depthwise_epilogue_grad, weight_operand)
 from .epilogue import NEEDS_PREACTIVATION, TORCH_ACTIVATIONS, activation_grad, torch_epilogue
-from .grouped import grouped_conv2d, uses_tensor_cores
+from .grouped import _LAUNCHES as grouped_launches
+from .grouped import group_pack, grouped_conv2d, grouped_operand, uses_tensor_cores
 from .policy import Policy, parsed, resolve
 
 # Largest filter the unrolled kernels take (bigger ones fall back to torch), and the int32 limit of
@@ -146,18 +149,114 @@ def conv2d(x, weight, *, stride=1, padding=0, dilation=1, groups=1, scale=None, 
     policy: the kernel policy (`policy.Policy`, or its key string), for the forward and the
     backward; None: `policy.default_policy()` at this call. It changes speed, never the result.
     """
-    stride, padding, dilation = _check_arguments(
-        x, weight, stride, padding, dilation, groups, scale, shift, activation, residual)
     policy = resolve(policy)
-    args = (x, weight, list(stride), list(padding), list(dilation), groups, scale, shift, activation or "none",
-            residual)
     if not _eager(x, weight, scale, shift, residual):
+        stride, padding, dilation = _check_arguments(
+            x, weight, stride, padding, dilation, groups, scale, shift, activation, residual)
+        args = (x, weight, list(stride), list(padding), list(dilation), groups, scale, shift,
+                activation or "none", residual)
         # traced or in a mode: CUDA tensors take the triton_op, which torch.compile sees into
         op = torch.ops.cnnc_kernels.conv2d_triton if x.device.type == "cuda" else torch.ops.cnnc_kernels.conv2d
         return op(*args, policy.key)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, scale, shift, residual)):
-        return _EagerConv2d.apply(*args, policy)
-    return _conv2d_forward(*args, policy)
+    sig = _checked(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual, policy)
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or any(
+            t is not None and t.requires_grad for t in (scale, shift, residual))):
+        return _EagerConv2d.apply(x, weight, sig.stride, sig.padding, sig.dilation, groups, scale, shift,
+                                  activation or "none", residual, policy)
+    if sig.fast is not None:
+        out = sig.fast(x, weight, scale, shift, residual)
+        if out is not None:
+            return out
+    out = _conv2d_forward(x, weight, sig.stride, sig.padding, sig.dilation, groups, scale, shift, activation or "none",
+                          residual, policy, kernel=sig.kernel, memo_key=sig.key)
+    if sig.key is not None:
+        sig.fast = _fast_forward(sig, x, weight, groups, out, policy)
+    return out
+
+
+class _Signature:
+    """What `_check_arguments` and `kernel_for` found for one call signature (`_checked`), and,
+    once a forward with it has run, `fast`: the same forward again with nothing looked up but the
+    filter's cached re-layout (`_fast_forward`)."""
+
+    __slots__ = ("stride", "padding", "dilation", "kernel", "key", "fast")
+
+    def __init__(self, stride, padding, dilation, kernel, key):
+        self.stride, self.padding, self.dilation, self.kernel, self.key = stride, padding, dilation, kernel, key
+        self.fast = None
+
+
+def _fast_forward(sig, x, weight, groups, out, policy):
+    """For a no-grad eager forward whose launch is prepared (`_runtime.Prepared`, under the
+    call's signature): (x, weight, scale, shift, residual) -> out, that allocates the output,
+    takes the filter's re-layout (cached per weight version) and launches; None where there is
+    nothing prepared (the torch path, a stand-in kernel), or once the prepared launch is stale
+    (then `conv2d` takes the full path, which prepares it again)."""
+    if sig.kernel == "depthwise":
+        prepared = depthwise_forward_launches.get(sig.key)
+        operand = lambda w: weight_operand(w, policy)[0]  # noqa: E731
+    elif sig.kernel.startswith("grouped"):
+        C_out, cin_g = weight.shape[:2]
+        prepared = grouped_launches.get((group_pack(x.dtype, cin_g, C_out // groups), sig.key))
+        operand = grouped_operand
+    else:
+        return None
+    if prepared is None:
+        return None
+    shape, dtype, device, fmt = out.shape, out.dtype, out.device, output_memory_format(out)
+
+    def fast(x, weight, scale, shift, residual):
+        if not prepared.valid():
+            return None
+        y = empty_output(shape, dtype, device, fmt)
+        prepared(x, operand(weight), y if scale is None else scale, y if shift is None else shift,
+                 y if residual is None else residual, y)
+        return y
+
+    return fast
+
+
+# What `_check_arguments` and `kernel_for` found, per call signature: everything they read (shapes,
+# strides, dtypes, devices of the tensors, the other arguments, the policy). A model calls each layer
+# with the same signature every time, so its checks run once (host time: see `_eager`).
+_CHECKED: dict = {}
+_MAX_CHECKED = 4096
+
+
+def _checked(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual, policy):
+    """The `_Signature` of a call outside any tracer: its arguments checked by `_check_arguments`
+    the first time the signature is seen. The signature's key (None where the arguments have
+    none) also keys the launchers' prepared launches (`_runtime.launch_prepared`): it holds every
+    shape, stride and dtype they read."""
+    try:
+        key = (x.shape, x.stride(), x.dtype, x.device, weight.shape, weight.stride(), weight.dtype, weight.device,
+               _hashable(stride), _hashable(padding), _hashable(dilation), _hashable(groups), activation, policy,
+               None if scale is None else (scale.shape, scale.dtype, scale.device),
+               None if shift is None else (shift.shape, shift.dtype, shift.device),
+               None if residual is None else (residual.shape, residual.stride(), residual.dtype, residual.device))
+        known = _CHECKED.get(key)
+    except (AttributeError, TypeError):  # not tensors, unhashable arguments: the checks say what is wrong
+        key, known = None, None
+    if known is not None:
+        return known
+    stride, padding, dilation = _check_arguments(
+        x, weight, stride, padding, dilation, groups, scale, shift, activation, residual)
+    known = _Signature(list(stride), list(padding), list(dilation), kernel_for(x, weight, groups, policy=policy), key)
+    if key is not None:
+        if len(_CHECKED) >= _MAX_CHECKED:
+            _CHECKED.clear()
+        _CHECKED[key] = known
+    return known
+
+
+def _hashable(value):
+    """An int, or a tuple or list of ints, as a key; anything else (bools among them, which equal
+    ints) a TypeError, so that the call takes the full checks."""
+    if type(value) is int:
+        return value
+    if type(value) in (tuple, list) and all(type(v) is int for v in value):
+        return tuple(value)
+    raise TypeError(value)
 
 
 # Plain tensors of these types, outside any tracer, take the eager path (see `_eager`).
@@ -174,11 +273,13 @@ def _eager(*tensors) -> bool:
     torch.compile / export (`is_compiling`), a dispatch mode (FakeTensorMode,
     FunctionalTensorMode, make_fx), a torch-function mode, a functorch transform (vmap,
     grad), or a tensor subclass."""
-    if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0:
+    if (torch._C._len_torch_dispatch_stack() > 0 or torch._C._is_torch_function_mode_enabled()
+            or torch._C._functorch.peek_interpreter_stack() is not None or torch.compiler.is_compiling()):
         return False
-    if torch._C._is_torch_function_mode_enabled() or torch._C._functorch.peek_interpreter_stack() is not None:
-        return False
-    return all(t is None or type(t) in _PLAIN_TENSOR_TYPES for t in tensors)
+    for t in tensors:
+        if t is not None and type(t) not in _PLAIN_TENSOR_TYPES:
+            return False
+    return True
 
 
 def kernel_for(x, weight, groups=1, stride=1, padding=0, dilation=1, policy=None):
@@ -302,16 +403,17 @@ def _act(activation: str):
 # bodies take the call's Policy; the operators take its key string (`Policy.key`, a schema type
 # they can carry), turned back into the Policy by a cached `Policy.parse`.
 def _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual,
-                    policy: Policy, operand=None, kernel=None):
-    """The forward; `kernel`: `kernel_for`'s answer when the caller has it already."""
+                    policy: Policy, operand=None, kernel=None, memo_key=None):
+    """The forward; `kernel`: `kernel_for`'s answer when the caller has it already; `memo_key`:
+    the call's signature (`_checked`), for the launcher's prepared launch."""
     stride, padding, dilation, act = tuple(stride), tuple(padding), tuple(dilation), _act(activation)
     kernel = kernel or kernel_for(x, weight, groups, policy=policy)
     if kernel == "depthwise":
         return depthwise_conv2d(x, weight, stride, padding, dilation, scale, shift, residual, act, operand=operand,
-                                policy=policy)
+                                policy=policy, memo_key=memo_key)
     if kernel.startswith("grouped"):
         return grouped_conv2d(x, weight, stride, padding, dilation, groups, scale, shift, residual, act,
-                              policy=policy)
+                              policy=policy, memo_key=memo_key)
     return torch_conv2d(x, weight, stride, padding, dilation, groups, scale, shift, residual, act)
 
 

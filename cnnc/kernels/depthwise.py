@@ -32,7 +32,7 @@ import triton
 import triton.language as tl
 
 from ._runtime import (INTERPRET, accumulator_dtype, autotune, cdiv, empty_output, launch, next_power_of_2, output_hw,
-                       output_memory_format)
+                       launch_prepared, output_memory_format, relayout)
 from .epilogue import ACT_CODES, apply_activation, apply_activation_grad, torch_epilogue
 from .policy import resolve
 
@@ -756,12 +756,14 @@ def _tile_grid(N, rows, cols, channels):
 
 
 def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=None,
-                     residual=None, activation=None, out=None, operand=None, policy=None):
+                     residual=None, activation=None, out=None, operand=None, policy=None, memo_key=None):
     """Launch the forward kernel. Arguments are already validated by `kernels.conv2d`:
     stride/padding/dilation are (h, w) pairs, weight is [C_out, 1, KH, KW] with
     C_out = MULT * C_in. `out`, if given, must have the output shape (any strides);
     `operand`, if given, is `weight_operand(weight, policy)` made earlier; `policy`: see
-    `policy.resolve` (None: the default policy), as for every launcher here."""
+    `policy.resolve` (None: the default policy), as for every launcher here; `memo_key`, if
+    given, determines every argument's shape, strides, dtype and device, the geometry, the
+    activation and the policy (`conv2d._checked`), and keys the prepared launch in its place."""
     policy = resolve(policy)
     N, C_in, H, W = x.shape
     C_out, _, KH, KW = weight.shape
@@ -771,7 +773,7 @@ def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=Non
     assert out.shape == (N, C_out, OH, OW), (out.shape, (N, C_out, OH, OW))
     w_arg, w_strides = operand or weight_operand(weight, policy)
     _launch_depthwise(x, w_arg, w_strides, KH, KW, out, padding, stride, dilation, C_out // C_in,
-                      scale, shift, residual, activation, policy)
+                      scale, shift, residual, activation, policy, memo_key if operand is None else None)
     return out
 
 
@@ -783,13 +785,18 @@ def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=Non
 # especially at batch 1 where the copy's launch counts, is NOT measured yet.
 def weight_operand(weight, policy):
     """(tensor, its (channel, kh, kw) element strides): the kernels' weight argument under
-    `policy` (dw_weights). A training step makes it once, in the forward, and hands it to the
-    backward's kernels (`conv2d`'s eager path; the autograd context keeps the weight unchanged
-    until then)."""
+    `policy` (dw_weights). The tap-major copy is made once per weight version
+    (`_runtime.relayout`); a training step's backward reuses the forward's (`conv2d`'s eager
+    path; the autograd context keeps the weight unchanged until then)."""
     C_out, _, KH, KW = weight.shape
     if policy.dw_weights == "as-is":
         return weight, (weight.stride(0), weight.stride(2), weight.stride(3))
-    return weight.reshape(C_out, KH * KW).t().contiguous(), (1, KW * C_out, C_out)
+    return relayout(weight, "tap-major", _tap_major), (1, KW * C_out, C_out)
+
+
+def _tap_major(weight):
+    """[C_out, 1, KH, KW] -> [KH, KW, C_out], contiguous: a tap's weights for consecutive channels adjacent."""
+    return weight.reshape(weight.shape[0], -1).t().contiguous()
 
 
 def _flipped(operand, KH, KW):
@@ -816,29 +823,33 @@ def forward_path_for(kh, kw, policy) -> str:
 
 
 def _launch_depthwise(x, w_arg, w_strides, KH, KW, out, padding, stride, dilation, mult,
-                      scale, shift, residual, activation, policy):
+                      scale, shift, residual, activation, policy, memo_key=None):
     """The forward kernel on x with the filter operand (w_arg, w_strides) of `weight_operand`,
     writing `out`; padding may be negative (the input gradient's flipped forward)."""
-    N, _, H, W = x.shape
-    _, C_out, OH, OW = out.shape
     res = residual if residual is not None else out  # dummy pointer when unused
-    channels_last, rows = x.stride(1) == 1, forward_path_for(KH, KW, policy) == "rows"
-    launch(
-        depthwise_conv2d_kernel, _tile_grid(N, OH, OW, C_out), policy,
-        x, w_arg,
-        scale if scale is not None else out, shift if shift is not None else out, res, out,
-        H, W, C_out, OH, OW,
-        *x.stride(),
-        *w_strides,
-        *res.stride(),
-        *out.stride(),
-        padding[0], padding[1],
-        KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
-        MULT=mult, CHANNELS_LAST=channels_last,
-        HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
-        ACT=ACT_CODES[activation], ALIGN=stride_align(x, res, out, taps=w_strides[1:], channels=(C_out,)),
-        ROW_REUSE=rows, ACC_DTYPE=_acc_dtype(x.dtype),
-    )
+    tensors = (x, w_arg, scale if scale is not None else out, shift if shift is not None else out, res, out)
+    key = memo_key or (x.shape, x.stride(), x.dtype, x.device, out.shape, out.stride(),
+                       None if residual is None else res.stride(), w_strides, KH, KW, tuple(padding), tuple(stride),
+                       tuple(dilation), mult, activation, policy, None if scale is None else scale.dtype,
+                       None if shift is None else shift.dtype)
+
+    def build():
+        N, _, H, W = x.shape
+        _, C_out, OH, OW = out.shape
+        scalars = (H, W, C_out, OH, OW, *x.stride(), *w_strides, *res.stride(), *out.stride(), padding[0], padding[1])
+        constexprs = dict(
+            KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
+            MULT=mult, CHANNELS_LAST=x.stride(1) == 1,
+            HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
+            ACT=ACT_CODES[activation], ALIGN=stride_align(x, res, out, taps=w_strides[1:], channels=(C_out,)),
+            ROW_REUSE=forward_path_for(KH, KW, policy) == "rows", ACC_DTYPE=_acc_dtype(x.dtype))
+        return _tile_grid(N, OH, OW, C_out), scalars, constexprs
+
+    launch_prepared(_FORWARD_LAUNCHES, key, depthwise_conv2d_kernel, policy, tensors, build)
+
+
+# The forward launches made ready per argument signature (`_runtime.launch_prepared`).
+_FORWARD_LAUNCHES: dict = {}
 
 
 def input_grad_path_for(kh, kw, stride, mult, policy) -> str:
