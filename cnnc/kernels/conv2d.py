@@ -273,8 +273,9 @@ def _eager(*tensors) -> bool:
     torch.compile / export (`is_compiling`), a dispatch mode (FakeTensorMode,
     FunctionalTensorMode, make_fx), a torch-function mode, a functorch transform (vmap,
     grad), or a tensor subclass."""
-    if (torch._C._len_torch_dispatch_stack() > 0 or torch._C._is_torch_function_mode_enabled()
-            or torch._C._functorch.peek_interpreter_stack() is not None or torch.compiler.is_compiling()):
+    if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0  # (is_compiling first:
+            or torch._C._is_torch_function_mode_enabled()  # Dynamo traces what follows it otherwise)
+            or torch._C._functorch.peek_interpreter_stack() is not None):
         return False
     for t in tensors:
         if t is not None and type(t) not in _PLAIN_TENSOR_TYPES:
