@@ -75,7 +75,8 @@ def _new_generated(source: str, name: str, qualname: str):
     return cls.__new__(cls)
 
 
-def compile(spec, /, *, fused: bool = False, kernel_policy=None, import_roots=(),  # noqa: A001
+def compile(spec, /, *, fused: bool = False, kernel_policy=None, cuda_graphs: bool = False,  # noqa: A001
+            import_roots=(),
             **params) -> torch.nn.Module:
     """Build the nn.Module a spec describes: `spec` is a path to a .cnn file, the name of a
     catalog entry (`cnnc list`) or spec text; keyword arguments override network parameters
@@ -85,19 +86,33 @@ def compile(spec, /, *, fused: bool = False, kernel_policy=None, import_roots=()
     same state_dict. `kernel_policy`: the kernel policy of the module's `kernels.conv2d` calls
     (a `cnnc.kernels.Policy` or its key string, e.g. "dw_forward=rows"; None: the process
     default, `cnnc.kernels.default_policy()`), set by `runtime.set_kernel_policy`: it changes
-    speed, never results, state_dict or generated source. `import_roots` adds directories the
-    spec may import from (like the command line's --import-root). (`fused`, `kernel_policy` and
+    speed, never results, state_dict or generated source. `cuda_graphs=True` returns the module
+    wrapped in `backends.cuda_graphs.CUDAGraphed` (inference as CUDA graph replays, captured at
+    the first call per input shape; same state_dict; its limits are in that module's docstring),
+    with the kernel policy's dispatch_timing set to "device" (dispatch decided by device time, as
+    replays pay no host time). `import_roots` adds directories the spec may import
+    from (like the command line's --import-root). (`fused`, `kernel_policy`, `cuda_graphs` and
     `import_roots` are therefore not available as network parameter names here.)"""
     gen = generate_source(spec, fused=fused, import_roots=import_roots, **params)
     module = load_source(gen.source, gen.name)
     model = getattr(module, gen.class_name)()
     if "cnnc_spec" not in model._modules:  # (a submodule of that name keeps it)
         model.cnnc_spec = SpecRef(_spec_ref(spec), tuple(sorted(params.items())), fused)
-    if kernel_policy is None:
+    if kernel_policy is None and not cuda_graphs:
         return model
     from .backends import runtime  # (imports the kernels, and with them triton: only when asked)
 
-    return runtime.set_kernel_policy(model, kernel_policy)
+    if not cuda_graphs:
+        return runtime.set_kernel_policy(model, kernel_policy)
+    import dataclasses
+
+    from .backends.cuda_graphs import CUDAGraphed
+    from .kernels.policy import resolve
+
+    runtime.set_kernel_policy(model, dataclasses.replace(resolve(kernel_policy), dispatch_timing="device"))
+    graphed = CUDAGraphed(model)
+    graphed.cnnc_spec = model.cnnc_spec
+    return graphed
 
 
 @dataclass(frozen=True)

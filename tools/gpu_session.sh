@@ -14,6 +14,14 @@
 #       tools/ab_kernels.py: rows vs taps forward, flipped vs gather input gradient, per-tap vs
 #       tap-block vs tuned weight gradient, tap-major vs as-is filter, timed side by side in one process
 #       (each a kernel policy; `--forward POLICY...` / `--training POLICY...` time others)
+#   bash tools/gpu_session.sh measure [--dry-run] [gpu_measure options...]
+#       issue 14's one run, at most 8 minutes: compiles everything first in 8 parallel processes
+#       (--warm-only, at most WARM_LIMIT=150 s), then tools/gpu_measure.py times, alone on the GPU and
+#       within what is left of 450 s: the dispatch measurement per shape class (which fills
+#       cnnc/kernels/dispatch_tables/: $OUT/dispatch_<device>.json), whole models (eager, CUDA-graphed,
+#       torch.compile default and max-autotune), per-kernel profiles of five layers. Writes measure.json
+#       and measure.md after every measurement; prints a short table last. Needs lark, as `models` does
+#       (carry .whl). --dry-run: no GPU; prints the commands and writes the plan's empty outputs.
 #   bash tools/gpu_session.sh models [bench_models options...]
 #       tools/bench_models.py: torchvision eager / torch.compile against cnnc's modules. It needs
 #       lark (the cnnc front end), which the device image lacks: before the call, here,
@@ -69,7 +77,41 @@ check() {  # all of tests/kernels natively, both tiers (CHECK_MARKS: a marker ex
     return $status
 }
 
+need_lark() {  # the cnnc front end's one dependency the device image lacks, from the carried .whl/
+    python3 -c "import lark" 2>/dev/null && return 0
+    ls .whl/lark-*.whl >/dev/null 2>&1 || { echo "gpu_session: no lark and no .whl/lark-*.whl (see the header)" >&2; exit 2; }
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/cnnc_site .whl/lark-*.whl || exit 2
+    export PYTHONPATH=/tmp/cnnc_site${PYTHONPATH:+:$PYTHONPATH}
+}
+
 case "${1:-}" in
+measure)
+    shift
+    dry=""
+    if [ "${1:-}" = "--dry-run" ]; then dry=1; shift; fi
+    budget=${MEASURE_BUDGET:-450} warm_limit=${WARM_LIMIT:-150}
+    warm_cmd="TORCHINDUCTOR_COMPILE_THREADS=2 timeout $warm_limit python3 tools/gpu_measure.py --warm-only --shard W/8 --out /tmp/cnnc_warm_W $*"
+    timed_cmd="timeout \$(( $budget + 20 - elapsed )) python3 tools/gpu_measure.py --out \$OUT --budget \$(( $budget - elapsed )) $*"
+    if [ -n "$dry" ]; then
+        echo "gpu_session measure: would run, for W in 1..8 in parallel: $warm_cmd"
+        echo "gpu_session measure: then: $timed_cmd"
+        python3 tools/gpu_measure.py --dry-run --out "$OUT" --budget "$budget" "$@"
+        exit $?
+    fi
+    need_lark
+    versions > "$OUT/versions.txt"
+    start=$SECONDS
+    for w in 1 2 3 4 5 6 7 8; do
+        TORCHINDUCTOR_COMPILE_THREADS=2 timeout "$warm_limit" python3 tools/gpu_measure.py --warm-only --shard "$w/8" \
+            --out "/tmp/cnnc_warm_$w" "$@" > "/tmp/cnnc_warm_$w.log" 2>&1 &
+    done
+    wait
+    for w in 1 2 3 4 5 6 7 8; do echo "== warm-up process $w"; cat "/tmp/cnnc_warm_$w.log"; done > "$OUT/warm.log"
+    elapsed=$(( SECONDS - start ))
+    echo "warm-up (8 processes): $elapsed s; $(grep -c '^warmed' "$OUT/warm.log") tasks compiled"
+    timeout $(( budget + 20 - elapsed )) python3 tools/gpu_measure.py --out "$OUT" --budget $(( budget - elapsed )) "$@" 2>&1 \
+        | tee "$OUT/measure.log"
+    ;;
 profile)  # profile [profile_kernels options...], then the kernel tests in what is left of the call
     versions | tee "$OUT/versions.txt"
     shift
@@ -107,17 +149,13 @@ ab)  # ab [ab_kernels options...]: the depthwise kernels' alternative paths side
     timeout ${AB_LIMIT:-560} python3 tools/ab_kernels.py --out "$OUT" "$@" 2>&1 | tee "$OUT/ab.log"
     ;;
 models)
-    if ! python3 -c "import lark" 2>/dev/null; then
-        ls .whl/lark-*.whl >/dev/null 2>&1 || { echo "gpu_session: no lark and no .whl/lark-*.whl (see the header)" >&2; exit 2; }
-        python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/cnnc_site .whl/lark-*.whl || exit 2
-        export PYTHONPATH=/tmp/cnnc_site${PYTHONPATH:+:$PYTHONPATH}
-    fi
+    need_lark
     shift
     versions > "$OUT/versions.txt"
     timeout 560 python3 tools/bench_models.py --out "$OUT" "$@" 2>&1 | tee "$OUT/models.log"
     ;;
 *)
-    echo "usage: bash tools/gpu_session.sh check | warmcheck | profile | bench [I/N] | ab | models" >&2
+    echo "usage: bash tools/gpu_session.sh measure [--dry-run] | check | warmcheck | profile | bench [I/N] | ab | models" >&2
     exit 2
     ;;
 esac

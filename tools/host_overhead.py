@@ -17,9 +17,15 @@ Routes, per layer, forward (no grad) and training step (forward + backward, all 
 and the aten ops each call issues (torch.profiler on CPU; `aten_copies`: the `contiguous` calls,
 the depthwise filter's tap-major copy among them). Every launch after the first takes the
 remembered config; the route through `Autotuner.run` that it replaced (a switch until the
-2026-11-23 measurement settled it: 47.6 -> 28.7 us per forward here) is gone.
+2026-11-23 measurement settled it: 47.6 -> 28.7 us per forward here) is gone. An eager forward
+after the first with the same signature runs `conv2d`'s prepared path: the checks' result kept
+per signature, the filter's re-layout kept per weight version, the launch's arguments and config
+kept (`_runtime.Prepared`): an output allocation, a lookup and the call into Triton.
 
-    python tools/host_overhead.py [--calls 2000] [--policy KEY] [--out results.json]
+    python tools/host_overhead.py [--calls 2000] [--policy KEY] [--out results.json] [--profile LAYER]
+
+Each call is timed on its own (perf_counter_ns); the table gives the median and, in brackets, the
+minimum, since this machine is shared: the minimum is the call without the load.
 
 CPU figures: a GPU host adds Triton's own launch path and CUDA's per-op cost on top.
 """
@@ -87,9 +93,8 @@ def make_call(layer, mode, route, policy):
 
     def call():
         nonlocal grad_y
-        if mode == "fwd":
-            with torch.no_grad():
-                return forward()
+        if mode == "fwd":  # (inside the caller's no_grad: a model's forward enters it once, not per conv)
+            return forward()
         y = forward()
         if grad_y is None:
             grad_y = torch.ones_like(y)
@@ -98,23 +103,29 @@ def make_call(layer, mode, route, policy):
     return call
 
 
-def per_call_us(call, calls, repeats=5):
-    call()
-    best = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
+def per_call_us(call, calls, grad):
+    """(median, minimum) microseconds of `calls` calls, each timed on its own, after 20 untimed ones
+    (the first tunes and prepares): on a loaded machine the median says what a call costs with the
+    load, the minimum what it costs without."""
+    times = []
+    with torch.set_grad_enabled(grad):
+        for _ in range(20):
             call()
-        best.append((time.perf_counter() - t0) / calls * 1e6)
-    return min(best)
+        clock = time.perf_counter_ns
+        for _ in range(calls):
+            t0 = clock()
+            call()
+            times.append(clock() - t0)
+    return statistics.median(times) / 1e3, min(times) / 1e3
 
 
-def aten_ops(call):
+def aten_ops(call, grad):
     from torch.profiler import ProfilerActivity, profile
 
-    call()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with torch.set_grad_enabled(grad):
         call()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            call()
     names = [e.name for e in prof.events() if e.name.startswith("aten::")]
     return len(names), sorted(set(names)), names.count("aten::contiguous")
 
@@ -124,6 +135,8 @@ def main(argv=None):
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--policy", default="", help="the kernel policy, as its key string (default: the default)")
     parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--profile", metavar="LAYER", help="also cProfile the eager forward of this layer "
+                                                           "(one of LAYERS) and print where its time goes")
     args = parser.parse_args(argv)
     try:
         policy = kernels.Policy.parse(args.policy)
@@ -139,17 +152,20 @@ def main(argv=None):
     for layer in LAYERS:
         for mode in ("fwd", "train"):
             row = {"layer": layer, "mode": mode}
+            grad = mode == "train"
             for route in ROUTES:
                 call = make_call(layer, mode, route, policy)
-                row[route] = per_call_us(call, args.calls if mode == "fwd" else args.calls // 4)
+                row[route], row[f"{route}_min"] = per_call_us(call, args.calls if mode == "fwd" else args.calls // 4,
+                                                              grad)
                 if route == "eager":
-                    row["aten_ops"], row["aten_op_names"], row["aten_copies"] = aten_ops(call)
+                    row["aten_ops"], row["aten_op_names"], row["aten_copies"] = aten_ops(call, grad)
             rows.append(row)
     print(f"host us per call on this CPU ({torch.get_num_threads()} thread), Triton's JIT run stubbed out, "
-          f"policy {policy.key or 'default'!r}")
-    print(f"{'layer':20s} {'mode':5s} " + " ".join(f"{r:>10s}" for r in ROUTES) + "  eager/operator  aten ops")
+          f"policy {policy.key or 'default'!r}; median (minimum) of {args.calls} calls timed one by one "
+          f"({args.calls // 4} for a training step)")
+    print(f"{'layer':20s} {'mode':5s} " + " ".join(f"{r:>17s}" for r in ROUTES) + "  eager/operator  aten ops")
     for r in rows:
-        print(f"{r['layer']:20s} {r['mode']:5s} " + " ".join(f"{r[k]:10.1f}" for k in ROUTES)
+        print(f"{r['layer']:20s} {r['mode']:5s} " + " ".join(f"{r[k]:8.1f} ({r[k + '_min']:6.1f})" for k in ROUTES)
               + f"  {r['eager'] / r['operator']:13.2f}x  {r['aten_ops']:8d}")
     for r in rows:
         print(f"  {r['layer']} {r['mode']}: {', '.join(n[6:] for n in r['aten_op_names'])}")
@@ -158,6 +174,25 @@ def main(argv=None):
             json.dump({"torch": torch.__version__, "triton": triton.__version__, "policy": policy.key, "rows": rows},
                       f, indent=1)
     print("median eager/operator:", round(statistics.median(r["eager"] / r["operator"] for r in rows), 2))
+    if args.profile:
+        profile_forward(args.profile, policy)
+
+
+def profile_forward(layer, policy, calls=3000):
+    """cProfile of `calls` eager forwards of `layer` (prepared): the functions by own time."""
+    import cProfile
+    import pstats
+
+    call = make_call(layer, "fwd", "eager", policy)
+    with torch.no_grad():
+        per_call_us(call, 1, False)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(calls):
+            call()
+        profiler.disable()
+    print(f"cProfile, {calls} eager forwards of {layer} (profiler overhead included):")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
 
 if __name__ == "__main__":

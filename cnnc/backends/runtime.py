@@ -27,7 +27,8 @@ except ImportError:  # pragma: no cover - triton is installed with cnnc[torch] o
 
 
 class Conv2d(nn.Conv2d):
-    """A depthwise or grouped nn.Conv2d that calls `kernels.conv2d` (bias as its per-channel shift).
+    """A depthwise or grouped nn.Conv2d that calls `kernels.conv2d` (bias as its per-channel shift)
+    where `kernels.choose_for` sends it to a Triton kernel, F.conv2d (cuDNN) elsewhere.
 
     `kernels.conv2d` is one custom op to torch.compile and torch.export; it runs a Triton kernel
     on CUDA (and under the interpreter). Where the kernel policy gives no Triton kernel (the CPU)
@@ -40,8 +41,8 @@ class Conv2d(nn.Conv2d):
     kernel_policy = None  # a plain attribute: neither parameter nor buffer, so no state_dict entry
 
     def forward(self, x: Tensor) -> Tensor:
-        if kernels is None or self.padding_mode != "zeros" or torch.onnx.is_in_onnx_export() or (
-                x.device.type == "cpu" and not kernels.INTERPRET):
+        if (kernels is None or self.padding_mode != "zeros" or torch.onnx.is_in_onnx_export()
+                or _kernel_choice(self, x).backend == "torch"):
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
                               groups=self.groups, shift=self.bias, policy=self.kernel_policy)
@@ -73,10 +74,12 @@ class ConvPlan:
       "onednn"   `torch.ops.mkldnn._convolution_pointwise` with the BatchNorm folded into a weight
                  prepacked for oneDNN, bias, residual add and activation fused (CPU, float32);
       "torch"    F.conv2d with the BatchNorm folded into weight and bias, then the add and
-                 activation in place.
+                 activation in place (on CUDA `kernels.folded_conv2d`: cuDNN, its fused conv + relu
+                 where the policy's cudnn_epilogue says).
     why: one line saying why (for `explain` and the build's report).
-    weight, bias: what the conv reads ("kernels": the conv's own weight, `operand` its filter
-    re-layout; otherwise folded, prepacked for "onednn"); scale, shift: the epilogue's ("kernels").
+    weight, bias: what the conv reads ("kernels": the conv's own weight, whose filter re-layout
+    `kernels.conv2d` keeps per weight version; otherwise folded, prepacked for "onednn"); scale,
+    shift: the epilogue's ("kernels").
     key: what the fold was made from (`FusedConv2d._fold_key`); a plan whose key differs is stale.
     """
 
@@ -86,7 +89,6 @@ class ConvPlan:
     bias: Tensor | None
     scale: Tensor | None
     shift: Tensor | None
-    operand: tuple | None
     key: tuple
 
 
@@ -94,9 +96,9 @@ def choose_conv_impl(layer: "FusedConv2d", x: Tensor) -> tuple[str, str]:
     """Which convolution a FusedConv2d runs on inputs like `x`, and why: the one place that
     chooses (once per layer and input device/dtype, at the first eval forward, never per call).
 
-    Today: the kernel policy's answer where it gives a Triton kernel (`kernels.kernel_for`:
-    depthwise and grouped on CUDA, or under the interpreter); else oneDNN's fused convolution
-    on the CPU in float32; else torch. (A measured per-device dispatch goes here.)"""
+    A Triton kernel where `kernels.choose_for` picks one (a measured win on this device, or the
+    policy's `dispatch`; under the interpreter in tests); else oneDNN's fused convolution on the
+    CPU in float32; else torch (cuDNN on a GPU)."""
     kernel = _triton_kernel_for(layer, x)
     if kernel:
         return "kernels", f"kernel policy: {kernel} Triton kernel"
@@ -107,8 +109,9 @@ def choose_conv_impl(layer: "FusedConv2d", x: Tensor) -> tuple[str, str]:
 
 
 def _triton_kernel_for(layer, x: Tensor) -> str | None:
-    """The Triton kernel the kernel policy gives this layer's conv on inputs like `x`, or None."""
-    if kernels is None:
+    """The Triton kernel this layer's conv runs on inputs like `x` (`_kernel_choice` says "triton"
+    and the policy gives a kernel), or None."""
+    if kernels is None or layer.groups == 1 or _kernel_choice(layer, x).backend != "triton":
         return None
     kernel = kernels.kernel_for(x, layer.weight, layer.groups, policy=layer.kernel_policy)
     return None if kernel == "torch" else kernel
@@ -119,6 +122,12 @@ class FusedConv2d(nn.Conv2d):
 
     Its state_dict is the conv's followed by the BatchNorm's (`bn.*`), in the order and shapes of
     the unfused layers, so the same weights load.
+
+    Where each conv runs is decided once per layer (`choose_conv_impl`): a depthwise or grouped
+    conv goes to a cnnc Triton kernel only where `kernels.choose_for` says so (a committed
+    measurement shows it faster than cuDNN on that device: `kernels.dispatch`); dense convs and
+    the others take oneDNN on the CPU (float32) or the torch route (cuDNN on a GPU,
+    `kernels.folded_conv2d`).
 
     Eval mode, no gradient needed (`torch.no_grad` / `torch.inference_mode`, or nothing that
     requires grad): the layer runs its `plan` (`ConvPlan`), made once and cached: which conv
@@ -183,8 +192,11 @@ class FusedConv2d(nn.Conv2d):
         if plan.impl == "kernels":
             return kernels.conv2d(x, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
                                   groups=self.groups, scale=plan.scale, shift=plan.shift,
-                                  activation=self.activation, residual=residual, policy=self.kernel_policy,
-                                  operand=plan.operand)
+                                  activation=self.activation, residual=residual, policy=self.kernel_policy)
+        if kernels is not None and x.is_cuda:  # cuDNN (its fused conv + relu where the policy says)
+            return kernels.folded_conv2d(x, plan.weight, plan.bias, stride=self.stride, padding=self.padding,
+                                         dilation=self.dilation, groups=self.groups, activation=self.activation,
+                                         residual=residual, policy=self.kernel_policy)
         y = F.conv2d(x, plan.weight, plan.bias, self.stride, self.padding, self.dilation, self.groups)
         if residual is not None:
             y += residual
@@ -201,18 +213,17 @@ class FusedConv2d(nn.Conv2d):
             return plan
         with torch.no_grad():
             impl, why = choose_conv_impl(self, x)
-            scale = shift = operand = None
+            scale = shift = None
             if impl == "kernels":
                 scale, shift = self._fold_for_epilogue(torch.float64 if x.dtype == torch.float64 else torch.float32)
                 weight, bias = self.weight.detach(), None
-                operand = kernels.weight_operand_for(x, self.weight, self.groups, policy=self.kernel_policy)
             else:
                 weight, bias = self._fold_for_conv(differentiable=False)
                 if impl == "onednn":
                     weight = torch.ops.mkldnn._reorder_convolution_weight(
                         weight.contiguous(), list(self.padding), list(self.stride), list(self.dilation), self.groups,
                         list(x.shape))
-        self._plan = ConvPlan(impl, why, weight, bias, scale, shift, operand, key)
+        self._plan = ConvPlan(impl, why, weight, bias, scale, shift, key)
         return self._plan
 
     def refold(self) -> None:
@@ -294,6 +305,22 @@ class FusedConv2d(nn.Conv2d):
 def _drop_plan(module, incompatible_keys) -> None:
     """load_state_dict's post hook: new weights, a new plan (copies bump versions anyway)."""
     module._plan = None
+
+
+def _kernel_choice(layer: nn.Conv2d, x: Tensor):
+    """Where a depthwise or grouped `layer` runs its conv for inputs like x: `kernels.choose_for`'s
+    decision ("triton": a cnnc kernel; "torch": cuDNN), made at the layer's first forward and
+    remembered with what it depends on (shape, dtype, device, layout, kernel policy); only a
+    change of those decides again. Not a module attribute: no state_dict entry."""
+    policy = kernels.policy.resolve(layer.kernel_policy)
+    if torch.compiler.is_compiling():  # a constant of the traced graph (`choose_for`)
+        return kernels.choose_for(x, layer.weight, layer.groups, layer.stride, layer.padding, layer.dilation, policy)
+    key = (x.shape, x.dtype, x.device, x.stride(), policy)
+    known = layer.__dict__.get("_kernel_choice")
+    if known is None or known[0] != key:
+        known = layer.__dict__["_kernel_choice"] = (key, kernels.choose_for(
+            x, layer.weight, layer.groups, layer.stride, layer.padding, layer.dilation, policy))
+    return known[1]
 
 
 def set_kernel_policy(module: nn.Module, policy) -> nn.Module:

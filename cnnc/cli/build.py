@@ -1,4 +1,4 @@
-"""`cnnc build FILE [-o OUT.py] [--weights W.pth]`: write the generated nn.Module source.
+"""`cnnc build FILE [-o OUT.py] [--weights W.pth] [--explain ...]`: write the generated nn.Module source.
 
 Writes `build/<spec stem>.py` by default. With `--weights`, the foreign state_dict is mapped onto
 the module by structural order (weights.py; entries it had to reorder are listed in a note on
@@ -11,6 +11,10 @@ An output must be a regular file or not exist yet (never a directory, device, FI
 link) and never one of the inputs (the spec, its imports, the weights). Identical inputs give
 byte-identical files (the .pth is serialised in memory, so its archive name is not the temporary
 file's).
+
+`--explain` then prints, for each convolution, where the module will run it (a cnnc Triton kernel
+or cuDNN) and why (backends/explain.py), for the device, dtype, layout and batch the options name;
+the kernel policy is the process default (CNNC_KERNELS_POLICY).
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from pathlib import Path
 from cnnc.diagnostics import CnncError
 from cnnc.outfile import prepare_output, write_atomically
 
-from .common import graph_and_inputs
+from .common import graph_and_inputs, positive
 
 NAME = "build"
 HELP = "generate a PyTorch nn.Module (.py) from a spec; --weights also writes remapped weights (.pth)"
@@ -36,6 +40,16 @@ def add_arguments(p) -> None:
     p.add_argument("--fused", action="store_true",
                    help="apply the fusion passes first: conv + BatchNorm + residual add + activation become one "
                         "kernels.conv2d call (same weights)")
+    p.add_argument("--explain", action="store_true",
+                   help="also print, for each convolution, whether a cnnc Triton kernel or cuDNN runs it, and why")
+    p.add_argument("--device", default="none", metavar="NAME",
+                   help="for --explain: the GPU's name as torch reports it (e.g. 'NVIDIA H200'), cuda:N to ask "
+                        "that device (needs it), or cpu; default none: no measurement applies")
+    p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32", "float64"],
+                   help="for --explain (default float16)")
+    p.add_argument("--layout", default="channels_last", choices=["channels_last", "nchw"],
+                   help="for --explain (default channels_last)")
+    p.add_argument("--batch", type=positive, default=1, help="for --explain (default 1)")
 
 
 def run(args) -> int:
@@ -65,7 +79,24 @@ def run(args) -> int:
         print(f"cnnc: note: {describe_moves(moves)}", file=sys.stderr)
     print(one_line(graph))
     print(f"wrote {out}" + (f" and {pth}" if weights is not None else ""))
+    if args.explain:
+        print(_explanation(graph, args), end="")
     return 0
+
+
+def _explanation(graph, args) -> str:
+    from cnnc.backends import explain
+    from cnnc.kernels import default_policy
+
+    device = args.device
+    if device.startswith("cuda"):  # ask the device itself
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CnncError(f"--device {device}: no CUDA device here; name the GPU instead, e.g. --device 'NVIDIA H200'")
+        device = torch.cuda.get_device_name(torch.device(device))
+    rows = explain.explain(graph, device, args.dtype, args.layout, args.batch, default_policy())
+    return explain.render(rows, device, args.dtype, args.layout, args.batch)
 
 
 def _remapped_weights(gen, path) -> tuple[dict, list[str]]:

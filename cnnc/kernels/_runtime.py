@@ -14,6 +14,8 @@ import os
 
 import torch
 
+from .dispatch import output_hw  # noqa: F401 (the launchers import it from here)
+
 try:  # triton is optional: without it every call takes the torch path
     import triton
     import triton.language as tl
@@ -43,13 +45,6 @@ def triton_can_run_on(device: torch.device, policy) -> bool:
         # (the interpreter is for testing the kernels, far too slow for whole models).
         return INTERPRET and policy.interpret_cpu
     return False
-
-
-def output_hw(h, w, kernel, stride, padding, dilation) -> tuple[int, int]:
-    """Output height and width of a convolution; kernel, stride, padding, dilation are (h, w) pairs."""
-    (KH, KW), (SH, SW), (PH, PW), (DH, DW) = kernel, stride, padding, dilation
-    return ((h + 2 * PH - DH * (KH - 1) - 1) // SH + 1,
-            (w + 2 * PW - DW * (KW - 1) - 1) // SW + 1)
 
 
 def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -175,10 +170,47 @@ def untimed_config(kernel, args, kwargs):
     return configs[0]
 
 
+# Tensors of these types, outside any dispatch mode, are real: a launch runs the kernel. Anything
+# else (FakeTensor, FunctionalTensor, a tracer's) is torch.compile or make_fx tracing a
+# `torch.library.triton_op` (conv2d.py): the launch is recorded with `wrap_triton`.
+_REAL_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+def traced(tensor) -> bool:
+    """True when a launch with `tensor` among its arguments is being traced, not run."""
+    return type(tensor) not in _REAL_TENSOR_TYPES or torch._C._len_torch_dispatch_stack() > 0
+
+
+def relayout(weight, tag, make):
+    """`make(weight)`, a filter in the layout a kernel reads (the depthwise tap-major copy, the
+    grouped permute), remembered on `weight` while it is unchanged: same version counter (in-place
+    updates: optimizer steps, load_state_dict), storage, shape, strides, dtype and device, and the
+    same `tag` (e.g. the policy's layout). The entry keeps the weight's storage alive, so a new
+    storage (`weight.data = ...`, which leaves the version alone) cannot take its address. Made
+    under no_grad: the kernels compute the filter's gradient themselves. Traced calls make it
+    every time: under torch.compile it is an op on the weight, which freezing folds."""
+    if traced(weight):
+        return make(weight)
+    key = (tag, weight._version, weight.data_ptr(), weight.shape, weight.stride(), weight.dtype, weight.device)
+    known = weight.__dict__.get("_cnnc_relayout")
+    if known is not None and known[0] == key:
+        return known[2]
+    with torch.no_grad():
+        value = make(weight)
+    weight.__dict__["_cnnc_relayout"] = (key, weight.detach(), value)
+    return value
+
+
 def launch(kernel, grid, policy, *args, **kwargs):
     """`kernel[grid](*args, **kwargs, TUNING=...)` for a `triton.autotune`d kernel under `policy`;
-    returns the Config that ran. `grid(config.kwargs)` is the launch grid; args[0] is a tensor
-    on the launch's device.
+    returns the Config that ran (None when traced). `grid(config.kwargs)` is the launch grid;
+    args[0] is a tensor on the launch's device.
+
+    Traced (`traced`: a `torch.library.triton_op` body under torch.compile or make_fx), the launch
+    is recorded as `torch.library.wrap_triton(kernel)[grid](...)`, a node of the graph that
+    Inductor compiles, autotunes and launches from its own generated code; TUNING is then 0
+    (Inductor keeps its own tuning per kernel, and string constexprs trip torch's analysis of the
+    kernel: see epilogue.ACT_CODES).
 
     Each config chosen is remembered under the launch's key: the values of the kernel's
     autotune key (`autotune`: every constexpr, TUNING among them), its tensors' dtypes, the
@@ -193,6 +225,11 @@ def launch(kernel, grid, policy, *args, **kwargs):
     A remembered config is dropped when it is no longer in `kernel.configs` (tests swap the
     configs). A stand-in for a kernel (tests, `tools/compile_kernels.py`) is launched as
     `kernel[grid](...)`; its `best_config`, if it has one, is returned."""
+    if traced(args[0]):
+        from torch.library import wrap_triton
+
+        wrap_triton(kernel)[grid](*args, **kwargs, TUNING=0)
+        return None
     device = args[0].device
     kwargs["TUNING"] = tuning_tag(policy, device)
     if not isinstance(kernel, Autotuner):
@@ -217,4 +254,44 @@ def launch(kernel, grid, policy, *args, **kwargs):
         chosen[key] = (config, meta)
     kernel.best_config = config
     kernel.fn.run(*args, grid=grid(config.kwargs), warmup=False, **kwargs, **meta)
+    return config
+
+
+class Prepared:
+    """One launch made ready again: a kernel with a remembered config, its grid, scalar arguments
+    and constexprs; `prepared(*tensors)` launches it on new tensors of the same shapes, strides,
+    dtypes and device (the caller's key says so), without rebuilding the ~40 arguments or looking
+    up the config (host time per forward: tools/host_overhead.py). Invalid, and then rebuilt by
+    the caller, once the config is no longer in `kernel.configs` (tests swap the configs)."""
+
+    __slots__ = ("kernel", "configs", "config", "run", "grid", "scalars", "kwargs")
+
+    def __init__(self, kernel, config, grid, scalars, kwargs):
+        self.kernel, self.configs, self.config, self.run = kernel, kernel.configs, config, kernel.fn.run
+        self.grid, self.scalars = grid(config.kwargs), scalars
+        self.kwargs = dict(kwargs, **config.all_kwargs(), warmup=False)
+
+    def valid(self) -> bool:
+        return self.kernel.configs is self.configs  # (the list object: tests swap it whole)
+
+    def __call__(self, *tensors):
+        self.run(*tensors, *self.scalars, grid=self.grid, **self.kwargs)
+
+
+def launch_prepared(prepared: dict, key, kernel, policy, tensors, build):
+    """`launch(kernel, grid, policy, *tensors, *scalars, **kwargs)`, with (grid, scalars, kwargs) =
+    build(), the first time `key` is seen (or after its Prepared went invalid), and the `Prepared`
+    in `prepared[key]` after that, once the config is remembered. `key` must determine what build()
+    returns (the launcher's geometry, strides, dtypes, device, policy). Traced launches and
+    stand-ins for kernels are never prepared."""
+    hit = prepared.get(key)
+    if hit is not None and hit.valid():
+        hit(*tensors)
+        return hit.config
+    grid, scalars, kwargs = build()
+    config = launch(kernel, grid, policy, *tensors, *scalars, **kwargs)
+    if config is not None and isinstance(kernel, Autotuner) and config.pre_hook is None and not traced(tensors[0]):
+        if len(prepared) >= 4096:
+            prepared.clear()
+        prepared[key] = Prepared(kernel, config, grid, scalars, dict(kwargs, TUNING=tuning_tag(policy, tensors[0].device)))
     return config

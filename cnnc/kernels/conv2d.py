@@ -5,9 +5,11 @@
 Stages, in order:
 1. `conv2d` checks and normalizes the arguments (`_check_arguments`): every mistake is a
    ValueError/TypeError that names the argument, never a wrong result.
-2. It calls the `cnnc_kernels::conv2d` operator registered with `torch.library`, so
-   `torch.compile(fullgraph=True)` and `torch.export` see one opaque op (shapes come from
-   its fake implementation) instead of a Triton launch.
+2. Outside any tracer it calls the operators' bodies directly (`_eager`). Traced, it calls an
+   operator registered with `torch.library`: for CUDA tensors `cnnc_kernels::conv2d_triton`, a
+   `triton_op` whose kernel launches torch.compile records (`wrap_triton`) and Inductor then
+   launches from its own code; otherwise `cnnc_kernels::conv2d`, one opaque op (shapes from
+   its fake implementation). Both are one op to `torch.export`.
 3. The operator picks a backend (`kernel_for`): the depthwise or grouped Triton kernel,
    or the eager-torch fallback with identical semantics. Every choice that is still open
    (which loop, which filter layout, autotuning on or off) is the call's kernel policy
@@ -21,17 +23,23 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from . import dispatch
 from ._runtime import ACTIVATIONS, TRITON_DTYPES, output_hw, output_memory_format, triton_can_run_on
+from ._runtime import empty_output
+from .depthwise import _FORWARD_LAUNCHES as depthwise_forward_launches
 from .depthwise import (depthwise_conv2d, depthwise_conv2d_input_grad, depthwise_conv2d_weight_grad,
                         depthwise_epilogue_grad, weight_operand)
-from .epilogue import NEEDS_PREACTIVATION, activation_grad, torch_epilogue
-from .grouped import grouped_conv2d, uses_tensor_cores
+from .epilogue import NEEDS_PREACTIVATION, TORCH_ACTIVATIONS, activation_grad, torch_epilogue
+from .grouped import _LAUNCHES as grouped_launches
+from .grouped import group_pack, grouped_conv2d, grouped_operand, uses_tensor_cores
 from .policy import Policy, parsed, resolve
 
-# Largest filter the unrolled kernels take; bigger ones fall back to torch.
-MAX_KERNEL_SIZE = 11
-# Offsets inside the kernels are int32 except the batch term.
-MAX_TRITON_NUMEL = 2**31 - 1
+# Largest filter the unrolled kernels take (bigger ones fall back to torch), and the int32 limit of
+# their offsets (all but the batch term): `dispatch.triton_kernel` checks both.
+MAX_KERNEL_SIZE = dispatch.MAX_KERNEL_SIZE
+MAX_TRITON_NUMEL = dispatch.MAX_TRITON_NUMEL
+# dtype -> its name in dispatch tables and `dispatch.choose`
+DTYPE_NAMES = {dtype: str(dtype).replace("torch.", "") for dtype in TRITON_DTYPES}
 
 # Activations whose derivative is computed from the saved output y (see epilogue.py).
 _GRAD_FROM_OUTPUT = ("relu", "relu6", "sigmoid")
@@ -128,7 +136,7 @@ def _check_arguments(x, weight, stride, padding, dilation, groups, scale, shift,
 # 2. Public entry points
 # ---------------------------------------------------------------------------
 def conv2d(x, weight, *, stride=1, padding=0, dilation=1, groups=1, scale=None, shift=None,
-           activation=None, residual=None, policy=None, operand=None):
+           activation=None, residual=None, policy=None):
     """act(conv2d(x, weight) * scale + shift + residual), fused where a Triton kernel exists.
 
     x: (N, C_in, H, W), NCHW or channels_last; the output has the same memory format.
@@ -140,19 +148,115 @@ def conv2d(x, weight, *, stride=1, padding=0, dilation=1, groups=1, scale=None, 
     Differentiable in x, weight, scale, shift and residual.
     policy: the kernel policy (`policy.Policy`, or its key string), for the forward and the
     backward; None: `policy.default_policy()` at this call. It changes speed, never the result.
-    operand: `weight_operand_for(x, weight, groups, policy)` made earlier for this weight (a
-    caller's cache of the filter re-layout; used by the eager forward without autograd only).
     """
+    policy = resolve(policy)
+    if not _eager(x, weight, scale, shift, residual):
+        stride, padding, dilation = _check_arguments(
+            x, weight, stride, padding, dilation, groups, scale, shift, activation, residual)
+        args = (x, weight, list(stride), list(padding), list(dilation), groups, scale, shift,
+                activation or "none", residual)
+        # traced or in a mode: CUDA tensors take the triton_op, which torch.compile sees into
+        op = torch.ops.cnnc_kernels.conv2d_triton if x.device.type == "cuda" else torch.ops.cnnc_kernels.conv2d
+        return op(*args, policy.key)
+    sig = _checked(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual, policy)
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or any(
+            t is not None and t.requires_grad for t in (scale, shift, residual))):
+        return _EagerConv2d.apply(x, weight, sig.stride, sig.padding, sig.dilation, groups, scale, shift,
+                                  activation or "none", residual, policy)
+    if sig.fast is not None:
+        out = sig.fast(x, weight, scale, shift, residual)
+        if out is not None:
+            return out
+    out = _conv2d_forward(x, weight, sig.stride, sig.padding, sig.dilation, groups, scale, shift, activation or "none",
+                          residual, policy, kernel=sig.kernel, memo_key=sig.key)
+    if sig.key is not None:
+        sig.fast = _fast_forward(sig, x, weight, groups, out, policy)
+    return out
+
+
+class _Signature:
+    """What `_check_arguments` and `kernel_for` found for one call signature (`_checked`), and,
+    once a forward with it has run, `fast`: the same forward again with nothing looked up but the
+    filter's cached re-layout (`_fast_forward`)."""
+
+    __slots__ = ("stride", "padding", "dilation", "kernel", "key", "fast")
+
+    def __init__(self, stride, padding, dilation, kernel, key):
+        self.stride, self.padding, self.dilation, self.kernel, self.key = stride, padding, dilation, kernel, key
+        self.fast = None
+
+
+def _fast_forward(sig, x, weight, groups, out, policy):
+    """For a no-grad eager forward whose launch is prepared (`_runtime.Prepared`, under the
+    call's signature): (x, weight, scale, shift, residual) -> out, that allocates the output,
+    takes the filter's re-layout (cached per weight version) and launches; None where there is
+    nothing prepared (the torch path, a stand-in kernel), or once the prepared launch is stale
+    (then `conv2d` takes the full path, which prepares it again)."""
+    if sig.kernel == "depthwise":
+        prepared = depthwise_forward_launches.get(sig.key)
+        operand = lambda w: weight_operand(w, policy)[0]  # noqa: E731
+    elif sig.kernel.startswith("grouped"):
+        C_out, cin_g = weight.shape[:2]
+        prepared = grouped_launches.get((group_pack(x.dtype, cin_g, C_out // groups), sig.key))
+        operand = grouped_operand
+    else:
+        return None
+    if prepared is None:
+        return None
+    shape, dtype, device, fmt = out.shape, out.dtype, out.device, output_memory_format(out)
+
+    def fast(x, weight, scale, shift, residual):
+        if not prepared.valid():
+            return None
+        y = empty_output(shape, dtype, device, fmt)
+        prepared(x, operand(weight), y if scale is None else scale, y if shift is None else shift,
+                 y if residual is None else residual, y)
+        return y
+
+    return fast
+
+
+# What `_check_arguments` and `kernel_for` found, per call signature: everything they read (shapes,
+# strides, dtypes, devices of the tensors, the other arguments, the policy). A model calls each layer
+# with the same signature every time, so its checks run once (host time: see `_eager`).
+_CHECKED: dict = {}
+_MAX_CHECKED = 4096
+
+
+def _checked(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual, policy):
+    """The `_Signature` of a call outside any tracer: its arguments checked by `_check_arguments`
+    the first time the signature is seen. The signature's key (None where the arguments have
+    none) also keys the launchers' prepared launches (`_runtime.launch_prepared`): it holds every
+    shape, stride and dtype they read."""
+    try:
+        key = (x.shape, x.stride(), x.dtype, x.device, weight.shape, weight.stride(), weight.dtype, weight.device,
+               _hashable(stride), _hashable(padding), _hashable(dilation), _hashable(groups), activation, policy,
+               None if scale is None else (scale.shape, scale.dtype, scale.device),
+               None if shift is None else (shift.shape, shift.dtype, shift.device),
+               None if residual is None else (residual.shape, residual.stride(), residual.dtype, residual.device))
+        known = _CHECKED.get(key)
+    except (AttributeError, TypeError):  # not tensors, unhashable arguments: the checks say what is wrong
+        key, known = None, None
+    if known is not None:
+        return known
     stride, padding, dilation = _check_arguments(
         x, weight, stride, padding, dilation, groups, scale, shift, activation, residual)
-    policy = resolve(policy)
-    args = (x, weight, list(stride), list(padding), list(dilation), groups, scale, shift, activation or "none",
-            residual)
-    if not _eager(x, weight, scale, shift, residual):
-        return torch.ops.cnnc_kernels.conv2d(*args, policy.key)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, scale, shift, residual)):
-        return _EagerConv2d.apply(*args, policy)
-    return _conv2d_forward(*args, policy, operand=operand)
+    known = _Signature(list(stride), list(padding), list(dilation), kernel_for(x, weight, groups, policy=policy), key)
+    if key is not None:
+        if len(_CHECKED) >= _MAX_CHECKED:
+            _CHECKED.clear()
+        _CHECKED[key] = known
+    return known
+
+
+def _hashable(value):
+    """An int, or a tuple or list of ints, as a key; anything else (bools among them, which equal
+    ints) a TypeError, so that the call takes the full checks."""
+    if type(value) is int:
+        return value
+    if type(value) in (tuple, list) and all(type(v) is int for v in value):
+        return tuple(value)
+    raise TypeError(value)
 
 
 # Plain tensors of these types, outside any tracer, take the eager path (see `_eager`).
@@ -169,11 +273,14 @@ def _eager(*tensors) -> bool:
     torch.compile / export (`is_compiling`), a dispatch mode (FakeTensorMode,
     FunctionalTensorMode, make_fx), a torch-function mode, a functorch transform (vmap,
     grad), or a tensor subclass."""
-    if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0:
+    if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0  # (is_compiling first:
+            or torch._C._is_torch_function_mode_enabled()  # Dynamo traces what follows it otherwise)
+            or torch._C._functorch.peek_interpreter_stack() is not None):
         return False
-    if torch._C._is_torch_function_mode_enabled() or torch._C._functorch.peek_interpreter_stack() is not None:
-        return False
-    return all(t is None or type(t) in _PLAIN_TENSOR_TYPES for t in tensors)
+    for t in tensors:
+        if t is not None and type(t) not in _PLAIN_TENSOR_TYPES:
+            return False
+    return True
 
 
 def kernel_for(x, weight, groups=1, stride=1, padding=0, dilation=1, policy=None):
@@ -186,34 +293,103 @@ def kernel_for(x, weight, groups=1, stride=1, padding=0, dilation=1, policy=None
 def _kernel_for_shapes(device, dtype, x_shape, weight_shape, groups, policy):
     """`kernel_for` from x's device, dtype and shape and the weight's shape (the backward asks
     without tensors of those shapes at hand)."""
-    C_in = x_shape[1]
-    C_out, cin_g, KH, KW = weight_shape
-    numel = x_shape[0] * C_in * x_shape[2] * x_shape[3]
-    if not triton_can_run_on(device, policy) or dtype not in TRITON_DTYPES or numel == 0:
+    if not triton_can_run_on(device, policy) or dtype not in TRITON_DTYPES:
         return "torch"
-    if groups <= 1 or max(KH, KW) > MAX_KERNEL_SIZE:
-        return "torch"  # dense convolution: cuDNN / the CPU library is the better choice
-    if numel >= MAX_TRITON_NUMEL or C_out * numel // max(C_in, 1) >= MAX_TRITON_NUMEL:
-        return "torch"
-    if groups == C_in:
-        return "depthwise"
+    kind, _ = dispatch.triton_kernel(x_shape, weight_shape, groups, DTYPE_NAMES[dtype])
+    if kind != "grouped":
+        return kind or "torch"  # dense convolution, filter > 11, empty or >= 2^31 elements: torch
+    C_out, cin_g = weight_shape[0], weight_shape[1]
     return "grouped-dot" if uses_tensor_cores(dtype, cin_g, C_out // groups) else "grouped-direct"
-
-
-def weight_operand_for(x, weight, groups=1, policy=None):
-    """The filter re-layout the forward makes for this call (`depthwise.weight_operand`) when it
-    takes the depthwise kernel, else None: for callers that cache it per weight version (the
-    fused layers' plan) and pass it back as `conv2d(..., operand=...)`."""
-    policy = resolve(policy)
-    if kernel_for(x, weight, groups, policy=policy) != "depthwise":
-        return None
-    return weight_operand(weight.detach(), policy)
 
 
 def backend_for(x, weight, groups=1, stride=1, padding=0, dilation=1, policy=None):
     """"triton" when `conv2d` with these arguments runs a Triton kernel (natively on CUDA,
     or under the interpreter on CPU), else "torch"."""
     return "torch" if kernel_for(x, weight, groups, stride, padding, dilation, policy) == "torch" else "triton"
+
+
+# ---------------------------------------------------------------------------
+# Dispatch: which convs of a generated module take the kernels (`dispatch.choose`), and the
+# route the others take
+# ---------------------------------------------------------------------------
+# device -> its name in dispatch tables; filled on first use by torch.cuda.get_device_name (tests
+# that trace with fake CUDA tensors, where there is no driver to ask, fill it themselves)
+DEVICE_NAMES: dict = {}
+
+
+def device_name(device, policy) -> str:
+    """What `dispatch.choose` calls a tensor's device under `policy`: the CUDA device's name,
+    "cpu-interpreter" (CPU tensors the kernels run on under Triton's interpreter) or "cpu"."""
+    if device.type == "cuda":
+        name = DEVICE_NAMES.get(device)
+        if name is None:
+            name = DEVICE_NAMES[device] = torch.cuda.get_device_name(device)
+        return name
+    if device.type == "cpu":
+        return "cpu-interpreter" if triton_can_run_on(device, policy) else "cpu"
+    return device.type
+
+
+@torch.compiler.assume_constant_result  # under torch.compile: run once at trace time, a constant in the graph
+def _choose(device, dtype, layout, x_shape, weight_shape, groups, stride, padding, dilation, policy_key, timing):
+    return dispatch.choose(device, dtype, layout, x_shape, weight_shape, groups, stride, padding, dilation,
+                           parsed(policy_key), timing)
+
+
+def choose_for(x, weight, groups=1, stride=1, padding=0, dilation=1, policy=None) -> dispatch.Choice:
+    """`dispatch.choose` for a conv of x with weight: where a generated module runs it ("triton":
+    `conv2d`; "torch": cuDNN with the BatchNorm folded into weight and bias, `folded_conv2d`), and
+    why. Decided from the device's name, x's dtype and layout, the shapes and the policy
+    (`dispatch_timing` auto: device time while torch.compile traces or a CUDA graph captures,
+    host time otherwise). The decision itself is cached; callers keep it per layer (the runtime
+    decides at a layer's first forward)."""
+    policy = resolve(policy)
+    timing = policy.dispatch_timing
+    if timing == "auto":
+        capturing = torch.cuda.is_initialized() and torch.cuda.is_current_stream_capturing()
+        timing = "device" if torch.compiler.is_compiling() or capturing else "host"
+    layout = "channels_last" if output_memory_format(x) == torch.channels_last else "nchw"
+    return _choose(device_name(x.device, policy), DTYPE_NAMES.get(x.dtype, str(x.dtype).replace("torch.", "")),
+                   layout, tuple(x.shape), tuple(weight.shape), groups, _pair(stride, "stride"),
+                   _pair(padding, "padding"), _pair(dilation, "dilation"), policy.key, timing)
+
+
+# activation -> its in-place torch form, for a conv output nothing else holds
+_INPLACE_ACTIVATIONS = {
+    "relu": torch.relu_, "relu6": lambda y: F.hardtanh_(y, 0.0, 6.0), "silu": lambda y: F.silu(y, inplace=True),
+    "hardswish": lambda y: F.hardswish(y, inplace=True), "sigmoid": torch.sigmoid_,
+}
+
+
+def folded_conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, activation=None,
+                  residual=None, policy=None):
+    """The torch route of a conv whose BatchNorm is folded into `weight` and `bias` (x's dtype):
+    act(conv2d(x, weight) + bias + residual), what a generated module runs where `choose_for`
+    says "torch".
+
+    On CUDA, with the policy's cudnn_epilogue "fused", activation relu and nothing tracing:
+    one cuDNN call, `torch.cudnn_convolution_relu` (`_add_relu` with a residual). Otherwise
+    F.conv2d (cuDNN on a GPU), then the residual add and the activation as torch ops, in place on
+    the conv's fresh output where autograd allows: torch.compile fuses them into one pass
+    (Inductor never fuses into cuDNN). cudnn_convolution_relu has no fake implementation in
+    torch, so a trace takes the second form."""
+    policy = resolve(policy)
+    if (activation == "relu" and policy.cudnn_epilogue == "fused" and x.is_cuda and _eager(x, weight, bias, residual)
+            and torch.backends.cudnn.is_acceptable(x)):
+        stride, padding, dilation = (list(_pair(v, n)) for v, n in ((stride, "stride"), (padding, "padding"),
+                                                                      (dilation, "dilation")))
+        if residual is None:
+            return torch.cudnn_convolution_relu(x, weight, bias, stride, padding, dilation, groups)
+        return torch.cudnn_convolution_add_relu(x, weight, residual, 1.0, bias, stride, padding, dilation, groups)
+    y = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    inplace = not (torch.is_grad_enabled() and (y.requires_grad or (residual is not None and residual.requires_grad)))
+    if residual is not None:
+        y = y.add_(residual) if inplace else y + residual
+    if activation is None:
+        return y
+    if inplace and activation in _INPLACE_ACTIVATIONS:
+        return _INPLACE_ACTIVATIONS[activation](y)
+    return TORCH_ACTIVATIONS[activation](y)
 
 
 # ---------------------------------------------------------------------------
@@ -228,16 +404,17 @@ def _act(activation: str):
 # bodies take the call's Policy; the operators take its key string (`Policy.key`, a schema type
 # they can carry), turned back into the Policy by a cached `Policy.parse`.
 def _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual,
-                    policy: Policy, operand=None, kernel=None):
-    """The forward; `kernel`: `kernel_for`'s answer when the caller has it already."""
+                    policy: Policy, operand=None, kernel=None, memo_key=None):
+    """The forward; `kernel`: `kernel_for`'s answer when the caller has it already; `memo_key`:
+    the call's signature (`_checked`), for the launcher's prepared launch."""
     stride, padding, dilation, act = tuple(stride), tuple(padding), tuple(dilation), _act(activation)
     kernel = kernel or kernel_for(x, weight, groups, policy=policy)
     if kernel == "depthwise":
         return depthwise_conv2d(x, weight, stride, padding, dilation, scale, shift, residual, act, operand=operand,
-                                policy=policy)
+                                policy=policy, memo_key=memo_key)
     if kernel.startswith("grouped"):
         return grouped_conv2d(x, weight, stride, padding, dilation, groups, scale, shift, residual, act,
-                              policy=policy)
+                              policy=policy, memo_key=memo_key)
     return torch_conv2d(x, weight, stride, padding, dilation, groups, scale, shift, residual, act)
 
 
@@ -246,6 +423,20 @@ def _conv2d_op(x: torch.Tensor, weight: torch.Tensor, stride: List[int], padding
                dilation: List[int], groups: int, scale: Optional[torch.Tensor],
                shift: Optional[torch.Tensor], activation: str,
                residual: Optional[torch.Tensor], policy: str) -> torch.Tensor:
+    return _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual,
+                           parsed(policy))
+
+
+@torch.library.triton_op("cnnc_kernels::conv2d_triton", mutates_args=())
+def _conv2d_triton_op(x: torch.Tensor, weight: torch.Tensor, stride: List[int], padding: List[int],
+                      dilation: List[int], groups: int, scale: Optional[torch.Tensor],
+                      shift: Optional[torch.Tensor], activation: str,
+                      residual: Optional[torch.Tensor], policy: str) -> torch.Tensor:
+    """`cnnc_kernels::conv2d` for CUDA tensors, as a `torch.library.triton_op`: the same body,
+    which torch.compile traces instead of keeping opaque. Its launches are recorded with
+    `wrap_triton` (`_runtime.launch`), so Inductor compiles, tunes and launches the kernels from
+    its generated code (no cnnc Python per call), and the filter's re-layout (tap-major copy,
+    grouped permute) is a plain op on the weight that freezing folds into a constant."""
     return _conv2d_forward(x, weight, stride, padding, dilation, groups, scale, shift, activation, residual,
                            parsed(policy))
 
@@ -443,6 +634,7 @@ def _backward(ctx, grad_y):
 
 
 _conv2d_op.register_autograd(_backward, setup_context=_setup_context)
+_conv2d_triton_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 class _EagerOps:

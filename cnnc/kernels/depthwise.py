@@ -32,8 +32,8 @@ import triton
 import triton.language as tl
 
 from ._runtime import (INTERPRET, accumulator_dtype, autotune, cdiv, empty_output, launch, next_power_of_2, output_hw,
-                       output_memory_format)
-from .epilogue import apply_activation, apply_activation_grad, torch_epilogue
+                       launch_prepared, output_memory_format, relayout)
+from .epilogue import ACT_CODES, apply_activation, apply_activation_grad, torch_epilogue
 from .policy import resolve
 
 
@@ -303,7 +303,30 @@ def _affine_residual(acc, scale_ptr, shift_ptr, res_ptr, n, oh, ow, co, c_mask, 
     return acc
 
 
-@autotune(configs=depthwise_configs(), key=["C_out", "OH", "OW"])  # + every constexpr but the tile
+# The epilogue backward's partial sums of d shift and d scale are per cell of SUM_H x SUM_W output
+# pixels, not per program: the buffer's shape and the rows written then depend on the shapes alone,
+# not on which config the autotuner (cnnc's or Inductor's) ran, so the launcher sums all of it.
+# (Per program, as before, a config's rows had to be told apart from those other configs wrote while
+# tuning: summing them all put d scale 70% off on an H100.) Every config's tile is a whole number of
+# cells; the row-reuse path's groups of 4 output rows are one row of cells. Cost: one fp32 row per 32
+# pixels per channel, 1/16 of the fp16 output gradient's bytes per wanted sum, where a 4x8 tile wrote
+# as many and a larger tile fewer.
+SUM_H, SUM_W = 4, 8
+
+
+def epilogue_sum_cells(N, OH, OW) -> int:
+    """Rows of the epilogue backward's partial-sum buffers: SUM_H x SUM_W pixel cells of the output."""
+    return N * cdiv(OH, SUM_H) * cdiv(OW, SUM_W)
+
+
+def epilogue_grad_configs():
+    """The forward's tiles that are whole numbers of partial-sum cells (`SUM_H`, `SUM_W`)."""
+    configs = [c for c in depthwise_configs() if c.kwargs["BLOCK_H"] % SUM_H == 0 and c.kwargs["BLOCK_W"] % SUM_W == 0]
+    assert configs, "no forward tile is a whole number of partial-sum cells"
+    return configs
+
+
+@autotune(configs=epilogue_grad_configs(), key=["C_out", "OH", "OW"])  # + every constexpr but the tile
 @triton.jit
 def depthwise_epilogue_grad_kernel(
     # pointers (scale/shift/res/dres/sums may be dummies when their flag is off)
@@ -330,6 +353,7 @@ def depthwise_epilogue_grad_kernel(
     ROW_REUSE: tl.constexpr,  # as in the forward (`forward_path_for`)
     ACC_DTYPE: tl.constexpr,
     TUNING: tl.constexpr,  # only an autotune key (`tuning_tag`)
+    SUM_H: tl.constexpr, SUM_W: tl.constexpr,  # the partial sums' cell of pixels (`epilogue_sum_cells`)
     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """The backward of the epilogue, in one pass over the output gradient.
@@ -337,9 +361,11 @@ def depthwise_epilogue_grad_kernel(
     Recomputes the conv c of its tile (the forward's own loop, per tap or with row reuse as
     ROW_REUSE says: x is read about once, like the forward) and z = c * scale + shift + residual, then dz = grad_y * act'(z) and
     writes dc = dz * scale (x's dtype; the conv's output gradient, for the input- and
-    weight-gradient kernels), optionally d residual = dz, and per-program partial sums
-    over the tile's pixels of dz (-> d shift) and dz * c (-> d scale) into
-    [programs along pixels, C_out] buffers that the launcher reduces (no atomics).
+    weight-gradient kernels), optionally d residual = dz, and partial sums of dz (-> d shift)
+    and dz * c (-> d scale) per cell of SUM_H x SUM_W output pixels into [cells, C_out]
+    buffers that the launcher reduces (no atomics). The cells, unlike the programs, do not
+    depend on the tile the autotuner picked (every tile is a whole number of cells): the
+    buffers' shape and the rows written are a function of the shapes alone.
     """
     sxn, sxh, sxw = _pixel_strides(sxn, sxh, sxw, ALIGN)
     swh, sww = _aligned(swh, ALIGN), _aligned(sww, ALIGN)
@@ -348,18 +374,22 @@ def depthwise_epilogue_grad_kernel(
     sdn, sdh, sdw = _pixel_strides(sdn, sdh, sdw, ALIGN)
     sen, seh, sew = _pixel_strides(sen, seh, sew, ALIGN)
     C_out = _aligned(C_out, ALIGN)
+    # this program's tile in partial-sum cells (`epilogue_sum_cells`): the first cell row and
+    # column, and how many cells there are per image
+    n0, oh0_, ow0_ = _tile_origin(OH, OW, BLOCK_H, BLOCK_W)
+    cells_h, cells_w = tl.cdiv(OH, SUM_H), tl.cdiv(OW, SUM_W)
+    cell_w = ow0_ // SUM_W + tl.arange(0, BLOCK_W // SUM_W)
     if ROW_REUSE:  # large filters: the forward's row-reuse loop (`_conv_rows`) recomputes c
-        ROWS: tl.constexpr = 2 if BLOCK_H < 4 else 4
+        ROWS: tl.constexpr = SUM_H  # one group of output rows is one row of cells
         n, oh0, ow, ow_ok, co, c_mask = _tile_rows(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
         x_base = x_ptr + n.to(tl.int64) * sxn + (co // MULT)[None, :] * sxc
-        # dz and dz * c summed over the rows elementwise, over the columns once at the end: one
-        # cross-thread reduction each per program, not one per row
-        rows_dz = tl.zeros((BLOCK_W, BLOCK_C), dtype=ACC_DTYPE)
-        rows_dzc = tl.zeros((BLOCK_W, BLOCK_C), dtype=ACC_DTYPE)
         for g in tl.static_range(BLOCK_H // ROWS):
             a0, a1, a2, a3 = _conv_rows(x_base, w_ptr, oh0 + g * ROWS, ow, ow_ok, co, c_mask, H, W, sxh, sxw,
                                         swc, swh, sww, PAD_H, PAD_W, KH, KW, STRIDE_H, STRIDE_W, DIL_H, DIL_W,
                                         ACC_DTYPE, ROWS, BLOCK_W, BLOCK_C)
+            # dz and dz * c summed over the group's rows elementwise, then over each cell's columns
+            rows_dz = tl.zeros((BLOCK_W, BLOCK_C), dtype=ACC_DTYPE)
+            rows_dzc = tl.zeros((BLOCK_W, BLOCK_C), dtype=ACC_DTYPE)
             for i in tl.static_range(ROWS):
                 oh, out_mask = _row_pixels(oh0 + g * ROWS + i, ow, ow_ok, c_mask, OH)
                 dz, dzc = _epilogue_grad_tile(
@@ -368,7 +398,11 @@ def depthwise_epilogue_grad_kernel(
                     sen, sec, seh, sew, HAS_SCALE, HAS_SHIFT, HAS_RES, ACT, WANT_DRES, WANT_DSCALE, ACC_DTYPE)
                 rows_dz += dz
                 rows_dzc += dzc
-        sum_dz, sum_dzc = tl.sum(rows_dz, axis=0), tl.sum(rows_dzc, axis=0)
+            cell_h = (oh0 + g * ROWS) // SUM_H + tl.zeros((1,), dtype=tl.int32)
+            _store_cell_sums(tl.sum(tl.reshape(rows_dz, (BLOCK_W // SUM_W, SUM_W, BLOCK_C)), axis=1),
+                             tl.sum(tl.reshape(rows_dzc, (BLOCK_W // SUM_W, SUM_W, BLOCK_C)), axis=1),
+                             dshift_ptr, dscale_ptr, n, cell_h, cell_w, cells_h, cells_w, co, c_mask, C_out,
+                             WANT_DSHIFT, WANT_DSCALE, 1, BLOCK_W // SUM_W, BLOCK_C)
     else:
         n, oh, ow, hw_mask, co, c_mask = _output_tile(OH, OW, C_out, BLOCK_H, BLOCK_W, BLOCK_C)
         c = _conv_tile(x_ptr, w_ptr, n, oh, ow, hw_mask, co, c_mask, H, W, sxn, sxc, sxh, sxw, swc, swh, sww,
@@ -378,12 +412,30 @@ def depthwise_epilogue_grad_kernel(
             c, n, oh, ow, co, c_mask, hw_mask[:, None] & c_mask[None, :], scale_ptr, shift_ptr, res_ptr, gy_ptr,
             dc_ptr, dres_ptr, srn, src, srh, srw, sgn, sgc, sgh, sgw, sdn, sdc, sdh, sdw, sen, sec, seh, sew,
             HAS_SCALE, HAS_SHIFT, HAS_RES, ACT, WANT_DRES, WANT_DSCALE, ACC_DTYPE)
-        sum_dz, sum_dzc = tl.sum(dz, axis=0), tl.sum(dzc, axis=0)
-    row = tl.program_id(0) * C_out + co  # this program's slot in the partial-sum buffers
+        # [BLOCK_H * BLOCK_W, C] pixels (row-major) as [cell rows, SUM_H, cell columns, SUM_W, C], summed per cell
+        sum_dz = tl.sum(tl.sum(tl.reshape(dz, (BLOCK_H // SUM_H, SUM_H, BLOCK_W // SUM_W, SUM_W, BLOCK_C)), axis=3),
+                        axis=1)
+        sum_dzc = tl.sum(tl.sum(tl.reshape(dzc, (BLOCK_H // SUM_H, SUM_H, BLOCK_W // SUM_W, SUM_W, BLOCK_C)), axis=3),
+                         axis=1)
+        cell_h = oh0_ // SUM_H + tl.arange(0, BLOCK_H // SUM_H)
+        _store_cell_sums(sum_dz, sum_dzc, dshift_ptr, dscale_ptr, n, cell_h, cell_w, cells_h, cells_w, co, c_mask,
+                         C_out, WANT_DSHIFT, WANT_DSCALE, BLOCK_H // SUM_H, BLOCK_W // SUM_W, BLOCK_C)
+
+
+@triton.jit
+def _store_cell_sums(sum_dz, sum_dzc, dshift_ptr, dscale_ptr, n, cell_h, cell_w, cells_h, cells_w, co, c_mask,
+                     C_out, WANT_DSHIFT: tl.constexpr, WANT_DSCALE: tl.constexpr, CH: tl.constexpr,
+                     CW: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Store a [CH, CW, BLOCK_C] block of per-cell partial sums of dz and dz * c at their rows
+    ((n * cells_h + cell_h) * cells_w + cell_w) of the [rows, C_out] buffers; cells past the
+    image's edge (a tile sticking out of it) are not stored."""
+    row = (n * cells_h + cell_h[:, None]) * cells_w + cell_w[None, :]
+    ok = ((cell_h[:, None] < cells_h) & (cell_w[None, :] < cells_w))[:, :, None] & c_mask[None, None, :]
+    at = row[:, :, None].to(tl.int64) * C_out + co[None, None, :]
     if WANT_DSHIFT:
-        tl.store(dshift_ptr + row, sum_dz, mask=c_mask)
+        tl.store(dshift_ptr + at, tl.reshape(sum_dz, (CH, CW, BLOCK_C)), mask=ok)
     if WANT_DSCALE:
-        tl.store(dscale_ptr + row, sum_dzc, mask=c_mask)
+        tl.store(dscale_ptr + at, tl.reshape(sum_dzc, (CH, CW, BLOCK_C)), mask=ok)
 
 
 @triton.jit
@@ -704,12 +756,14 @@ def _tile_grid(N, rows, cols, channels):
 
 
 def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=None,
-                     residual=None, activation=None, out=None, operand=None, policy=None):
+                     residual=None, activation=None, out=None, operand=None, policy=None, memo_key=None):
     """Launch the forward kernel. Arguments are already validated by `kernels.conv2d`:
     stride/padding/dilation are (h, w) pairs, weight is [C_out, 1, KH, KW] with
     C_out = MULT * C_in. `out`, if given, must have the output shape (any strides);
     `operand`, if given, is `weight_operand(weight, policy)` made earlier; `policy`: see
-    `policy.resolve` (None: the default policy), as for every launcher here."""
+    `policy.resolve` (None: the default policy), as for every launcher here; `memo_key`, if
+    given, determines every argument's shape, strides, dtype and device, the geometry, the
+    activation and the policy (`conv2d._checked`), and keys the prepared launch in its place."""
     policy = resolve(policy)
     N, C_in, H, W = x.shape
     C_out, _, KH, KW = weight.shape
@@ -719,7 +773,7 @@ def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=Non
     assert out.shape == (N, C_out, OH, OW), (out.shape, (N, C_out, OH, OW))
     w_arg, w_strides = operand or weight_operand(weight, policy)
     _launch_depthwise(x, w_arg, w_strides, KH, KW, out, padding, stride, dilation, C_out // C_in,
-                      scale, shift, residual, activation, policy)
+                      scale, shift, residual, activation, policy, memo_key if operand is None else None)
     return out
 
 
@@ -731,13 +785,18 @@ def depthwise_conv2d(x, weight, stride, padding, dilation, scale=None, shift=Non
 # especially at batch 1 where the copy's launch counts, is NOT measured yet.
 def weight_operand(weight, policy):
     """(tensor, its (channel, kh, kw) element strides): the kernels' weight argument under
-    `policy` (dw_weights). A training step makes it once, in the forward, and hands it to the
-    backward's kernels (`conv2d`'s eager path; the autograd context keeps the weight unchanged
-    until then)."""
+    `policy` (dw_weights). The tap-major copy is made once per weight version
+    (`_runtime.relayout`); a training step's backward reuses the forward's (`conv2d`'s eager
+    path; the autograd context keeps the weight unchanged until then)."""
     C_out, _, KH, KW = weight.shape
     if policy.dw_weights == "as-is":
         return weight, (weight.stride(0), weight.stride(2), weight.stride(3))
-    return weight.reshape(C_out, KH * KW).t().contiguous(), (1, KW * C_out, C_out)
+    return relayout(weight, "tap-major", _tap_major), (1, KW * C_out, C_out)
+
+
+def _tap_major(weight):
+    """[C_out, 1, KH, KW] -> [KH, KW, C_out], contiguous: a tap's weights for consecutive channels adjacent."""
+    return weight.reshape(weight.shape[0], -1).t().contiguous()
 
 
 def _flipped(operand, KH, KW):
@@ -764,29 +823,33 @@ def forward_path_for(kh, kw, policy) -> str:
 
 
 def _launch_depthwise(x, w_arg, w_strides, KH, KW, out, padding, stride, dilation, mult,
-                      scale, shift, residual, activation, policy):
+                      scale, shift, residual, activation, policy, memo_key=None):
     """The forward kernel on x with the filter operand (w_arg, w_strides) of `weight_operand`,
     writing `out`; padding may be negative (the input gradient's flipped forward)."""
-    N, _, H, W = x.shape
-    _, C_out, OH, OW = out.shape
     res = residual if residual is not None else out  # dummy pointer when unused
-    channels_last, rows = x.stride(1) == 1, forward_path_for(KH, KW, policy) == "rows"
-    launch(
-        depthwise_conv2d_kernel, _tile_grid(N, OH, OW, C_out), policy,
-        x, w_arg,
-        scale if scale is not None else out, shift if shift is not None else out, res, out,
-        H, W, C_out, OH, OW,
-        *x.stride(),
-        *w_strides,
-        *res.stride(),
-        *out.stride(),
-        padding[0], padding[1],
-        KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
-        MULT=mult, CHANNELS_LAST=channels_last,
-        HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
-        ACT=activation or "none", ALIGN=stride_align(x, res, out, taps=w_strides[1:], channels=(C_out,)),
-        ROW_REUSE=rows, ACC_DTYPE=_acc_dtype(x.dtype),
-    )
+    tensors = (x, w_arg, scale if scale is not None else out, shift if shift is not None else out, res, out)
+    key = memo_key or (x.shape, x.stride(), x.dtype, x.device, out.shape, out.stride(),
+                       None if residual is None else res.stride(), w_strides, KH, KW, tuple(padding), tuple(stride),
+                       tuple(dilation), mult, activation, policy, None if scale is None else scale.dtype,
+                       None if shift is None else shift.dtype)
+
+    def build():
+        N, _, H, W = x.shape
+        _, C_out, OH, OW = out.shape
+        scalars = (H, W, C_out, OH, OW, *x.stride(), *w_strides, *res.stride(), *out.stride(), padding[0], padding[1])
+        constexprs = dict(
+            KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
+            MULT=mult, CHANNELS_LAST=x.stride(1) == 1,
+            HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
+            ACT=ACT_CODES[activation], ALIGN=stride_align(x, res, out, taps=w_strides[1:], channels=(C_out,)),
+            ROW_REUSE=forward_path_for(KH, KW, policy) == "rows", ACC_DTYPE=_acc_dtype(x.dtype))
+        return _tile_grid(N, OH, OW, C_out), scalars, constexprs
+
+    launch_prepared(_FORWARD_LAUNCHES, key, depthwise_conv2d_kernel, policy, tensors, build)
+
+
+# The forward launches made ready per argument signature (`_runtime.launch_prepared`).
+_FORWARD_LAUNCHES: dict = {}
 
 
 def input_grad_path_for(kh, kw, stride, mult, policy) -> str:
@@ -853,22 +916,18 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
     fmt = output_memory_format(x)
     dc = empty_output((N, C_out, OH, OW), x.dtype, x.device, fmt)
     dres = empty_output((N, C_out, OH, OW), residual.dtype, x.device, fmt) if want_dres else None
-    # one row of partial sums per program along the pixels. The tile size is the autotuner's
-    # choice, so the buffer has rows for the smallest tile, and only the rows of the config that
-    # ran (returned by `launch`) are summed: while tuning, the other configs write rows of their
-    # own, which a zero-filled buffer would keep and add in.
-    grid = _tile_grid(N, OH, OW, C_out)
-    rows = max(grid(c.kwargs)[0] for c in depthwise_epilogue_grad_kernel.configs)
-    sums = torch.empty((int(want_dshift) + int(want_dscale), rows, C_out), dtype=accumulator_dtype(x.dtype),
-                       device=x.device)
+    # one row of partial sums per cell of SUM_H x SUM_W output pixels, whichever tile runs: every
+    # row is written once by any config (`epilogue_sum_cells`)
+    sums = empty_output((int(want_dshift) + int(want_dscale), epilogue_sum_cells(N, OH, OW), C_out),
+                        accumulator_dtype(x.dtype), x.device)
     dshift_part = sums[0] if want_dshift else dc  # dc: a dummy pointer when unused
     dscale_part = sums[-1] if want_dscale else dc
     res = residual if residual is not None else dc
     dres_arg = dres if dres is not None else dc
     w_arg, w_strides = operand or weight_operand(weight, policy)
     channels_last, rows = x.stride(1) == 1, forward_path_for(KH, KW, policy) == "rows"
-    config = launch(
-        depthwise_epilogue_grad_kernel, grid, policy,
+    launch(
+        depthwise_epilogue_grad_kernel, _tile_grid(N, OH, OW, C_out), policy,
         x, w_arg, scale if scale is not None else dc, shift if shift is not None else dc, res, grad_y, dc,
         dres_arg, dshift_part, dscale_part,
         H, W, C_out, OH, OW,
@@ -879,13 +938,12 @@ def depthwise_epilogue_grad(x, weight, stride, padding, dilation, scale, shift, 
         KH=KH, KW=KW, STRIDE_H=stride[0], STRIDE_W=stride[1], DIL_H=dilation[0], DIL_W=dilation[1],
         MULT=C_out // C_in, CHANNELS_LAST=channels_last,
         HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
-        ACT=activation or "none", WANT_DRES=want_dres, WANT_DSHIFT=want_dshift, WANT_DSCALE=want_dscale,
+        ACT=ACT_CODES[activation], WANT_DRES=want_dres, WANT_DSHIFT=want_dshift, WANT_DSCALE=want_dscale,
         ALIGN=stride_align(x, res, grad_y, dc, dres_arg, taps=w_strides[1:], channels=(C_out,)),
-        ROW_REUSE=rows, ACC_DTYPE=_acc_dtype(x.dtype),
+        ROW_REUSE=rows, ACC_DTYPE=_acc_dtype(x.dtype), SUM_H=SUM_H, SUM_W=SUM_W,
     )
-    used = grid(config.kwargs)[0]  # every one of them written
-    dshift = sums[0, :used].sum(0).to(shift.dtype) if want_dshift else x.new_empty(0)
-    dscale = sums[-1, :used].sum(0).to(scale.dtype) if want_dscale else x.new_empty(0)
+    dshift = sums[0].sum(0).to(shift.dtype) if want_dshift else x.new_empty(0)
+    dscale = sums[-1].sum(0).to(scale.dtype) if want_dscale else x.new_empty(0)
     return dc, dres if dres is not None else x.new_empty(0), dshift, dscale
 
 

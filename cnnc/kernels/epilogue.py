@@ -12,24 +12,32 @@ import triton.language as tl
 
 from ._runtime import accumulator_dtype
 
+# The kernels' ACT: an activation as a small int (ACT_CODES[name]), not its name. A string constexpr
+# works in Triton, but torch.compile's analysis of a kernel launched through `wrap_triton` takes
+# string arguments for specialization attributes, fails, and then assumes the kernel writes every
+# tensor it is given (torch 2.14, `triton_kernel_wrap.generate_ttir`).
+ACT_CODES = {None: 0, "none": 0, "relu": 1, "relu6": 2, "silu": 3, "gelu": 4, "hardswish": 5, "sigmoid": 6}
+RELU, RELU6, SILU, GELU, HARDSWISH, SIGMOID = (tl.constexpr(ACT_CODES[a]) for a in
+                                               ("relu", "relu6", "silu", "gelu", "hardswish", "sigmoid"))
+
 
 @triton.jit
 def apply_activation(x, ACT: tl.constexpr):
-    """`x` is the fp32 (or fp64) accumulator; ACT is one of `ACTIVATIONS` or "none". NaN and
+    """`x` is the fp32 (or fp64) accumulator; ACT is `ACT_CODES[activation]` (0: none). NaN and
     infinities come out as eager PyTorch gives them: relu and relu6 are selects that let NaN
     (and -0.0) through, as torch's threshold and hardtanh do (tl.maximum would turn NaN into 0);
     the formulas of the others propagate NaN and give torch's values at +-inf."""
-    if ACT == "relu":
+    if ACT == RELU:
         x = tl.where(x < 0.0, 0.0, x)
-    elif ACT == "relu6":
+    elif ACT == RELU6:
         x = tl.where(x < 0.0, 0.0, tl.where(x > 6.0, 6.0, x))
-    elif ACT == "silu":
+    elif ACT == SILU:
         x = x / (1.0 + tl.exp(-x))
-    elif ACT == "gelu":  # erf form, torch's default approximate="none"
+    elif ACT == GELU:  # erf form, torch's default approximate="none"
         x = 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
-    elif ACT == "hardswish":
+    elif ACT == HARDSWISH:
         x = x * tl.minimum(tl.maximum(x + 3.0, 0.0), 6.0) / 6.0
-    elif ACT == "sigmoid":
+    elif ACT == SIGMOID:
         x = 1.0 / (1.0 + tl.exp(-x))
     return x
 
@@ -39,20 +47,20 @@ def apply_activation_grad(g, z, ACT: tl.constexpr):
     """dL/dz = g * act'(z) on fp32 (or fp64) tiles, from the pre-activation z, with torch's
     conventions at the kinks (the same as `activation_grad` below): relu'(0) = 0,
     relu6' is 1 strictly inside (0, 6), hardswish' is 0 for z <= -3 and 1 for z >= 3."""
-    if ACT == "relu":
+    if ACT == RELU:
         g = tl.where(z > 0.0, g, 0.0)
-    elif ACT == "relu6":
+    elif ACT == RELU6:
         g = tl.where((z > 0.0) & (z < 6.0), g, 0.0)
-    elif ACT == "silu":
+    elif ACT == SILU:
         s = 1.0 / (1.0 + tl.exp(-z))
         g = g * s * (1.0 + z * (1.0 - s))
-    elif ACT == "gelu":  # erf form
+    elif ACT == GELU:  # erf form
         cdf = 0.5 * (1.0 + tl.math.erf(z * 0.7071067811865476))
         pdf = tl.exp(-0.5 * z * z) * 0.3989422804014327
         g = g * (cdf + z * pdf)
-    elif ACT == "hardswish":
+    elif ACT == HARDSWISH:
         g = tl.where(z <= -3.0, 0.0, tl.where(z < 3.0, g * (2.0 * z + 3.0) / 6.0, g))
-    elif ACT == "sigmoid":
+    elif ACT == SIGMOID:
         s = 1.0 / (1.0 + tl.exp(-z))
         g = g * s * (1.0 - s)
     return g

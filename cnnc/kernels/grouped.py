@@ -36,8 +36,8 @@ import triton
 import triton.language as tl
 
 from ._runtime import (INTERPRET, accumulator_dtype, autotune, cdiv, empty_output, launch, next_power_of_2, output_hw,
-                       output_memory_format)
-from .epilogue import apply_activation, torch_epilogue
+                       launch_prepared, output_memory_format, relayout)
+from .epilogue import ACT_CODES, apply_activation, torch_epilogue
 from .policy import resolve
 
 
@@ -76,7 +76,7 @@ def grouped_conv2d_kernel(
     ACT: tl.constexpr,
     ACC_DTYPE: tl.constexpr,
     # inner product: tensor-core dot or broadcast-reduce
-    USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    USE_DOT: tl.constexpr,
     DOT_IN_FP32: tl.constexpr,  # interpreter only: its bf16 tl.dot is wrong, so upcast first
     PACK: tl.constexpr,  # consecutive groups per program (block-diagonal B); 1 = one group
     PARTIAL_PACKS: tl.constexpr,  # PACK does not divide GROUPS: the last pack is partial
@@ -138,7 +138,7 @@ def grouped_conv2d_kernel(
                     if DOT_IN_FP32:
                         a = a.to(tl.float32)
                         b = b.to(tl.float32)
-                    acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+                    acc = tl.dot(a, b, acc, input_precision="ieee")
                 else:
                     # outer products, one input channel at a time: pure FMAs into acc
                     for kk in tl.static_range(BLOCK_K):
@@ -219,12 +219,13 @@ def _channel_blocks(pack, cin_g, cout_g):
 
 
 def grouped_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shift=None,
-                   residual=None, activation=None, out=None, *, pack="auto", policy=None):
+                   residual=None, activation=None, out=None, *, pack="auto", policy=None, memo_key=None):
     """Launch the grouped kernel. Arguments are already validated by `kernels.conv2d`.
 
     `pack` is for tests: "auto" (the default) takes `group_pack`'s choice; an int forces
     the tl.dot path with that many groups per program, None forces the direct loop.
-    `policy`: see `policy.resolve` (None: the default policy)."""
+    `policy`: see `policy.resolve` (None: the default policy). `memo_key`: as for
+    `depthwise.depthwise_conv2d`, the prepared launch's key."""
     N, C_in, H, W = x.shape
     C_out, cin_g, KH, KW = weight.shape
     cout_g = C_out // groups
@@ -247,27 +248,44 @@ def grouped_conv2d(x, weight, stride, padding, dilation, groups, scale=None, shi
     # the filter tap-major, [KH, KW, cin_g, C_out] (a small copy): a tap's weights for consecutive
     # output channels are then contiguous, so the B tiles load as vectors rather than as
     # scalars KH*KW elements apart (torch's [C_out, cin_g, KH, KW])
-    w_arg = weight.permute(2, 3, 1, 0).contiguous()
+    w_arg = grouped_operand(weight)
     w_strides = (w_arg.stride(3), w_arg.stride(2), w_arg.stride(0), w_arg.stride(1))  # (c_out, c_in_g, h, w)
-    channels_last = x.stride(1) == 1
-    launch(
-        grouped_conv2d_kernel, grid, resolve(policy),
-        x, w_arg,
-        scale if scale is not None else out, shift if shift is not None else out, res, out,
-        H, W, OH, OW, M, groups,
-        *x.stride(), *w_strides, *res.stride(), *out.stride(),
-        PH, PW,
-        CIN_G=cin_g, COUT_G=cout_g, KH=KH, KW=KW, STRIDE_H=SH, STRIDE_W=SW, DIL_H=DH, DIL_W=DW,
-        CHANNELS_LAST=channels_last,
-        HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
-        ACT=activation or "none",
-        ACC_DTYPE=tl.float64 if accumulator_dtype(x.dtype) == torch.float64 else tl.float32,
-        USE_DOT=pack is not None, DOT_PRECISION="ieee",
-        DOT_IN_FP32=INTERPRET and x.dtype == torch.bfloat16,
-        PACK=pack or 1, PARTIAL_PACKS=groups % (pack or 1) != 0,
-        BLOCK_N=block_n, BLOCK_K=block_k,
-    )
+    tensors = (x, w_arg, scale if scale is not None else out, shift if shift is not None else out, res, out)
+    policy = resolve(policy)
+    key = (pack, memo_key or (x.shape, x.stride(), x.dtype, x.device, out.stride(), weight.shape, stride, padding,
+                              dilation, groups, activation, policy, None if residual is None else res.stride(),
+                              None if scale is None else scale.dtype, None if shift is None else shift.dtype))
+
+    def build():
+        scalars = (H, W, OH, OW, M, groups, *x.stride(), *w_strides, *res.stride(), *out.stride(), PH, PW)
+        constexprs = dict(
+            CIN_G=cin_g, COUT_G=cout_g, KH=KH, KW=KW, STRIDE_H=SH, STRIDE_W=SW, DIL_H=DH, DIL_W=DW,
+            CHANNELS_LAST=x.stride(1) == 1,
+            HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, HAS_RES=residual is not None,
+            ACT=ACT_CODES[activation],
+            ACC_DTYPE=tl.float64 if accumulator_dtype(x.dtype) == torch.float64 else tl.float32,
+            USE_DOT=pack is not None,
+            DOT_IN_FP32=INTERPRET and x.dtype == torch.bfloat16,
+            PACK=pack or 1, PARTIAL_PACKS=groups % (pack or 1) != 0,
+            BLOCK_N=block_n, BLOCK_K=block_k)
+        return grid, scalars, constexprs
+
+    launch_prepared(_LAUNCHES, key, grouped_conv2d_kernel, policy, tensors, build)
     return out
+
+
+# The launches made ready per argument signature (`_runtime.launch_prepared`).
+_LAUNCHES: dict = {}
+
+
+def grouped_operand(weight):
+    """The filter as the kernel reads it, [KH, KW, cin_g, C_out] contiguous, made once per weight
+    version (`_runtime.relayout`)."""
+    return relayout(weight, "kh,kw,cin,cout", _permuted)
+
+
+def _permuted(weight):
+    return weight.permute(2, 3, 1, 0).contiguous()
 
 
 # ---------------------------------------------------------------------------

@@ -16,6 +16,16 @@ The fields (docs/kernels.md, "Policy", names the measurement that will settle ea
                                              where the forward takes rows)
   dw_wgrad       auto | per-tap | tap-blocks the weight gradient's tiles (auto: the autotuner picks)
   dw_weights     tap-major | as-is           the depthwise filter operand: a tap-major copy, or torch's
+  dispatch       measured | triton | torch   which convs a generated module sends to the Triton kernels
+                                             (`dispatch.choose`): measured, only where a committed
+                                             measurement for the device shows them faster than cuDNN;
+                                             triton, every conv they take; torch, none
+  dispatch_timing auto | host | device       which measured time decides: host (a call's time with its host
+                                             work, eager) or device (the GPU's alone: torch.compile, CUDA
+                                             graphs); auto: device while compiling or capturing, else host
+  cudnn_epilogue ops | fused                 the cuDNN route's epilogue: ops, F.conv2d then torch ops (which
+                                             torch.compile fuses); fused, torch.cudnn_convolution_relu /
+                                             _add_relu where the activation is relu and nothing traces
   autotune       true | false                false: the first config of each (pruned) autotune space,
                                              nothing timed (test runs that compile hundreds of kernels)
   interpret_cpu  true | false                false: CPU tensors take the torch path even when
@@ -36,6 +46,13 @@ CHOICES = {
     "dw_input_grad": ("auto", "gather", "flipped"),
     "dw_wgrad": ("auto", "per-tap", "tap-blocks"),
     "dw_weights": ("tap-major", "as-is"),
+}
+# Where a generated module's convs run and how the cuDNN route ends (`dispatch.choose`): routing, not
+# kernel code, so not part of `choices_key` (autotune keys).
+ROUTING = {
+    "dispatch": ("measured", "triton", "torch"),
+    "dispatch_timing": ("auto", "host", "device"),
+    "cudnn_epilogue": ("ops", "fused"),
 }
 # The switches for tests and tools (booleans).
 SWITCHES = ("autotune", "interpret_cpu")
@@ -71,11 +88,14 @@ class Policy:
     dw_input_grad: str = "auto"
     dw_wgrad: str = "auto"
     dw_weights: str = "tap-major"
+    dispatch: str = "measured"
+    dispatch_timing: str = "auto"
+    cudnn_epilogue: str = "ops"
     autotune: bool = True
     interpret_cpu: bool = True
 
     def __post_init__(self):
-        for name, allowed in CHOICES.items():
+        for name, allowed in {**CHOICES, **ROUTING}.items():
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"kernel policy: {name} must be one of {', '.join(allowed)}; got {value!r}")

@@ -492,42 +492,48 @@ def test_depthwise_weight_layouts_agree(layout):
 
 
 @pytest.mark.slow
-def test_epilogue_grad_partial_sums_of_the_config_that_ran(monkeypatch):
-    """The epilogue backward writes one row of d scale / d shift partial sums per program, and
-    the number of programs depends on the tile the autotuner picks. While tuning, every config
-    writes its own rows into the same buffer: only the rows of the config that ran last may be
-    summed. (Seen on an H100: summing every row, as a zero-filled buffer invited, gave d scale and
-    d shift 70% off whenever a large tile beat a smaller one benchmarked before it.) Tuning is
-    replaced here by one run per config, small tile first, large tile declared fastest."""
+@pytest.mark.parametrize("k", [3, 7])  # the per-tap path and the row-reuse path
+def test_epilogue_grad_partial_sums_do_not_depend_on_the_config(monkeypatch, k):
+    """The epilogue backward's d scale / d shift partial sums are per cell of output pixels, not
+    per program: the buffer and the rows written are the same whichever tile runs, so any
+    config's run, and tuning that runs several into one buffer, sums right (Inductor, which
+    launches the kernel from its own code, never says which config won). (Seen on an H100 when
+    the rows were per program: summing every config's rows gave d scale and d shift 70% off.)
+    Tuning is replaced by one run per config, small tile first, large tile declared fastest,
+    into NaN-poisoned buffers; then each config alone."""
     import triton
 
     kernel = depthwise_module.depthwise_epilogue_grad_kernel
-    small = triton.Config({"BLOCK_H": 2, "BLOCK_W": 4, "BLOCK_C": 8}, num_warps=4, num_stages=1)
-    large = triton.Config({"BLOCK_H": 8, "BLOCK_W": 8, "BLOCK_C": 16}, num_warps=4, num_stages=1)
+    small = triton.Config({"BLOCK_H": 4, "BLOCK_W": 8, "BLOCK_C": 8}, num_warps=4, num_stages=1)
+    large = triton.Config({"BLOCK_H": 8, "BLOCK_W": 16, "BLOCK_C": 16}, num_warps=4, num_stages=1)
 
     def tune(*args, config, **meta):
         kernel.fn.run(*args, **dict(meta, **config.all_kwargs()))
         return [0.0 if config is large else 1.0] * 3
 
-    monkeypatch.setattr(kernel, "configs", [small, large])
-    monkeypatch.setattr(kernel, "cache", {})
     monkeypatch.setattr(kernel, "_bench", tune)
     g = torch.Generator().manual_seed(11)
     opts = dict(dtype=torch.float64)
-    x = torch.randn(2, 8, 10, 12, generator=g, **opts).to(DEVICE)
-    w = torch.randn(8, 1, 3, 3, generator=g, **opts).to(DEVICE)
+    x = torch.randn(2, 8, 10, 13, generator=g, **opts).to(DEVICE)  # 10 x 13: cells and tiles past the edge
+    w = torch.randn(8, 1, k, k, generator=g, **opts).to(DEVICE)
     scale = (torch.rand(8, generator=g, **opts) + 0.5).to(DEVICE).requires_grad_()
     shift = torch.randn(8, generator=g, **opts).to(DEVICE).requires_grad_()
-    conv = dict(stride=1, padding=1, groups=8)
-    tuned = policy(autotune=True)  # (a native test run may have autotuning off)
-    out = kernels.conv2d(x, w, scale=scale, shift=shift, activation="relu", policy=tuned, **conv)
-    grad_out = torch.randn(out.shape, generator=g, **opts).to(DEVICE)
-    got = torch.autograd.grad(out, [scale, shift], grad_out)
-    assert kernel.best_config is large
+    conv = dict(stride=1, padding=k // 2, groups=8)
     ref = _eager_block(x, w, scale, shift, None, "relu", **conv)
+    grad_out = torch.randn(ref.shape, generator=g, **opts).to(DEVICE)
     want = torch.autograd.grad(ref, [scale, shift], grad_out)
-    for name, a, b in zip(("scale", "shift"), got, want):
-        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10, msg=lambda m: f"grad {name}: {m}")
+    for configs in ([small, large], [small], [large]):
+        monkeypatch.setattr(kernel, "configs", configs)
+        monkeypatch.setattr(kernel, "cache", {})
+        monkeypatch.setitem(kernel.__dict__, "_cnnc_chosen", {})
+        with kernels.poisoned_outputs():
+            out = kernels.conv2d(x, w, scale=scale, shift=shift, activation="relu", policy=policy(autotune=True),
+                                 **conv)
+            got = torch.autograd.grad(out, [scale, shift], grad_out)
+        assert kernel.best_config is configs[-1]
+        for name, a, b in zip(("scale", "shift"), got, want):
+            torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10, msg=lambda m: f"grad {name}: {m}")
+    assert depthwise_module.epilogue_sum_cells(2, 10, 13) == 2 * 3 * 2
 
 
 # ---------------------------------------------------------------------------

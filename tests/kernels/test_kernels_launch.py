@@ -14,6 +14,7 @@ from triton.runtime.autotuner import Autotuner
 
 from cnnc import kernels
 from cnnc.kernels import Policy, _runtime
+from cnnc.kernels.epilogue import ACT_CODES
 from kernels_testlib import DEVICE, policy, reference_conv2d, require_triton_path
 
 depthwise_module = importlib.import_module("cnnc.kernels.depthwise")
@@ -202,7 +203,7 @@ def test_two_variants_on_one_shape_get_their_own_configs(monkeypatch):
     variants = [dict(activation="relu", policy=tuned), dict(activation=None, policy=tuned)]
 
     def winner(config, meta):  # a wins with relu, b without
-        return (config.kwargs["BLOCK_H"] == 8) == (meta["ACT"] == "relu")
+        return (config.kwargs["BLOCK_H"] == 8) == (meta["ACT"] == ACT_CODES["relu"])
 
     (a, b), ran, benched = _tune_two_variants(kernel, monkeypatch, variants, winner)
     assert ran == [a, b]

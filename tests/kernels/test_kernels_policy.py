@@ -24,10 +24,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def test_defaults_and_key():
     p = Policy()
-    assert (p.dw_forward, p.dw_input_grad, p.dw_wgrad, p.dw_weights, p.autotune, p.interpret_cpu) == (
-        "auto", "auto", "auto", "tap-major", True, True)
+    assert (p.dw_forward, p.dw_input_grad, p.dw_wgrad, p.dw_weights, p.dispatch, p.dispatch_timing, p.cudnn_epilogue,
+            p.autotune, p.interpret_cpu) == ("auto", "auto", "auto", "tap-major", "measured", "auto", "ops", True, True)
     assert p.key == "" and p.choices_key == ""
-    assert all(getattr(p, name) == allowed[0] for name, allowed in policy_module.CHOICES.items())
+    assert all(getattr(p, name) == allowed[0]
+               for name, allowed in {**policy_module.CHOICES, **policy_module.ROUTING}.items())
+    # the routing fields are in the key, not in the kernel choices that autotune keys carry
+    assert Policy(dispatch="triton", dw_forward="rows").choices_key == "dw_forward=rows"
     q = Policy(dw_wgrad="per-tap", autotune=False, dw_forward="rows")
     assert q.key == "autotune=false,dw_forward=rows,dw_wgrad=per-tap"  # defaults omitted, sorted
     assert q.choices_key == "dw_forward=rows,dw_wgrad=per-tap"  # what autotune keys carry
@@ -38,7 +41,8 @@ def test_defaults_and_key():
 
 def test_parse_is_the_inverse_of_key():
     values = [("auto", "rows", "taps"), ("auto", "gather", "flipped"), ("auto", "per-tap", "tap-blocks"),
-              ("tap-major", "as-is"), (True, False), (True, False)]
+              ("tap-major", "as-is"), ("measured", "triton", "torch"), ("auto", "host", "device"), ("ops", "fused"),
+              (True, False), (True, False)]
     names = [f.name for f in dataclasses.fields(Policy)]
     for combo in itertools.product(*values):
         p = Policy(**dict(zip(names, combo)))
@@ -48,7 +52,8 @@ def test_parse_is_the_inverse_of_key():
 
 @pytest.mark.parametrize("text, message", [
     ("dw_forwrd=rows", r"unknown field dw_forwrd; the fields are dw_forward, dw_input_grad, dw_wgrad, dw_weights, "
-                       r"autotune, interpret_cpu"),
+                       r"dispatch, dispatch_timing, cudnn_epilogue, autotune, interpret_cpu"),
+    ("dispatch=cudnn", r"dispatch must be one of measured, triton, torch; got 'cudnn'"),
     ("dw_forward=fast", r"dw_forward must be one of auto, rows, taps; got 'fast'"),
     ("dw_wgrad=all-taps", r"dw_wgrad must be one of auto, per-tap, tap-blocks; got 'all-taps'"),
     ("dw_weights=nchw", r"dw_weights must be one of tap-major, as-is; got 'nchw'"),
@@ -177,7 +182,8 @@ def test_the_policy_reaches_every_kernel_of_a_training_step(route, policies_seen
 
 def test_generated_modules_take_a_policy(monkeypatch):
     """`cnnc.compile(..., kernel_policy=...)` gives every Conv2d / FusedConv2d the policy, which
-    their `kernels.conv2d` calls pass on; state_dict and generated source are unchanged."""
+    their `kernels.conv2d` and `kernels.folded_conv2d` calls pass on; state_dict and generated
+    source are unchanged."""
     pytest.importorskip("lark")
     import cnnc
     import cnnc.api

@@ -2,6 +2,7 @@
 without the interpreter."""
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -122,3 +123,72 @@ def test_eager_path_equals_the_operator(groups):
     with torch.no_grad():
         assert torch.equal(kernels.conv2d(x, w, stride=2, padding=1, groups=groups, scale=scale, shift=shift,
                                           residual=residual, activation="silu"), op)
+
+
+# ---------------------------------------------------------------------------
+# torch.compile on a GPU, traced on the CPU with fake CUDA tensors (tools/trace_kernels.py): the
+# kernels become launches Inductor makes itself (the triton_op), with no graph break, nothing
+# copied for them, and the filter re-layout and BatchNorm fold on the weights alone (freezing
+# folds those into constants)
+# ---------------------------------------------------------------------------
+def _trace(*args):
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    run = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "trace_kernels.py"), *args],
+                         env=env, capture_output=True, text=True, timeout=1200, cwd=REPO_ROOT)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.slow
+def test_compiled_graph_launches_the_kernels_itself():
+    pytest.importorskip("lark")
+    block, mobilenet = _trace("--models", "block", "mobilenet_v2")
+    assert block["frames"] == 1 and block["graphs"] == 1  # fullgraph: no break
+    assert block["triton_launches"] == {"depthwise_conv2d_kernel": 1, "grouped_conv2d_kernel": 1}
+    assert block["cloned_inputs"] == [] and block["opaque_cnnc_ops"] == {}
+    assert block["aten_convolutions"] == 1  # the dense conv: cuDNN
+    # the depthwise tap-major copy (t + clone), the grouped permute (+ clone) and the BatchNorm fold
+    # depend on the weights only, and feed the launches (weight, scale, shift of each)
+    ops = block["weight_only_ops"]
+    assert ops["t.default"] >= 1 and ops["permute.default"] == 1 and ops["clone.default"] == 2 and ops["rsqrt.default"] == 3
+    assert block["weight_only_into_launches"] == 6
+    # a whole network: its 17 depthwise convs, one graph
+    assert mobilenet["frames"] == 1 and mobilenet["graphs"] == 1
+    assert mobilenet["triton_launches"] == {"depthwise_conv2d_kernel": 17}
+    assert mobilenet["cloned_inputs"] == [] and mobilenet["opaque_cnnc_ops"] == {}
+    assert mobilenet["weight_only_ops"]["clone.default"] == 17
+
+
+@pytest.mark.slow
+def test_compiled_graph_takes_cudnn_without_a_measurement():
+    """dispatch=measured on a device without a table: every conv is an aten convolution."""
+    (block,) = _trace("--models", "block", "--policy", "", "--device-name", "A GPU without a table")
+    assert block["frames"] == 1 and block["triton_launches"] == {} and block["aten_convolutions"] == 3
+
+
+# ---------------------------------------------------------------------------
+# The filter re-layout is made once per weight version, and never served stale
+# ---------------------------------------------------------------------------
+def test_filter_relayout_follows_the_weight():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 4, 6, 6, generator=g, dtype=torch.float64).to(DEVICE)
+    w = torch.nn.Parameter(torch.randn(4, 1, 3, 3, generator=g, dtype=torch.float64).to(DEVICE))
+
+    def check():
+        with torch.no_grad():
+            got = kernels.conv2d(x, w, padding=1, groups=4)
+        torch.testing.assert_close(got, torch.nn.functional.conv2d(x, w.detach(), padding=1, groups=4))
+
+    check()
+    first = w.__dict__["_cnnc_relayout"][2]
+    check()
+    assert w.__dict__["_cnnc_relayout"][2] is first  # made once
+    with torch.no_grad():
+        w.mul_(2)  # in place: a new version
+    check()
+    for _ in range(3):  # new storages without a new version, alternating as an allocator may hand them out
+        w.data = torch.randn(4, 1, 3, 3, generator=g, dtype=torch.float64).to(DEVICE)
+        check()
+    w.data = torch.flip(w.data, [2])  # flipped rows, same shape and version
+    check()
