@@ -39,7 +39,7 @@ EXPECTED = {
     "import-fifo": "b.cnn:1:1: error: 'f.cnn' is not a regular file (a device, FIFO or socket); specs are read "
                    "from regular files only",
     "import-outside": "b.cnn:1:1: error: cannot import '/proc/self/environ': it lies outside the directories a spec "
-                      "may import from ('.' and below); add one with --import-root DIR",
+                      "may import from ('.' and below, and the spec library); add one with --import-root DIR",
     "wide-concat": "b.cnn:3:20: error: concat of 100,000 tensors; an op takes at most 10,000 inputs",
     "node-budget": "b.cnn:3:40: error: spec expands past the budget of 120,000 nodes; is a loop or depth too large?",
     "instance-budget": "b.cnn:4:40: error: spec expands past the budget of 100,000 block instances and groups; is a "

@@ -53,7 +53,7 @@ def test_imports_outside_the_roots_are_refused_unread(tree, capsys, how):
     assert _check(project, f'import "{path}"') == 1
     err = capsys.readouterr().err
     assert err.startswith(f"spec.cnn:1:1: error: cannot import '{path}': it lies outside the directories a spec "
-                          "may import from ('.' and below); add one with --import-root DIR\n")
+                          "may import from ('.' and below, and the spec library); add one with --import-root DIR\n")
     assert SECRET not in err and "PATH=" not in err
 
 

@@ -203,9 +203,10 @@ def _find_import(item: ast.Import, base_dir: str, roots) -> str:
         if not any(_inside(target, r) for r in roots):
             if i:
                 continue  # (a library path that escapes the library is simply not one)
-            where = ", ".join(f"'{display_path(r)}'" for r in roots)
+            shown = [f"'{display_path(r)}'" for r in roots if lib is None or r != os.path.realpath(lib)]
             raise CnncError(f"cannot import '{item.path}': it lies outside the directories a spec may import "
-                            f"from ({where} and below); add one with --import-root DIR", item.loc)
+                            f"from ({', '.join(shown)} and below, and the spec library); add one with "
+                            "--import-root DIR", item.loc)
         if os.path.lexists(target):
             return target
     where = display_path(os.path.realpath(os.path.join(base_dir, item.path)))
