@@ -29,8 +29,9 @@ PAYLOADS = [
     "{0}{all}}{",  # format fields, where templates are formatted
     "\x00\x1b[2J\u2028\u202e\x85",  # characters that cannot stand raw in source or on a terminal
 ]
-# names Python, torch or the generated module reserve
-HOSTILE = ["_modules", "_parameters", "__class__", "__dict__", "__init__", "_", "__", "_x", "x_", "training",
+# names Python, torch or the generated module reserve ("_" alone is the language's own: `as _`, a
+# block call that adds no path level, an error on an op; test_language_reach covers it)
+HOSTILE = ["_modules", "_parameters", "__class__", "__dict__", "__init__", "__", "_x", "x_", "training",
            "forward", "train", "train_", "eval", "register_forward_hook", "state_dict", "to", "T_destination",
            "class", "None", "True", "def", "lambda", "self", "super", "getattr", "setattr", "F", "torch", "nn",
            "runtime", "Tensor", "NamedTuple", "x", "out", "out2", "object", "print", "0", "1a", "match", "count"]

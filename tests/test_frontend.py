@@ -1,5 +1,6 @@
 """Front end: golden dumps of each stage, semantics, and the verifier."""
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -212,8 +213,9 @@ def test_block_nesting_past_the_recursion_limit_is_a_located_error():
         front_end(spec)
     err = info.value
     # the recursion limit, or before it the limit on instance paths (1,024 characters)
-    assert err.message in ("spec is nested too deeply (expressions or block calls)",
-                           "instance path of 1,028 characters; the limit is 1,024 (blocks and groups nested too deeply)")
+    assert err.message == "spec is nested too deeply (expressions or block calls)" or re.fullmatch(
+        r"instance path of 1,0\d\d characters; the limit is 1,024 \(blocks and groups nested too deeply\)",
+        err.message), err.message
     assert 1 < err.loc.line <= 3000  # at a block call inside the chain, not at the top of the file
 
 
@@ -323,10 +325,11 @@ def test_suggestions_are_typos_not_shared_letters():
 
 
 def test_import_path_with_a_nul_character_is_a_located_error():
-    """Found by the mutation property test: os.stat raises ValueError on a NUL in a path."""
+    """Found by the mutation property test: os.stat raises ValueError on a NUL in a path. A NUL is
+    no spec text at all, so the error is at the character, before the import is looked at."""
     from cnnc.diagnostics import CnncError
 
     with pytest.raises(CnncError) as info:
         front_end('import "\x00blocks/x.cnn"\nnetwork n() {\n output o = input(3, 8, 8)\n}\n')
-    assert info.value.message == "cannot import '\\x00blocks/x.cnn': a path cannot hold a NUL character"
-    assert (info.value.loc.line, info.value.loc.col) == (1, 1)
+    assert info.value.message == "control character U+0000: a spec is text"
+    assert (info.value.loc.line, info.value.loc.col) == (1, 9)

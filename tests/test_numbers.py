@@ -97,9 +97,9 @@ def test_tensors_that_cannot_be_weights_are_refused_and_nothing_is_loaded(kind):
 def test_one_meta_tensor_among_many_loads_nothing():
     """The audit's case: a resnet18 state_dict with one meta tensor, late in the order."""
     model, foreign = _resnet18_pair()
-    foreign["layer4.1.bn2.weight"] = foreign["layer4.1.bn2.weight"].to("meta")
+    foreign["stage4.1.bn2.weight"] = foreign["stage4.1.bn2.weight"].to("meta")
     before = _snapshot(model)
-    with pytest.raises(cnnc.CnncError, match="'layer4.1.bn2.weight' is a meta tensor"):
+    with pytest.raises(cnnc.CnncError, match="'stage4.1.bn2.weight' is a meta tensor"):
         cnnc.import_weights(model, foreign)
     _assert_unchanged(model, before)
 
@@ -129,11 +129,18 @@ def test_a_failure_while_loading_puts_everything_back(monkeypatch):
 @functools.lru_cache(maxsize=1)
 def _resnet18_once():
     torch.manual_seed(0)
-    return cnnc.compile(SPECS / "resnet18.cnn"), dict(torchvision.models.resnet18().state_dict())
+    return cnnc.compile(SPECS / "resnet18.cnn"), {_foreign(k): t for k, t in torchvision.models.resnet18().state_dict().items()}
+
+
+def _foreign(key: str) -> str:
+    """torchvision's name under another scheme (`layer1.0.conv1` -> `stage1.0.conv1`): cnnc's
+    resnet18 has torchvision's names, which would pair by name; these pair by order and numbers."""
+    return key.replace("layer", "stage", 1)
 
 
 def _resnet18_pair():
-    """A fresh cnnc resnet18 and torchvision's resnet18 state_dict (built once per session)."""
+    """A fresh cnnc resnet18 and torchvision's resnet18 state_dict under foreign names (built once
+    per session)."""
     model, state = _resnet18_once()
     return copy.deepcopy(model), dict(state)
 
@@ -147,11 +154,11 @@ def _move(state, first, second):
 
 
 SWAPS = {  # a same-shape swap in the state_dict's order -> the two entries the refusal names
-    "blocks": (lambda s: _move(s, "layer1.0", "layer1.1"), "layer1.1", "layer1.0"),
-    "convs": (lambda s: _swap_keys(s, "layer1.0.conv1.weight", "layer1.0.conv2.weight"), "layer1.0.conv2",
-              "layer1.0.conv1"),
-    "interleaved": (lambda s: _swap_keys(s, "layer1.0.conv2.weight", "layer1.1.conv2.weight"), "layer1.1.conv2",
-                    "layer1.1.conv1"),
+    "blocks": (lambda s: _move(s, "stage1.0", "stage1.1"), "stage1.1", "stage1.0"),
+    "convs": (lambda s: _swap_keys(s, "stage1.0.conv1.weight", "stage1.0.conv2.weight"), "stage1.0.conv2",
+              "stage1.0.conv1"),
+    "interleaved": (lambda s: _swap_keys(s, "stage1.0.conv2.weight", "stage1.1.conv2.weight"), "stage1.1.conv2",
+                    "stage1.1.conv1"),
 }
 
 
@@ -219,9 +226,9 @@ def test_interleaved_modules_are_regrouped_by_name():
     lands in its own block (the order alone would have paired them crosswise)."""
     model, state = _resnet18_pair()
     with pytest.warns(cnnc.ReorderedWeights):
-        cnnc.import_weights(model, _swap_keys(state, "layer3.0.conv2.weight", "layer3.1.conv1.weight"))
-    assert torch.equal(model.state_dict()["layer3.block0.conv2.weight"], state["layer3.0.conv2.weight"])
-    assert torch.equal(model.state_dict()["layer3.block1.conv1.weight"], state["layer3.1.conv1.weight"])
+        cnnc.import_weights(model, _swap_keys(state, "stage3.0.conv2.weight", "stage3.1.conv1.weight"))
+    assert torch.equal(model.state_dict()["layer3.0.conv2.weight"], state["stage3.0.conv2.weight"])
+    assert torch.equal(model.state_dict()["layer3.1.conv1.weight"], state["stage3.1.conv1.weight"])
 
 
 # ---- weight files ------------------------------------------------------------------------------------
@@ -260,12 +267,12 @@ def test_build_with_weights_that_cannot_be_loaded_exits_1(tmp_path, capsys, kind
 
 
 def test_names_ending_in_digits_are_not_a_numbered_series():
-    """cnnc names the first instance of block `res6` `res61`, beside `res1` of block `res`: a gap
+    """cnnc names the first instance of block `res6` `res6_1`, beside `res1` of block `res`: a gap
     in the numbers, so their order is not checked (it is the registration order, and right)."""
     spec = ("block res(x) { return x -> conv(2, 1) }\nblock res6(x) { return x -> conv(2, 1) }\n"
             "network n() {\n    x = input(2, 3, 3)\n    x = x -> res6 -> res\n    output o = x\n}\n")
     src, dst = cnnc.compile(spec), cnnc.compile(spec, fused=True)
-    assert [k.split(".")[0] for k in src.state_dict()][::2] == ["res61", "res1"]
+    assert [k.split(".")[0] for k in src.state_dict()][::2] == ["res6_1", "res1"]
     cnnc.import_weights(dst, {f"m.{k}": t for k, t in src.state_dict().items()})
     for (k, t), u in zip(src.state_dict().items(), dst.state_dict().values()):
         assert torch.equal(t, u), k

@@ -883,9 +883,9 @@ def _init_source(g: Graph, root: Instance) -> list[str]:
             branches.setdefault(lines, {}).update(classes[op])
     doc = f"{SCHEMES[init.scheme].reference}'s initialisation (`init {init.scheme}({init_options(init)})`)."
     out = ["", "    def _init_weights(self) -> None:", f'        """{doc}"""']
-    out += _named_layers_source(g)
+    out += _named_layers_source(g, root)
     if branches:
-        where = _chain("self", init.within.split(".")) if init.within is not None else "self"
+        where = _chain("self", init.within.split("."), root) if init.within is not None else "self"
         out.append(f"        for m in {where}.modules():")
     for k, (lines, cls) in enumerate(branches.items()):
         names = list(cls)
@@ -896,7 +896,7 @@ def _init_source(g: Graph, root: Instance) -> list[str]:
     return out
 
 
-def _named_layers_source(g: Graph) -> list[str]:
+def _named_layers_source(g: Graph, root: Instance) -> list[str]:
     """The layers a scheme option names (cnnc/ir/schemes.py), bound to the option's name before
     the init loop: `final_conv = getattr(self.classifier, "1")`, or for [path, value] pairs
     `stddev = {self.AuxLogits.fc: 0.001}`. A layer pruned with an unused block is left out."""
@@ -910,10 +910,11 @@ def _named_layers_source(g: Graph) -> list[str]:
             continue
         value = g.init.option(a.name)
         if a.kind == "layer":
-            module = _chain("self", value.split(".")) if value in present else None
+            module = _chain("self", value.split("."), root) if value in present else None
             out.append(f"        {a.name} = {module}")
         else:
-            items = ", ".join(f"{_chain('self', p.split('.'))}: {v!r}" for p, v in value if p in present)
+            items = ", ".join(f"{_chain('self', p.split('.'), root)}: {naming.literal(v)}" for p, v in value
+                              if p in present)
             out.append(f"        {a.name} = {{{items}}}")
     return out
 
@@ -933,16 +934,18 @@ def _zero_norms_source(g: Graph, root: Instance) -> list[str]:
             for member in n.attr("members"):
                 where[member] = (n.path.rpartition(".")[0], [n.path.rpartition(".")[2], "bn"])
     own, per_class = [], {}  # statements on the network's own modules; class name -> chains
+    example = {}  # class name -> one of its instances (all are wired alike)
     for path in g.init.zero_norms:
         if path not in where:  # pruned with an unused block
             continue
         holder, chain = where[path]
         inst = by_path[holder]
         if inst is root:
-            own.append(f"        nn.init.zeros_({_chain('self', chain)}.weight)")
+            own.append(f"        nn.init.zeros_({_chain('self', chain, root)}.weight)")
         else:
             chains = per_class.setdefault(inst.cls.name, {})
             chains.setdefault(inst.path, []).append(tuple(chain))
+            example.setdefault(inst.cls.name, inst)
     groups: dict = {}  # chains -> class names
     for name, per_instance in per_class.items():
         (chains, *others) = list(per_instance.values())
@@ -955,16 +958,22 @@ def _zero_norms_source(g: Graph, root: Instance) -> list[str]:
     for k, (chains, names) in enumerate(groups.items()):
         test = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
         out.append(f"            {'if' if k == 0 else 'elif'} isinstance(m, {test}):")
-        out += [f"                nn.init.zeros_({_chain('m', c)}.weight)" for c in chains]
+        out += [f"                nn.init.zeros_({_chain('m', c, example[names[0]])}.weight)" for c in chains]
     return out + own
 
 
-def _chain(base: str, names) -> str:
-    """`m.bn3`, `m.downsample.bn`, or getattr for names Python cannot spell (`getattr(m, "1")`)."""
+def _chain(base: str, names, inst: Instance | None) -> str:
+    """`m.bn3`, `m.downsample.bn`, or getattr for names Python cannot spell (`getattr(m, "1")`):
+    `names` are instance names below `inst`, the instance whose module `base` is; each becomes
+    its submodule's attribute there (`Instance.attrs`, cnnc/backends/names.py)."""
     for name in names:
-        name = _attr_name(name)
-        base = f"{base}.{name}" if name.isidentifier() and not keyword.iskeyword(name) else \
-            f"getattr({base}, {name!r})"
+        attr = name
+        if inst is not None:
+            attr = inst.attrs.get(name, name)
+            st = next((st for st in inst.stmts if st.name == name), None)
+            inst = st.child if st is not None else None
+        base = f"{base}.{attr}" if attr.isidentifier() and not keyword.iskeyword(attr) else \
+            f"getattr({base}, {naming.literal(attr)})"
     return base
 
 
