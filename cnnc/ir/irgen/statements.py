@@ -22,6 +22,14 @@ from .builtins import BUILTINS
 from .calls import Return, signature
 
 
+def _as_spec_value(v):
+    """An override as the language holds it: a Python list (`cnnc.compile(spec, layers=[2, 2])`)
+    as the tuple a list literal evaluates to, so it indexes and compares like one."""
+    if isinstance(v, list):
+        return tuple(_as_spec_value(x) for x in v)
+    return v
+
+
 class Statements:
     """exec per statement, and the network entry (a mixin of the Interpreter)."""
 
@@ -45,7 +53,7 @@ class Statements:
             if p.name in env:
                 raise CnncError(f"parameter '{p.name}' is listed twice", p.loc)
             if p.name in overrides:
-                env[p.name] = overrides[p.name]
+                env[p.name] = _as_spec_value(overrides[p.name])
             elif p.default is None:
                 raise CnncError(f"network parameter '{p.name}' has no default; give one or pass --set {p.name}=...",
                                 p.loc)
