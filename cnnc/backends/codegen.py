@@ -229,6 +229,7 @@ EMIT: dict = {
     "droppath": _dropout("runtime.DropPath"),
     "layerscale": _layerscale,
     "scale": lambda n, ins: Inline(f"{{0}} * {n.attr('factor')!r}"),
+    "shift": lambda n, ins: Inline(f"{{0}} + {n.attr('offset')!r}"),
     "channel_shuffle": lambda n, ins: Inline(f"runtime.channel_shuffle({{0}}, {n.attr('groups')})"),
     "zeropad": _zeropad,
     "conv_transpose": _conv_transpose,
