@@ -37,6 +37,25 @@ def test_one_minus_t_is_exact():
         assert neg.op == "scale" and neg.attr("factor") == -1.0 and g.nodes[neg.inputs[0]].op == "sigmoid"
 
 
+def test_init_scheme_finds_the_transform_gates():
+    """`init highway(gate_bias=...)`: the gates are the convs whose only user is a sigmoid."""
+    g = front_end("highway_cifar", {"gate_bias": -3.0}).graph
+    assert (g.init.scheme, g.init.options) == ("highway", (("gate_bias", -3.0),))
+    assert g.init.gates == tuple(f"stage{s}_{i}.gate" for s in (1, 2, 3) for i in range(3))
+
+
+def test_init_scheme_without_a_gate_is_a_located_error():
+    from cnnc.diagnostics import CnncError
+
+    spec = ("network n() init highway {\n x = input(2, 4, 4)\n"
+            " output o = (x -> conv(2, 1) -> sigmoid) * (x -> conv(2, 1) -> relu)\n}\n")
+    front_end(spec)  # a gate: fine
+    with pytest.raises(CnncError) as info:
+        front_end(spec.replace("-> sigmoid", "-> relu"))
+    assert info.value.message == "init highway: no transform gate here (a conv with a bias whose only user is a sigmoid)"
+    assert (info.value.loc.line, info.value.loc.col) == (1, 18)  # the scheme's name
+
+
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
 
@@ -94,6 +113,20 @@ def test_parameter_count_of_the_reference():
         count = sum(p.numel() for p in PaperHighwayNet(3).parameters())
     g = front_end("highway_cifar").graph
     assert sum(g.params_of(n) for n in g.nodes) == count
+
+
+def test_the_same_seed_gives_the_reference_weights():
+    """The scheme sets each gate's bias to -2 after torch's defaults, as the reference's
+    constructor does: from the same seed, every tensor is the reference's."""
+    torch.manual_seed(0)
+    reference = PaperHighwayNet(3)
+    torch.manual_seed(0)
+    ours = cnnc.compile("highway_cifar")
+    theirs = reference.state_dict()
+    assert list(ours.state_dict()) == list(theirs)
+    assert [k for k, v in ours.state_dict().items() if not torch.equal(v, theirs[k])] == []
+    gates = [v for k, v in ours.state_dict().items() if k.endswith("gate.bias")]
+    assert len(gates) == 9 and all(bool((v == -2.0).all()) for v in gates)
 
 
 @pytest.mark.slow
