@@ -33,6 +33,17 @@ def test_backbone_dilates_stages_3_and_4():
     assert _conv2s(front_end("deeplabv3_resnet101", {"size": 64}).graph, 3) == [(1, 1, 1)] + [(1, 2, 2)] * 22
 
 
+def test_backbone_is_the_dilated_classifier():
+    """The backbone is specs/resnet.cnn's ResNet-50 with replace_stride_with_dilation (here a Python
+    list, as cnnc.compile takes it) up to layer4: the same layers, names and shapes."""
+    resnet = front_end("resnet50", {"size": 64, "replace_stride_with_dilation": [False, True, True]}).graph
+    seg = front_end("fcn_resnet50", {"size": 64}).graph
+    layers = lambda g, prefix="": [(n.op, n.attrs, n.shape, n.path[len(prefix):]) for n in g.nodes  # noqa: E731
+                                   if n.path.startswith(prefix) and n.op != "input"]
+    assert layers(seg, "backbone.") == [x for x in layers(resnet) if not x[3].startswith(("avgpool", "flatten", "fc"))]
+    assert dict(resnet.params)["replace_stride_with_dilation"] == (False, True, True)
+
+
 def test_heads_and_outputs():
     """FCNHead or DeepLabHead on layer4, FCNHead on layer3 with aux; both upsampled to the input."""
     for name, head in (("fcn_resnet50", "fcn"), ("deeplabv3_resnet101", "deeplabv3")):
