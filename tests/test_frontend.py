@@ -333,3 +333,20 @@ def test_import_path_with_a_nul_character_is_a_located_error():
         front_end('import "\x00blocks/x.cnn"\nnetwork n() {\n output o = input(3, 8, 8)\n}\n')
     assert info.value.message == "control character U+0000: a spec is text"
     assert (info.value.loc.line, info.value.loc.col) == (1, 9)
+
+
+def test_a_constant_added_to_a_tensor_is_a_shift():
+    """`t + 0.5`, `0.5 + t`, `t - 0.5` are one `shift` node; `1 - t` is `-t` (scale -1) shifted
+    by 1; a string or list with a tensor stays an error at the operator."""
+    from cnnc.diagnostics import CnncError
+
+    spec = "network n() {\n x = input(2, 4, 4)\n output o = concat(x + 0.5, 2 + x, x - 0.25, 1 - x)\n}\n"
+    g = front_end(spec).graph
+    ops = [(n.op, n.attrs, [g.nodes[i].op for i in n.inputs]) for n in g.nodes[1:-1]]
+    assert ops == [("shift", (("offset", 0.5),), ["input"]), ("shift", (("offset", 2.0),), ["input"]),
+                   ("shift", (("offset", -0.25),), ["input"]), ("scale", (("factor", -1.0),), ["input"]),
+                   ("shift", (("offset", 1.0),), ["scale"])]
+    with pytest.raises(CnncError) as info:
+        front_end("network n() {\n x = input(2, 4, 4)\n output o = \"a\" - x\n}\n")
+    assert info.value.message == "cannot apply '-' to the string \"a\" and a tensor 2x4x4"
+    assert (info.value.loc.line, info.value.loc.col) == (3, 17)

@@ -477,3 +477,23 @@ def test_resnet18_with_torchvision_names_loads_strictly_and_agrees():
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference(x), rtol=1e-5, atol=1e-5)
+
+
+# ---- shift: a constant added to a tensor (a highway gate's 1 - t) ------------------------------------------
+
+
+def test_constants_with_tensors_match_torch_exactly():
+    """`x + 0.5`, `0.25 + x`, `x - 2`, `1 - x` and `x -> shift(-0.75)` equal torch's results bit
+    for bit (`1 - x` is built as -x + 1); they hold no parameters and count no MACs."""
+    outputs = {"a": "x + 0.5", "b": "0.25 + x", "c": "x - 2", "d": "1 - x", "e": "x -> shift(-0.75)"}
+    graph, model = _build(_network({"x": (3, 5, 6)}, outputs))
+    x = torch.randn(2, 3, 5, 6, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got = model(x)
+    want = {"a": x + 0.5, "b": 0.25 + x, "c": x - 2, "d": 1 - x, "e": x - 0.75}
+    shapes = _out_shapes(graph)
+    for name, value in want.items():
+        assert shapes[name] == tuple(getattr(got, name).shape[1:]) == (3, 5, 6), name
+        assert torch.equal(getattr(got, name), value), name
+    assert sum(graph.params_of(n) + graph.macs_of(n) for n in graph.nodes) == 0
+    assert OPS["shift"].doc

@@ -238,6 +238,7 @@ EMIT: dict = {
     "droppath": _dropout("runtime.DropPath"),
     "layerscale": _layerscale,
     "scale": lambda n, ins: Inline(f"{{0}} * {_value(n.attr('factor'))}"),
+    "shift": lambda n, ins: Inline(f"{{0}} + {_value(n.attr('offset'))}"),
     "channel_shuffle": lambda n, ins: Inline(f"runtime.channel_shuffle({{0}}, {_value(n.attr('groups'))})"),
     "zeropad": _zeropad,
     "conv_transpose": _conv_transpose,
@@ -893,7 +894,27 @@ def _init_source(g: Graph, root: Instance) -> list[str]:
         out.append(f"            {'if' if k == 0 else 'elif'} isinstance(m, {test}):")
         out += [f"                {line}" for line in lines]
     out += _zero_norms_source(g, root)
+    out += _gate_bias_source(g, root)
     return out
+
+
+def _gate_bias_source(g: Graph, root: Instance) -> list[str]:
+    """The highway scheme: each transform gate (paths found by the IR, cnnc/ir/schemes.py; a conv
+    fused with its sigmoid keeps the conv's path) starts with bias `gate_bias`. A gate pruned
+    with an unused block, or outside `within`, is left out."""
+    present = {n.path for n in g.nodes if n.op in ("conv", "fused:conv")}
+    gates = [p for p in g.init.gates if p in present and in_scope(p, g.init.within)]
+    if not gates:
+        return []
+    lines, line = [], "        gates = ("
+    for module in (_chain("self", p.split("."), root) for p in gates):  # a tuple, a few modules a line
+        if len(line) + len(module) > 110:
+            lines.append(line.rstrip())
+            line = "                 "
+        line += module + ", "
+    lines.append(line.rstrip(", ") + ("," if len(gates) == 1 else "") + ")")
+    return (["        # the transform gates start negative: each highway layer starts by carrying its input"] + lines
+            + ["        for m in gates:", f"            nn.init.constant_(m.bias, {naming.literal(g.init.option('gate_bias'))})"])
 
 
 def _named_layers_source(g: Graph, root: Instance) -> list[str]:

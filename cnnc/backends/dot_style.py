@@ -145,6 +145,7 @@ OP_STYLES: dict[str, OpStyle] = {
     "droppath": OpStyle(lambda n, ins: f"droppath {_num(n.attr('p'))}", fill=MISC, merges=True),
     "layerscale": OpStyle(_fixed("layerscale"), fill=MISC, merges=True),
     "scale": OpStyle(lambda n, ins: f"scale {_num(n.attr('factor'))}", fill=MISC, merges=True),
+    "shift": OpStyle(lambda n, ins: f"shift {_num(n.attr('offset'))}", fill=MISC, merges=True),
     "softmax": OpStyle(_fixed("softmax"), fill=ACT, merges=True),
     "identity": OpStyle(_fixed("identity"), fill=MISC, merges=True),
     "zeropad": OpStyle(_zeropad, fill=MISC),

@@ -164,8 +164,8 @@ GEOMETRY: dict = {
     # pointwise in space: normalisations over channels, activations, channel ops, scaling
     **{op: _pointwise for op in (
         "batchnorm", "layernorm", "lrn", "relu", "relu6", "silu", "gelu", "sigmoid", "tanh", "hardswish",
-        "hardsigmoid", "softmax", "identity", "dropout", "droppath", "layerscale", "scale", "channel_shuffle",
-        "leaky_relu", "groupnorm", "slice")},
+        "hardsigmoid", "softmax", "identity", "dropout", "droppath", "layerscale", "scale", "shift",
+        "channel_shuffle", "leaky_relu", "groupnorm", "slice")},
 }
 
 # The ops whose window is their defining attribute: the summary shows kernel, stride and dilation.

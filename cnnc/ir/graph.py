@@ -60,6 +60,7 @@ class Init:
     options: tuple  # ((name, value), ...) in the scheme's option order
     loc: Loc
     zero_norms: tuple = ()  # instance paths of the batchnorms whose weight starts at 0
+    gates: tuple = ()  # instance paths of the convs whose bias starts at `gate_bias` (highway's transform gates)
     within: str | None = None  # the instance path the scheme is confined to (`within="backbone"`); None: all
 
     def option(self, name):

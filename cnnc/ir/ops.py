@@ -309,6 +309,7 @@ op("droppath", "one", [Arg("p", "prob", 0.0)], shape=_same,
 op("layerscale", "one", [Arg("init", "float", 1e-6)], shape=_same, params=lambda a, ins, o: ins[0][0],
    doc="learnable per-channel scale (ConvNeXt)")
 op("scale", "one", [Arg("factor", "float")], shape=_same, doc="multiply by a constant")
+op("shift", "one", [Arg("offset", "float")], shape=_same, doc="add a constant")
 
 
 def _shuffle(a, ins):

@@ -23,6 +23,11 @@ of such an op (`check_named_layers`); code generation binds the option's name to
 before the init loop, whose statements test `m is final_conv` or read `stddev.get(m, 0.1)`.
 
 `within="backbone"`, an option of every scheme, confines the scheme to one instance's modules.
+
+`highway` (Srivastava et al. 2015, Sec. 2.2) starts each transform gate's bias at `gate_bias`,
+negative so that a highway layer starts by carrying its input. The gates are found by the
+structure, as zero_init_residual's batchnorms are: a conv with a bias whose only user is a
+sigmoid (`transform_gates`); a network with none is an error at the clause.
 """
 from __future__ import annotations
 
@@ -76,6 +81,10 @@ SCHEMES = {s.name: s for s in (
     Scheme("mnasnet", "torchvision.models.mnasnet.MNASNet",
            "conv: kaiming_normal_(mode='fan_out', nonlinearity='relu'), bias 0; batchnorm: 1, 0; "
            "linear: kaiming_uniform_(mode='fan_out', nonlinearity='sigmoid'), bias 0"),
+    Scheme("highway", "Srivastava et al. 2015",
+           "transform gates (convs whose only user is a sigmoid): bias gate_bias, so that each layer starts "
+           "by carrying its input; every layer otherwise torch's default",
+           (Arg("gate_bias", "float", -2.0),)),
 )}
 
 
@@ -182,6 +191,22 @@ def residual_norms(nodes, loc) -> tuple:
         raise CnncError("zero_init_residual: no residual add here ends its branch with a batchnorm "
                         "(a batchnorm of the add's own block, added to the shortcut)", loc)
     return tuple(found)
+
+
+def transform_gates(nodes, loc) -> tuple:
+    """Instance paths of the highway scheme's transform gates: the convs with a bias whose every
+    user is a sigmoid (T(x) = sigmoid(conv(x))); `loc` is the init clause's, for the error when
+    there are none."""
+    users: dict = {}
+    for n in nodes:
+        for i in n.inputs:
+            users.setdefault(i, []).append(n.op)
+    found = tuple(n.path for n in nodes
+                  if n.op == "conv" and n.attr("bias") and users.get(n.id) and set(users[n.id]) == {"sigmoid"})
+    if not found:
+        raise CnncError("init highway: no transform gate here (a conv with a bias whose only user is a sigmoid)",
+                        loc).note("a highway layer's gate: `t = x -> conv(c, 3, padding=1) as gate -> sigmoid`")
+    return found
 
 
 def _ends_branch(operand: Node, add: Node) -> bool:

@@ -27,6 +27,13 @@ class Family:
     paper_params: dict = field(default_factory=dict)
     # entry -> keyword arguments the reference builder needs (beyond weights=None)
     reference_kwargs: dict = field(default_factory=dict)
+    # entry -> network parameters of the model a reference's published figures describe, where
+    # that is not the entry's default (torchvision's GFLOPS of a segmentation model count its
+    # pretrained layout, with the auxiliary classifier: {"aux": True})
+    published_with: dict = field(default_factory=dict)
+    # entry -> {input size: output map size} of a segmentation model whose map is not the input's
+    # (the unpadded U-Net); others: the same size at the default and at 96
+    out_sizes: dict = field(default_factory=dict)
 
 
 DEFAULT = Family()

@@ -149,11 +149,20 @@ class Expressions:
         return self.check_num(r, loc)
 
     def tensor_binop(self, op, a, b, loc):
-        """An operator with a tensor operand: an elementwise node between two tensors, or a
-        `scale` node for a tensor times (or divided by) a number."""
+        """An operator with a tensor operand: an elementwise node between two tensors, a `scale`
+        node for a tensor times (or divided by) a number, a `shift` node for a number added to or
+        subtracted from a tensor, and for a number minus a tensor (a highway gate's `1 - t`) the
+        tensor negated, then shifted: `-t + 1`, which is `1 - t` exactly in floating point."""
         ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
         if ta and tb and op in TENSOR_OPS:
             return self.make_node(TENSOR_OPS[op], [a, b], {}, loc, None, TENSOR_OPS[op])
+        if op in ("+", "-") and ta and is_num(b):
+            return self.make_node("shift", [a], {"offset": float(b if op == "+" else -b)}, loc, None, "shift")
+        if op == "+" and is_num(a) and tb:
+            return self.make_node("shift", [b], {"offset": float(a)}, loc, None, "shift")
+        if op == "-" and is_num(a) and tb:
+            negated = self.make_node("scale", [b], {"factor": -1.0}, loc, None, "neg")
+            return self.make_node("shift", [negated], {"offset": float(a)}, loc, None, "shift")
         if op == "*" and is_num(b) and ta:
             return self.make_node("scale", [a], {"factor": self.check_num(float(b), loc)}, loc, None, "scale")
         if op == "*" and is_num(a) and tb:

@@ -14,12 +14,21 @@ from cnnc.frontend import ast
 from cnnc.frontend.ast import loc_of
 from cnnc.frontend.loader import preset_values
 from cnnc.ir.graph import Graph, Init, Output, live_scopes
-from cnnc.ir.schemes import SCHEMES, WITHIN, check_named_layers, check_within, normalize_option, residual_norms
+from cnnc.ir.schemes import (SCHEMES, WITHIN, check_named_layers, check_within, normalize_option, residual_norms,
+                              transform_gates)
 from cnnc.ir.ops import ALIASES, LIST_OPS, OPS, OpError, lookup, normalize
 from cnnc.ir.values import Tensor, describe_value, freeze
 
 from .builtins import BUILTINS
 from .calls import Return, signature
+
+
+def _as_spec_value(v):
+    """An override as the language holds it: a Python list (`cnnc.compile(spec, layers=[2, 2])`)
+    as the tuple a list literal evaluates to, so it indexes and compares like one."""
+    if isinstance(v, list):
+        return tuple(_as_spec_value(x) for x in v)
+    return v
 
 
 class Statements:
@@ -55,7 +64,7 @@ class Statements:
                 raise CnncError(f"parameter '{p.name}' is listed twice", p.loc)
             if p.name in overrides:
                 try:
-                    env[p.name] = self.check_value(overrides[p.name], None)
+                    env[p.name] = self.check_value(_as_spec_value(overrides[p.name]), None)
                 except CnncError as e:
                     raise CnncError(f"--set {p.name}: {e.message}") from None
             elif p.default is None:
@@ -75,6 +84,8 @@ class Statements:
             raise CnncError(f"network '{net.name}' has no output; add e.g. `output logits = x`", net.loc)
         if init is not None and init.options and dict(init.options).get("zero_init_residual"):
             init = replace(init, zero_norms=residual_norms(self.nodes, init.loc))
+        if init is not None and init.scheme == "highway":
+            init = replace(init, gates=transform_gates(self.nodes, init.loc))
         if init is not None:
             check_named_layers(init, self.nodes)
         g = Graph(preset.name if preset is not None else net.name, net.loc.file, tuple(used),

@@ -32,7 +32,7 @@ class CodegenOps(nn.Module):
         self.layernorm1 = runtime.LayerNorm2d(8, eps=1e-06)
         self.layerscale1 = runtime.LayerScale(8, init=0.5)
         self.droppath1 = runtime.DropPath(p=0.1)
-        self.conv3 = runtime.Conv2d(16, 16, kernel_size=3, padding=2, dilation=2, groups=2)
+        self.conv3 = runtime.Conv2d(32, 16, kernel_size=3, padding=2, dilation=2, groups=2)
         self.global_maxpool1 = nn.AdaptiveMaxPool2d(1)
         self.adaptive_avgpool1 = nn.AdaptiveAvgPool2d(1)
         self.global_avgpool1 = nn.AdaptiveAvgPool2d(1)
@@ -77,7 +77,10 @@ class CodegenOps(nn.Module):
         out3 = F.gelu(out3)
         out = out - out2
         out3 = out3 * 0.25
-        out = torch.cat([out, out3], 1)
+        out4 = out2 * -1.0
+        out4 = out4 + 1.0
+        out2 = out2 + 0.5
+        out = torch.cat([out, out3, out4, out2], 1)
         out = runtime.channel_shuffle(out, 4)
         out = self.conv3(out)
         sigmoid1 = torch.sigmoid(out)
