@@ -1,0 +1,110 @@
+"""ONNX: a generated module as an ONNX model whose names are the spec's.
+
+torch.onnx.export (torch 2.14's default, the torch.export-based "dynamo" exporter, with its
+onnxscript optimizer: constant folding, BatchNorm folded into the convolution before it) makes the
+graph. Its names are the spec's where it matters:
+- graph inputs are the network's input instances (`input1`, or the name an `as` gives), graph
+  outputs its outputs (`logits`), in the spec's order; train-only outputs are not exported (the
+  model is exported in eval mode);
+- every input's dimension 0 is one symbolic dimension `batch`;
+- node names are instance paths: the exporter names nodes `node_Conv_12` and records the module
+  each came from (`pkg.torch.onnx.name_scopes`), and this module renames every node
+  `<instance path>/<op type>` (`layer1.0.conv1/Conv`). A node that reads a module's parameter is
+  named after that module (the Conv that BatchNorm was folded into is `conv1`'s, whose weight it
+  reads, not `bn1`'s); any other node after the innermost module it ran in (a functional ReLU in
+  block `layer1.0` is `layer1.0/Relu`, one at the network's top level just `Relu`); repeated names
+  get `_2`, `_3`. Submodule paths go back to instance paths through Generated.module_paths;
+- initializers keep the state_dict's keys.
+
+The opset is DEFAULT_OPSET unless asked. Failures of the exporter (an op ONNX cannot express, an
+opset it cannot target) are CnncErrors naming the network; the exporter's progress lines are not
+printed.
+"""
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import warnings
+
+from cnnc.diagnostics import CnncError
+
+DEFAULT_OPSET = 20
+_SCOPES = "pkg.torch.onnx.name_scopes"
+
+
+def input_names(graph) -> list[str]:
+    """The network's inputs as forward takes them: its `input` nodes' instance paths, in order."""
+    return [n.path for n in graph.nodes if n.op == "input"]
+
+
+def output_names(graph) -> list[str]:
+    """The outputs forward returns in eval mode, in order."""
+    return [o.name for o in graph.outputs if not o.train_only]
+
+
+def export(module: torch.nn.Module, graph, module_paths: dict, opset: int = DEFAULT_OPSET, batch: int = 2):
+    """The ONNX ModelProto of `module` (built from `graph`), with the spec's names (see above)."""
+    import torch  # (here: the command line builds its parser, which names DEFAULT_OPSET, without torch)
+
+    inputs = [n for n in graph.nodes if n.op == "input"]
+    args = tuple(torch.randn(batch, *n.shape) for n in inputs)
+    batch_dim = torch.export.Dim("batch")
+    names_in, names_out = input_names(graph), output_names(graph)
+    module = module.eval()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module, args, None, input_names=names_in, output_names=names_out,
+                                        dynamic_shapes=tuple({0: batch_dim} for _ in inputs),
+                                        opset_version=opset, dynamo=True, optimize=True, verbose=False)
+            model = program.model_proto
+    except Exception as e:  # the exporter's errors are many types, with long messages
+        raise CnncError(f"cannot export network '{graph.name}' to ONNX (opset {opset}): {_first_line(e)}") from None
+    made = {o.domain or "ai.onnx": o.version for o in model.opset_import}.get("ai.onnx")
+    if made != opset:  # the exporter falls back to its own opset where its version converter fails
+        raise CnncError(f"cannot export network '{graph.name}' to ONNX opset {opset}: the exporter made opset {made} "
+                        f"instead (torch's exporter targets opset 18 and later; the default is {DEFAULT_OPSET})")
+    got_in = [v.name for v in model.graph.input]
+    got_out = [v.name for v in model.graph.output]
+    if got_in != names_in or got_out != names_out:
+        raise CnncError(f"cannot export network '{graph.name}' to ONNX: the exporter made inputs {got_in} and outputs "
+                        f"{got_out}, not the spec's {names_in} and {names_out}")
+    model.graph.name = graph.name
+    name_nodes(model, module_paths, set(module.state_dict()))
+    return model
+
+
+def _first_line(e: Exception) -> str:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = lines[0] if lines else type(e).__name__
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def name_nodes(model, module_paths: dict, state_keys: set) -> None:
+    """Rename every node of the graph `<instance path>/<op type>` (see the module docstring)."""
+    instance_of = {attr: path for path, attr in module_paths.items()}
+    taken: dict[str, int] = {}
+    for node in model.graph.node:
+        attr = _module_of(node, state_keys)
+        path = instance_of.get(attr, attr)
+        base = f"{path}/{node.op_type}" if path else node.op_type
+        k = taken.get(base, 0) + 1
+        taken[base] = k
+        node.name = base if k == 1 else f"{base}_{k}"
+
+
+def _module_of(node, state_keys: set) -> str:
+    """The submodule path a node belongs to: the module of the first parameter it reads, else
+    the innermost module the exporter says it ran in ('' for the network itself)."""
+    for name in node.input:
+        if name in state_keys:
+            return name.rpartition(".")[0]
+    for prop in node.metadata_props:
+        if prop.key == _SCOPES:
+            with contextlib.suppress(ValueError, SyntaxError):
+                scopes = ast.literal_eval(prop.value)  # a list of str: '', 'layer1', 'layer1.0', ..., the op
+                modules = [s for s in scopes[:-1] if isinstance(s, str) and not s.startswith("_")]
+                return modules[-1] if modules else ""
+    return ""
