@@ -73,7 +73,7 @@ def _check_with_onnxruntime(model, path, input_shapes, batches=(1, 3)):
         xs = [torch.randn(batch, *shape) for shape in input_shapes]
         with torch.no_grad():
             want = model(*xs)
-        want = [want] if isinstance(want, torch.Tensor) else list(want)
+        want = [want] if isinstance(want, torch.Tensor) else [w for w in want if w is not None]
         got = session.run(None, {n: x.numpy() for n, x in zip(names, xs)})
         assert len(got) == len(want)
         for g, w in zip(got, want):
@@ -121,6 +121,24 @@ def test_multi_input_output_names(tmp_path):
     assert "train/Conv" in names and "dw/Conv" in names  # the spec's `train`, not the attribute `train_`
     assert "bn1/BatchNormalization" not in names  # folded into dw's Conv
     _check_with_onnxruntime(model, path, [(3, 16, 16), (1, 16, 16)])
+
+
+@pytest.mark.slow
+def test_train_only_outputs_are_left_out(tmp_path):
+    spec = """
+network tri(size=16) {
+    x = input(3, size, size)
+    y = x -> conv(4, 3, padding=1) as stem -> relu
+    train output aux = y -> global_avgpool -> flatten -> linear(3) as aux_fc
+    output a = y -> conv(2, 1) as head_a
+    output b = y -> global_avgpool -> flatten -> linear(5) as head_b
+}
+"""
+    model, path = _export(tmp_path, spec, [])
+    m = onnx.load(str(path))
+    assert [o.name for o in m.graph.output] == ["a", "b"]  # eval mode: `aux` is None, not exported
+    assert not any(n.name.startswith("aux_fc") for n in m.graph.node)
+    _check_with_onnxruntime(model, path, [(3, 16, 16)])
 
 
 def _node(op_type, inputs, scopes):

@@ -22,21 +22,18 @@ from __future__ import annotations
 
 import io
 import sys
-from pathlib import Path
 
 from cnnc.diagnostics import CnncError, printable
 from cnnc.outfile import prepare_output, write_atomically
 
-from .common import graph_and_inputs, positive
+from .common import add_output, default_output, graph_and_inputs, positive
 
 NAME = "build"
 HELP = "generate a PyTorch nn.Module (.py) from a spec; --weights also writes remapped weights (.pth)"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("-o", "--output", metavar="OUT.py",
-                   help="where to write the module (default: build/<spec stem>.py); a regular file or a new "
-                        "one, never a symbolic link (cnnc does not write through links) or an input")
+    add_output(p, "py", "module")
     p.add_argument("--weights", metavar="W.pth",
                    help="a torchvision/timm-style state_dict to map onto the module, saved as OUT.pth")
     p.add_argument("--skip-mismatched", action="store_true",
@@ -63,7 +60,7 @@ def run(args) -> int:
 
     graph, inputs = graph_and_inputs(args, fused=args.fused)
     gen = generate(graph)
-    out = args.output or Path("build") / (Path(args.file).stem + ".py")
+    out = default_output(args, "py")
     if args.skip_mismatched and not args.weights:
         raise CnncError("--skip-mismatched applies to --weights; give the weights file with --weights W.pth")
     weights, notes = _remapped_weights(gen, args.weights, args.skip_mismatched) if args.weights else (None, [])

@@ -9,13 +9,12 @@ one, never a link or an input, written atomically), and nothing is written when 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from cnnc.diagnostics import printable
 from cnnc.outfile import prepare_output, write_atomically
 
 from .build import _remapped_weights
-from .common import graph_and_inputs, positive
+from .common import add_output, default_output, graph_and_inputs, positive
 
 NAME = "export"
 HELP = "export the network as an ONNX model (.onnx) named after the spec: inputs, outputs, nodes"
@@ -24,9 +23,7 @@ HELP = "export the network as an ONNX model (.onnx) named after the spec: inputs
 def add_arguments(p) -> None:
     from cnnc.backends.onnx_export import DEFAULT_OPSET
 
-    p.add_argument("-o", "--output", metavar="OUT.onnx",
-                   help="where to write the model (default: build/<spec stem>.onnx); a regular file or a new "
-                        "one, never a symbolic link or an input")
+    add_output(p, "onnx", "model")
     p.add_argument("--opset", type=positive, default=DEFAULT_OPSET,
                    help=f"the ONNX opset to target (default {DEFAULT_OPSET})")
     p.add_argument("--weights", metavar="W.pth",
@@ -41,7 +38,7 @@ def run(args) -> int:
 
     graph, inputs = graph_and_inputs(args)
     gen = generate(graph)
-    out = args.output or Path("build") / (Path(args.file).stem + ".onnx")
+    out = default_output(args, "onnx")
     inputs += [args.weights] if args.weights else []
     out = prepare_output(out, "model.onnx", inputs)
     module = getattr(load_source(gen.source, gen.name), gen.class_name)()
