@@ -95,10 +95,14 @@ def test_resnet18_names_and_onnxruntime(tmp_path):
     assert {o.domain or "ai.onnx": o.version for o in m.opset_import}["ai.onnx"] == 20
     names = _node_names(path)
     assert len(set(names)) == len(names)
-    for expected in ("conv1/Conv", "layer1.0.conv1/Conv", "layer1.0.conv2/Conv", "layer2.0.downsample.0/Conv",
-                     "maxpool/MaxPool", "fc/Gemm", "layer1.0/Add"):
+    for expected in ("conv1/Conv", "relu1/Relu", "maxpool/MaxPool", "layer1.0.conv1/Conv", "layer1.0.relu1/Relu",
+                     "layer1.0.conv2/Conv", "layer1.0.add1/Add", "layer1.0.relu2/Relu", "layer2.0.downsample.0/Conv",
+                     "avgpool/ReduceMean", "flatten1/Reshape", "fc/Gemm"):
         assert expected in names, (expected, names)
-    assert not any(n.startswith("node_") for n in names)
+    from cnnc.api import generate_source
+
+    paths = set(generate_source("resnet18", classes=10, size=64).module_paths)
+    assert [n for n in names if n.rpartition("/")[0] not in paths] == []  # every node is an instance's
     _check_with_onnxruntime(model, path, [(3, 64, 64)])
 
 
@@ -119,6 +123,7 @@ def test_multi_input_output_names(tmp_path):
     assert all(i.type.tensor_type.shape.dim[0].dim_param == "batch" for i in m.graph.input)
     names = _node_names(path)
     assert "train/Conv" in names and "dw/Conv" in names  # the spec's `train`, not the attribute `train_`
+    assert "concat1/Concat" in names and "relu6_1/Clip" in names
     assert "bn1/BatchNormalization" not in names  # folded into dw's Conv
     _check_with_onnxruntime(model, path, [(3, 16, 16), (1, 16, 16)])
 
@@ -166,9 +171,30 @@ def test_node_naming_rules():
     ]
     model = helper.make_model(helper.make_graph(nodes, "g", [], []))
     paths = {"block": "block", "block.conv1": "block.conv1", "block.bn1": "block.bn1", "train": "train_"}
-    name_nodes(model, paths, {"block.conv1.weight", "train_.weight", "train_.bias"})
+    keys = {"block.conv1.weight", "train_.weight", "train_.bias"}
+    name_nodes(model, paths, keys)
     assert [n.name for n in model.graph.node] == [
         "block.conv1/Conv", "block/Relu", "block/Relu_2", "train/Gemm", "Shape", "Add", "Identity"]
+    # inline IR nodes (inline_ops) name the nodes where the counts agree, in order
+    name_nodes(model, paths, keys, {("block", "Relu"): ["block.relu1", "block.relu2"], ("", "Add"): ["add1"]})
+    assert [n.name for n in model.graph.node] == [
+        "block.conv1/Conv", "block.relu1/Relu", "block.relu2/Relu", "train/Gemm", "Shape", "add1/Add", "Identity"]
+    name_nodes(model, paths, keys, {("block", "Relu"): ["block.relu1"], ("", "Add"): ["add1", "add2"]})
+    assert [n.name for n in model.graph.node] == [  # counts disagree: the module's path
+        "block.conv1/Conv", "block/Relu", "block/Relu_2", "train/Gemm", "Shape", "Add", "Identity"]
+
+
+def test_inline_ops_of_a_spec():
+    from cnnc.api import generate_source, load_source
+    from cnnc.backends.onnx_export import inline_ops
+    from cnnc.pipeline import front_end
+
+    graph = front_end(MULTI, {}).graph
+    gen = generate_source(MULTI)
+    module = getattr(load_source(gen.source, gen.name), gen.class_name)()
+    submodules = {name for name, _ in module.named_modules()}
+    assert inline_ops(graph, gen.module_paths, submodules) == {
+        ("", "Concat"): ["concat1"], ("", "Relu"): ["relu1"], ("", "Clip"): ["relu6_1"], ("", "Reshape"): ["flatten1"]}
 
 
 def test_export_refusals_write_nothing(tmp_path, capsys):

@@ -11,9 +11,13 @@ graph. Its names are the spec's where it matters:
   each came from (`pkg.torch.onnx.name_scopes`), and this module renames every node
   `<instance path>/<op type>` (`layer1.0.conv1/Conv`). A node that reads a module's parameter is
   named after that module (the Conv that BatchNorm was folded into is `conv1`'s, whose weight it
-  reads, not `bn1`'s); any other node after the innermost module it ran in (a functional ReLU in
-  block `layer1.0` is `layer1.0/Relu`, one at the network's top level just `Relu`); repeated names
-  get `_2`, `_3`. Submodule paths go back to instance paths through Generated.module_paths;
+  reads, not `bn1`'s). Any other node ran in some module's forward: where that forward's ONNX
+  nodes of one type are exactly as many as the IR nodes it computes inline that become one node
+  of that type (_ONE_NODE: a ReLU, an add, a concat, a flatten, ...), they pair in order and take
+  those instance paths (`layer1.0.relu1/Relu`, `layer1.0.add1/Add`); otherwise (an op that became
+  several nodes: a GELU at opset 20) the node is named after the module (`layer1.0/Erf`, or just
+  `Erf` at the network's top level). Repeated names get `_2`, `_3`. Submodule paths go back to
+  instance paths through Generated.module_paths;
 - initializers keep the state_dict's keys.
 
 The opset is DEFAULT_OPSET unless asked. Failures of the exporter (an op ONNX cannot express, an
@@ -72,7 +76,8 @@ def export(module: torch.nn.Module, graph, module_paths: dict, opset: int = DEFA
         raise CnncError(f"cannot export network '{graph.name}' to ONNX: the exporter made inputs {got_in} and outputs "
                         f"{got_out}, not the spec's {names_in} and {names_out}")
     model.graph.name = graph.name
-    name_nodes(model, module_paths, set(module.state_dict()))
+    submodules = {name for name, _ in module.named_modules()}
+    name_nodes(model, module_paths, set(module.state_dict()), inline_ops(graph, module_paths, submodules))
     return model
 
 
@@ -82,29 +87,60 @@ def _first_line(e: Exception) -> str:
     return text if len(text) <= 300 else text[:300] + "..."
 
 
-def name_nodes(model, module_paths: dict, state_keys: set) -> None:
-    """Rename every node of the graph `<instance path>/<op type>` (see the module docstring)."""
+# IR ops that the exporter makes exactly one ONNX node of, of this type
+_ONE_NODE = {"relu": "Relu", "relu6": "Clip", "add": "Add", "sub": "Sub", "mul": "Mul", "sigmoid": "Sigmoid",
+             "tanh": "Tanh", "hardswish": "HardSwish", "hardsigmoid": "HardSigmoid", "leaky_relu": "LeakyRelu",
+             "concat": "Concat", "softmax": "Softmax", "flatten": "Reshape"}
+
+
+def inline_ops(graph, module_paths: dict, submodules: set) -> dict:
+    """(submodule path, ONNX op type) -> the instance paths, in node order, of the IR nodes that
+    the submodule's forward computes inline (they are no module of their own) as one ONNX node of
+    that type (_ONE_NODE)."""
+    out: dict = {}
+    for n in graph.nodes:
+        op_type, attr = _ONE_NODE.get(n.op), module_paths.get(n.path)
+        if op_type is None or attr is None or attr in submodules:
+            continue
+        owner = attr.rpartition(".")[0]
+        while owner not in submodules:
+            owner = owner.rpartition(".")[0]
+        out.setdefault((owner, op_type), []).append(n.path)
+    return out
+
+
+def name_nodes(model, module_paths: dict, state_keys: set, inline: dict | None = None) -> None:
+    """Rename every node of the graph `<instance path>/<op type>` (see the module docstring).
+    `inline` (from inline_ops): where a module's ONNX nodes of one type are exactly as many as its
+    inline IR nodes of that type, they take those nodes' instance paths, in order."""
     instance_of = {attr: path for path, attr in module_paths.items()}
+    owners = [_module_of(node, state_keys) for node in model.graph.node]
+    counts: dict = {}
+    for node, (attr, by_param) in zip(model.graph.node, owners):
+        if not by_param:
+            counts[attr, node.op_type] = counts.get((attr, node.op_type), 0) + 1
+    inline = {key: iter(paths) for key, paths in (inline or {}).items() if counts.get(key) == len(paths)}
     taken: dict[str, int] = {}
-    for node in model.graph.node:
-        attr = _module_of(node, state_keys)
-        path = instance_of.get(attr, attr)
+    for node, (attr, by_param) in zip(model.graph.node, owners):
+        exact = None if by_param else next(inline.get((attr, node.op_type), iter(())), None)
+        path = exact or instance_of.get(attr, attr)
         base = f"{path}/{node.op_type}" if path else node.op_type
         k = taken.get(base, 0) + 1
         taken[base] = k
         node.name = base if k == 1 else f"{base}_{k}"
 
 
-def _module_of(node, state_keys: set) -> str:
-    """The submodule path a node belongs to: the module of the first parameter it reads, else
-    the innermost module the exporter says it ran in ('' for the network itself)."""
+def _module_of(node, state_keys: set) -> tuple[str, bool]:
+    """(the submodule path a node belongs to, whether a parameter says so): the module of the
+    first parameter it reads, else the innermost module the exporter says it ran in ('' for the
+    network itself)."""
     for name in node.input:
         if name in state_keys:
-            return name.rpartition(".")[0]
+            return name.rpartition(".")[0], True
     for prop in node.metadata_props:
         if prop.key == _SCOPES:
             with contextlib.suppress(ValueError, SyntaxError):
                 scopes = ast.literal_eval(prop.value)  # a list of str: '', 'layer1', 'layer1.0', ..., the op
                 modules = [s for s in scopes[:-1] if isinstance(s, str) and not s.startswith("_")]
-                return modules[-1] if modules else ""
-    return ""
+                return (modules[-1] if modules else ""), False
+    return "", False
