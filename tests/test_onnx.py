@@ -146,12 +146,30 @@ network tri(size=16) {
     _check_with_onnxruntime(model, path, [(3, 16, 16)])
 
 
-def _node(op_type, inputs, scopes):
+@pytest.mark.slow
+def test_fresh_equal_initializers_do_not_cross_names(tmp_path):
+    # codegen_tiny's two mixer blocks each have a fresh LayerNorm (weight 1, bias 0): the optimizer
+    # merges the equal initializers, so mix2's LayerNormalization reads mix1's tensors
+    from cnnc_testlib import TEST_SPECS
+
+    model, path = _export(tmp_path, (TEST_SPECS / "codegen_tiny.cnn").read_text(), [], "codegen_tiny")
+    names = _node_names(path)
+    for block in ("mix1", "mix2"):
+        for expected in ("layernorm1/LayerNormalization", "gelu1/Gelu", "concat1/Concat", "mul1/Mul", "add1/Add"):
+            assert f"{block}.{expected}" in names, (block, expected, names)
+    assert "flatten2/Reshape" in names and not any(n.startswith("aux_fc") for n in names)  # eval: no aux head
+    _check_with_onnxruntime(model, path, [(3, 32, 32)])
+
+
+def _node(op_type, inputs, scopes, rule=None):
     from onnx import helper
 
     node = helper.make_node(op_type, inputs, ["out"], name="node_" + op_type)
     entry = node.metadata_props.add()
     entry.key, entry.value = "pkg.torch.onnx.name_scopes", repr(scopes)
+    if rule is not None:
+        entry = node.metadata_props.add()
+        entry.key, entry.value = "pkg.onnxscript.rewriter.rule_name", rule
     return node
 
 
@@ -161,7 +179,9 @@ def test_node_naming_rules():
     from cnnc.backends.onnx_export import name_nodes
 
     nodes = [
-        _node("Conv", ["x", "block.conv1.weight"], ["", "block", "block.bn1", "_native_batch_norm"]),  # folded BN
+        _node("Conv", ["x", "block.conv1.weight"], ["", "block", "block.bn1", "_native_batch_norm"],
+              "FuseBatchNormIntoConv"),  # a folded BN: the conv's
+        _node("LayerNormalization", ["h", "block.conv1.weight"], ["", "other", "other.ln", "layer_norm"]),  # merged
         _node("Relu", ["a"], ["", "block", "relu"]),
         _node("Relu", ["b"], ["", "block", "relu_1"]),
         _node("Gemm", ["c", "train_.weight", "train_.bias"], ["", "train_", "linear"]),
@@ -170,18 +190,22 @@ def test_node_naming_rules():
         helper.make_node("Identity", ["f"], ["g"], name="node_Identity"),  # no metadata
     ]
     model = helper.make_model(helper.make_graph(nodes, "g", [], []))
-    paths = {"block": "block", "block.conv1": "block.conv1", "block.bn1": "block.bn1", "train": "train_"}
+    paths = {"block": "block", "block.conv1": "block.conv1", "block.bn1": "block.bn1", "train": "train_",
+             "other.ln": "other.ln"}
     keys = {"block.conv1.weight", "train_.weight", "train_.bias"}
     name_nodes(model, paths, keys)
     assert [n.name for n in model.graph.node] == [
-        "block.conv1/Conv", "block/Relu", "block/Relu_2", "train/Gemm", "Shape", "Add", "Identity"]
+        "block.conv1/Conv", "other.ln/LayerNormalization", "block/Relu", "block/Relu_2", "train/Gemm", "Shape", "Add",
+        "Identity"]
     # inline IR nodes (inline_ops) name the nodes where the counts agree, in order
     name_nodes(model, paths, keys, {("block", "Relu"): ["block.relu1", "block.relu2"], ("", "Add"): ["add1"]})
     assert [n.name for n in model.graph.node] == [
-        "block.conv1/Conv", "block.relu1/Relu", "block.relu2/Relu", "train/Gemm", "Shape", "add1/Add", "Identity"]
+        "block.conv1/Conv", "other.ln/LayerNormalization", "block.relu1/Relu", "block.relu2/Relu", "train/Gemm",
+        "Shape", "add1/Add", "Identity"]
     name_nodes(model, paths, keys, {("block", "Relu"): ["block.relu1"], ("", "Add"): ["add1", "add2"]})
     assert [n.name for n in model.graph.node] == [  # counts disagree: the module's path
-        "block.conv1/Conv", "block/Relu", "block/Relu_2", "train/Gemm", "Shape", "Add", "Identity"]
+        "block.conv1/Conv", "other.ln/LayerNormalization", "block/Relu", "block/Relu_2", "train/Gemm", "Shape", "Add",
+        "Identity"]
 
 
 def test_inline_ops_of_a_spec():

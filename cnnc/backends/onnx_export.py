@@ -9,15 +9,16 @@ graph. Its names are the spec's where it matters:
 - every input's dimension 0 is one symbolic dimension `batch`;
 - node names are instance paths: the exporter names nodes `node_Conv_12` and records the module
   each came from (`pkg.torch.onnx.name_scopes`), and this module renames every node
-  `<instance path>/<op type>` (`layer1.0.conv1/Conv`). A node that reads a module's parameter is
-  named after that module (the Conv that BatchNorm was folded into is `conv1`'s, whose weight it
-  reads, not `bn1`'s). Any other node ran in some module's forward: where that forward's ONNX
-  nodes of one type are exactly as many as the IR nodes it computes inline that become one node
-  of that type (_ONE_NODE: a ReLU, an add, a concat, a flatten, ...), they pair in order and take
-  those instance paths (`layer1.0.relu1/Relu`, `layer1.0.add1/Add`); otherwise (an op that became
-  several nodes: a GELU at opset 20) the node is named after the module (`layer1.0/Erf`, or just
-  `Erf` at the network's top level). Repeated names get `_2`, `_3`. Submodule paths go back to
-  instance paths through Generated.module_paths;
+  `<instance path>/<op type>` (`layer1.0.conv1/Conv`), after the innermost module it ran in, with
+  two refinements. A node that an optimizer rule rewrote is named after the module whose parameter
+  it reads (the Conv that BatchNorm was folded into ran in `bn1` but is `conv1`'s, whose weight it
+  reads). And the ops the generated forward computes inline, with no module of their own, pair
+  with the IR: where a module's ONNX nodes of one type are exactly as many as its inline IR nodes
+  that become one node of that type (_ONE_NODE: a ReLU, an add, a concat, a flatten, ...), they
+  pair in order and take those instance paths (`layer1.0.relu1/Relu`, `layer1.0.add1/Add`);
+  otherwise (an op that became several nodes: a GELU below opset 20) they are the module's
+  (`layer1.0/Erf`, or just `Erf` at the network's top level). Repeated names get `_2`, `_3`.
+  Submodule paths go back to instance paths through Generated.module_paths;
 - initializers keep the state_dict's keys.
 
 The opset is DEFAULT_OPSET unless asked. Failures of the exporter (an op ONNX cannot express, an
@@ -35,6 +36,7 @@ from cnnc.diagnostics import CnncError
 
 DEFAULT_OPSET = 20
 _SCOPES = "pkg.torch.onnx.name_scopes"
+_REWRITTEN = "pkg.onnxscript.rewriter.rule_name"
 
 
 def input_names(graph) -> list[str]:
@@ -90,16 +92,21 @@ def _first_line(e: Exception) -> str:
 # IR ops that the exporter makes exactly one ONNX node of, of this type
 _ONE_NODE = {"relu": "Relu", "relu6": "Clip", "add": "Add", "sub": "Sub", "mul": "Mul", "sigmoid": "Sigmoid",
              "tanh": "Tanh", "hardswish": "HardSwish", "hardsigmoid": "HardSigmoid", "leaky_relu": "LeakyRelu",
-             "concat": "Concat", "softmax": "Softmax", "flatten": "Reshape"}
+             "concat": "Concat", "softmax": "Softmax", "flatten": "Reshape", "gelu": "Gelu"}
 
 
 def inline_ops(graph, module_paths: dict, submodules: set) -> dict:
     """(submodule path, ONNX op type) -> the instance paths, in node order, of the IR nodes that
     the submodule's forward computes inline (they are no module of their own) as one ONNX node of
     that type (_ONE_NODE)."""
+    from cnnc.ir.liveness import inference_nodes
+
     out: dict = {}
+    exported = inference_nodes(graph)  # (eval mode: train-only heads are not in the graph)
     for n in graph.nodes:
         op_type, attr = _ONE_NODE.get(n.op), module_paths.get(n.path)
+        if n.id not in exported:
+            continue
         if op_type is None or attr is None or attr in submodules:
             continue
         owner = attr.rpartition(".")[0]
@@ -131,16 +138,21 @@ def name_nodes(model, module_paths: dict, state_keys: set, inline: dict | None =
 
 
 def _module_of(node, state_keys: set) -> tuple[str, bool]:
-    """(the submodule path a node belongs to, whether a parameter says so): the module of the
-    first parameter it reads, else the innermost module the exporter says it ran in ('' for the
-    network itself)."""
-    for name in node.input:
-        if name in state_keys:
-            return name.rpartition(".")[0], True
+    """(the submodule path a node belongs to, whether a parameter says so): the innermost module
+    the exporter says the node ran in ('' for the network itself), unless it reads a parameter of
+    a module that is one of those, or, in a node an optimizer rule rewrote (a BatchNorm folded into
+    the conv before it, a sibling), a child of one: that module. (The optimizer also merges equal
+    initializers, such as two fresh LayerNorms' weights, so a node may read another module's
+    tensor: that alone names nothing.)"""
+    scopes, rewritten = [""], False
     for prop in node.metadata_props:
         if prop.key == _SCOPES:
             with contextlib.suppress(ValueError, SyntaxError):
-                scopes = ast.literal_eval(prop.value)  # a list of str: '', 'layer1', 'layer1.0', ..., the op
-                modules = [s for s in scopes[:-1] if isinstance(s, str) and not s.startswith("_")]
-                return (modules[-1] if modules else ""), False
-    return "", False
+                listed = ast.literal_eval(prop.value)  # a list of str: '', 'layer1', 'layer1.0', ..., the op
+                scopes += [s for s in listed[:-1] if isinstance(s, str) and s and not s.startswith("_")]
+        rewritten = rewritten or prop.key == _REWRITTEN
+    for name in node.input:
+        owner = name.rpartition(".")[0]
+        if name in state_keys and (owner in scopes or (rewritten and owner.rpartition(".")[0] in scopes)):
+            return owner, True
+    return scopes[-1], False

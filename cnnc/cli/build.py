@@ -63,7 +63,7 @@ def run(args) -> int:
     out = default_output(args, "py")
     if args.skip_mismatched and not args.weights:
         raise CnncError("--skip-mismatched applies to --weights; give the weights file with --weights W.pth")
-    weights, notes = _remapped_weights(gen, args.weights, args.skip_mismatched) if args.weights else (None, [])
+    weights, notes = remapped_weights(gen, args.weights, args.skip_mismatched) if args.weights else (None, [])
     inputs += [args.weights] if args.weights else []
     out = prepare_output(out, "model.py", inputs)
     if weights is not None:
@@ -101,7 +101,7 @@ def _explanation(graph, args) -> str:
     return explain.render(rows, device, args.dtype, args.layout, args.batch)
 
 
-def _remapped_weights(gen, path, skip_mismatched: bool = False) -> tuple[dict, list[str]]:
+def remapped_weights(gen, path, skip_mismatched: bool = False) -> tuple[dict, list[str]]:
     """The weights under the module's names, and the notes for stderr: the entries that had to be
     reordered to fit, or with `skip_mismatched` (pairing by name) what was skipped, missing and
     unexpected (skipped and missing tensors keep the module's initial values)."""

@@ -13,7 +13,7 @@ import sys
 from cnnc.diagnostics import printable
 from cnnc.outfile import prepare_output, write_atomically
 
-from .build import _remapped_weights
+from .build import remapped_weights
 from .common import add_output, default_output, graph_and_inputs, positive
 
 NAME = "export"
@@ -44,7 +44,7 @@ def run(args) -> int:
     module = getattr(load_source(gen.source, gen.name), gen.class_name)()
     notes = []
     if args.weights:
-        state, notes = _remapped_weights(gen, args.weights)
+        state, notes = remapped_weights(gen, args.weights)
         module.load_state_dict(state)
     model = onnx_export.export(module, graph, gen.module_paths, opset=args.opset)
     write_atomically(out, model.SerializeToString())
