@@ -85,6 +85,14 @@ def _node_names(path) -> list[str]:
     return [n.name for n in onnx.load(str(path)).graph.node]
 
 
+def _not_instances(names, spec, **params) -> list[str]:
+    """The node names that are not `<instance path>/<op type>` for an instance of the spec."""
+    from cnnc.pipeline import front_end
+
+    paths = {n.path for n in front_end(spec, params).graph.nodes}
+    return [n for n in names if n.rpartition("/")[0] not in paths]
+
+
 @pytest.mark.slow
 def test_resnet18_names_and_onnxruntime(tmp_path):
     model, path = _export(tmp_path, "resnet18", ["classes=10", "size=64"])
@@ -99,10 +107,7 @@ def test_resnet18_names_and_onnxruntime(tmp_path):
                      "layer1.0.conv2/Conv", "layer1.0.add1/Add", "layer1.0.relu2/Relu", "layer2.0.downsample.0/Conv",
                      "avgpool/ReduceMean", "flatten1/Reshape", "fc/Gemm"):
         assert expected in names, (expected, names)
-    from cnnc.api import generate_source
-
-    paths = set(generate_source("resnet18", classes=10, size=64).module_paths)
-    assert [n for n in names if n.rpartition("/")[0] not in paths] == []  # every node is an instance's
+    assert _not_instances(names, "resnet18", classes=10, size=64) == []
     _check_with_onnxruntime(model, path, [(3, 64, 64)])
 
 
@@ -111,6 +116,8 @@ def test_mobilenet_v2_onnxruntime(tmp_path):
     model, path = _export(tmp_path, "mobilenet_v2", ["classes=10", "size=64"])
     names = _node_names(path)
     assert "features.1.conv.0.0/Conv" in names and "classifier.1/Gemm" in names
+    assert "features.0.activation1.relu6_1/Clip" in names  # an instance inlined in its parent's forward
+    assert _not_instances(names, "mobilenet_v2", classes=10, size=64) == []
     _check_with_onnxruntime(model, path, [(3, 64, 64)])
 
 

@@ -97,22 +97,21 @@ _ONE_NODE = {"relu": "Relu", "relu6": "Clip", "add": "Add", "sub": "Sub", "mul":
 
 def inline_ops(graph, module_paths: dict, submodules: set) -> dict:
     """(submodule path, ONNX op type) -> the instance paths, in node order, of the IR nodes that
-    the submodule's forward computes inline (they are no module of their own) as one ONNX node of
-    that type (_ONE_NODE)."""
+    the submodule's forward computes inline (they are no module of their own; an instance without
+    layers, written inline in its parent's forward, adds no module either) as one ONNX node of
+    that type (_ONE_NODE). Train-only nodes are left out (the export is in eval mode)."""
     from cnnc.ir.liveness import inference_nodes
 
     out: dict = {}
-    exported = inference_nodes(graph)  # (eval mode: train-only heads are not in the graph)
+    exported = inference_nodes(graph)
     for n in graph.nodes:
-        op_type, attr = _ONE_NODE.get(n.op), module_paths.get(n.path)
-        if n.id not in exported:
+        op_type = _ONE_NODE.get(n.op)
+        if op_type is None or n.id not in exported or module_paths.get(n.path) in submodules:
             continue
-        if op_type is None or attr is None or attr in submodules:
-            continue
-        owner = attr.rpartition(".")[0]
-        while owner not in submodules:
-            owner = owner.rpartition(".")[0]
-        out.setdefault((owner, op_type), []).append(n.path)
+        prefix = n.path.rpartition(".")[0]
+        while prefix and module_paths.get(prefix) not in submodules:
+            prefix = prefix.rpartition(".")[0]
+        out.setdefault((module_paths[prefix] if prefix else "", op_type), []).append(n.path)
     return out
 
 
