@@ -16,7 +16,12 @@ def __getattr__(name):
         from . import api
 
         return getattr(api, name)
+    if name in ("load_weights", "freeze", "unfreeze", "LoadReport"):
+        from . import transfer
+
+        return getattr(transfer, name)
     raise AttributeError(name)
 
 
-__all__ = ["CnncError", "summary", "render", "compile", "import_weights", "ReorderedWeights"]
+__all__ = ["CnncError", "summary", "render", "compile", "import_weights", "ReorderedWeights", "load_weights",
+           "freeze", "unfreeze", "LoadReport"]

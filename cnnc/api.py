@@ -18,7 +18,7 @@ import os
 import sys
 import types
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -97,7 +97,8 @@ def compile(spec, /, *, fused: bool = False, kernel_policy=None, cuda_graphs: bo
     module = load_source(gen.source, gen.name)
     model = getattr(module, gen.class_name)()
     if "cnnc_spec" not in model._modules:  # (a submodule of that name keeps it)
-        model.cnnc_spec = SpecRef(_spec_ref(spec), tuple(sorted(params.items())), fused)
+        model.cnnc_spec = SpecRef(_spec_ref(spec), tuple(sorted(params.items())), fused,
+                                  tuple(gen.module_paths.items()))
     if kernel_policy is None and not cuda_graphs:
         return model
     from .backends import runtime  # (imports the kernels, and with them triton: only when asked)
@@ -123,6 +124,8 @@ class SpecRef:
     spec: str  # an absolute path, or the spec text
     params: tuple  # ((name, value), ...) given to compile
     fused: bool = False
+    # (instance path, submodule path) pairs: Generated.module_paths, for `cnnc.freeze` and friends
+    module_paths: tuple = field(default=(), compare=False, repr=False)
 
     def render(self, **options):
         from .display import render

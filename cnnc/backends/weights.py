@@ -51,6 +51,7 @@ import stat
 import warnings
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 
@@ -61,7 +62,11 @@ _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 
 
 def _shape(t) -> str:
-    return "[" + ", ".join(str(d) for d in t.shape) + "]"
+    return _dims(t.shape)
+
+
+def _dims(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
 def _is_counter(t: torch.Tensor) -> bool:
@@ -474,19 +479,87 @@ def import_weights(module: torch.nn.Module, state_dict: Mapping) -> torch.nn.Mod
     Warns (ReorderedWeights) when entries had to be matched out of the state_dict's order. All or
     nothing: after any error every parameter and buffer is as it was."""
     moves: list[str] = []
-    state = remapped_state(module, state_dict, moves)
+    _load_all_or_nothing(module, remapped_state(module, state_dict, moves))
+    if moves:
+        warnings.warn(ReorderedWeights(describe_moves(moves)), stacklevel=2)
+    return module
+
+
+def _load_all_or_nothing(module: torch.nn.Module, state: Mapping, strict: bool = True) -> None:
+    """module.load_state_dict(state); if it fails midway, every parameter and buffer is put back."""
     current = module.state_dict(keep_vars=True)
     saved = {k: t.detach().clone() for k, t in current.items()}
     try:
-        module.load_state_dict(state)
+        module.load_state_dict(state, strict=strict)
     except BaseException:
         with torch.no_grad():
             for k, t in current.items():
                 t.copy_(saved[k])
         raise
-    if moves:
-        warnings.warn(ReorderedWeights(describe_moves(moves)), stacklevel=2)
-    return module
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What `load_matching` did, by state_dict key: `loaded` the keys taken from the weights;
+    `skipped` (key, shape in the weights, shape in the module) for keys on both sides whose shapes
+    differ (a new head: `fc.weight` [1000, 512] against [10, 512]); `missing` the module's keys the
+    weights lack (they keep their values); `unexpected` the weights' keys the module lacks (ignored)."""
+
+    loaded: tuple = ()
+    skipped: tuple = ()
+    missing: tuple = ()
+    unexpected: tuple = ()
+
+    def __str__(self) -> str:
+        lines = [f"loaded {len(self.loaded)} of the module's {len(self.loaded) + len(self.skipped) + len(self.missing)} "
+                 f"tensors"]
+        lines += [f"skipped '{k}': {_dims(a)} in the weights, {_dims(b)} in the module" for k, a, b in self.skipped]
+        lines += [f"missing '{k}': not in the weights (keeps its value)" for k in self.missing]
+        lines += [f"unexpected '{k}': not in the module (ignored)" for k in self.unexpected]
+        return "\n".join(lines)
+
+
+def load_matching(module: torch.nn.Module, state_dict: Mapping, skip_mismatched: bool = True) -> LoadReport:
+    """Load the tensors of a state_dict whose keys are the module's own (a reference state_dict
+    into the same spec built with another `classes` or another head), pairing by key; returns
+    the LoadReport. Keys on both sides load when their shapes fit (`fit_key`: a 1x1 convolution
+    weight fits the Linear weight of its numbers); keys whose shapes differ are skipped and
+    reported, or, with `skip_mismatched=False`, refused (CnncError naming them all). BatchNorm
+    counters the weights lack are not reported missing (older checkpoints have none). Every
+    tensor is checked first (`check_tensor`), and loading is all or nothing.
+    For a state_dict named otherwise (a foreign model's names), see `import_weights`, which
+    pairs by structure."""
+    if not isinstance(state_dict, Mapping):
+        raise CnncError(f"weights must be a state_dict (a mapping of names to tensors), got {type(state_dict).__name__}")
+    for name, t in state_dict.items():
+        check_tensor(name, t)
+    ours = module.state_dict()
+    if not set(state_dict) & set(ours):
+        first_theirs, first_ours = next(iter(state_dict), None), next(iter(ours), None)
+        raise CnncError(f"weights: none of the {len(state_dict)} keys is a key of the module (the weights' first "
+                        f"is '{first_theirs}', the module's '{first_ours}'); load_weights pairs tensors by name: "
+                        "for a state_dict named otherwise use import_weights, which pairs them by structure; "
+                        "nothing was loaded")
+    counters = any(_is_counter(t) for t in state_dict.values())
+    state, loaded, skipped = {}, [], []
+    for key, t in state_dict.items():
+        if key not in ours:
+            continue
+        mine = ours[key]
+        if fit_key(t) == fit_key(mine) and _is_counter(t) == _is_counter(mine):
+            state[key] = t.reshape(mine.shape)
+            loaded.append(key)
+        else:
+            skipped.append((key, tuple(t.shape), tuple(mine.shape)))
+    if skipped and not skip_mismatched:
+        listed = "; ".join(f"'{k}' {_dims(a)} in the weights, {_dims(b)} in the module" for k, a, b in skipped)
+        raise CnncError(f"weights do not fit: {len(skipped)} tensor{'s' if len(skipped) > 1 else ''} of other "
+                        f"shapes: {listed}; nothing was loaded (skip_mismatched=True loads the others)")
+    missing = tuple(k for k, t in ours.items()
+                    if k not in state_dict and (counters or not _is_counter(t)))
+    unexpected = tuple(k for k in state_dict if k not in ours)
+    _load_all_or_nothing(module, state, strict=False)
+    return LoadReport(tuple(loaded), tuple(skipped), missing, unexpected)
 
 
 def describe_moves(moves: list[str], shown: int = 3) -> str:

@@ -18,7 +18,7 @@ import sys
 
 from cnnc.diagnostics import CnncError, printable
 
-from . import build, catalog, compare, render
+from . import build, catalog, compare, export, render
 from .common import add_common, emit, front_end, positive, summary_columns
 
 
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "markdown", "csv", "json"], default="text")
     summary_columns(p)
     p.set_defaults(run=cmd_summary)
-    for command in (build, render):
+    for command in (build, export, render):
         p = sub.add_parser(command.NAME, help=command.HELP)
         add_common(p, emit=False)
         command.add_arguments(p)

@@ -3,7 +3,9 @@
 Writes `build/<spec stem>.py` by default. With `--weights`, the foreign state_dict is mapped onto
 the module by structural order (weights.py; entries it had to reorder are listed in a note on
 stderr) and saved, under the module's own names, as
-`OUT.pth` next to `OUT.py`; `Net().load_state_dict(torch.load("OUT.pth"))` then loads it.
+`OUT.pth` next to `OUT.py`; `Net().load_state_dict(torch.load("OUT.pth"))` then loads it. With `--skip-mismatched`, tensors pair by
+name instead (a reference state_dict for the same spec built with another head, cnnc.load_weights):
+those whose shapes differ keep the module's initial values, and a note lists each.
 Everything that can fail (front end, code generation, reading and fitting the weights) runs
 before anything is written, and each file is written atomically (a temporary file in the
 destination directory, then os.replace), so a failed build leaves no half-written output.
@@ -20,23 +22,23 @@ from __future__ import annotations
 
 import io
 import sys
-from pathlib import Path
 
-from cnnc.diagnostics import CnncError
+from cnnc.diagnostics import CnncError, printable
 from cnnc.outfile import prepare_output, write_atomically
 
-from .common import graph_and_inputs, positive
+from .common import add_output, default_output, graph_and_inputs, positive
 
 NAME = "build"
 HELP = "generate a PyTorch nn.Module (.py) from a spec; --weights also writes remapped weights (.pth)"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("-o", "--output", metavar="OUT.py",
-                   help="where to write the module (default: build/<spec stem>.py); a regular file or a new "
-                        "one, never a symbolic link (cnnc does not write through links) or an input")
+    add_output(p, "py", "module")
     p.add_argument("--weights", metavar="W.pth",
                    help="a torchvision/timm-style state_dict to map onto the module, saved as OUT.pth")
+    p.add_argument("--skip-mismatched", action="store_true",
+                   help="with --weights: pair tensors by name (a reference state_dict for the same spec with another "
+                        "head) and skip those whose shapes differ, listing them (cnnc.load_weights)")
     p.add_argument("--fused", action="store_true",
                    help="apply the fusion passes first: conv + BatchNorm + residual add + activation become one "
                         "kernels.conv2d call (same weights)")
@@ -58,8 +60,10 @@ def run(args) -> int:
 
     graph, inputs = graph_and_inputs(args, fused=args.fused)
     gen = generate(graph)
-    out = args.output or Path("build") / (Path(args.file).stem + ".py")
-    weights, moves = _remapped_weights(gen, args.weights) if args.weights else (None, [])
+    out = default_output(args, "py")
+    if args.skip_mismatched and not args.weights:
+        raise CnncError("--skip-mismatched applies to --weights; give the weights file with --weights W.pth")
+    weights, notes = remapped_weights(gen, args.weights, args.skip_mismatched) if args.weights else (None, [])
     inputs += [args.weights] if args.weights else []
     out = prepare_output(out, "model.py", inputs)
     if weights is not None:
@@ -73,10 +77,8 @@ def run(args) -> int:
         torch.save(weights, data)  # in memory: the archive is named "archive", not after a file
         write_atomically(pth, data.getvalue())
     write_atomically(out, gen.source.encode())
-    if moves:
-        from cnnc.backends.weights import describe_moves
-
-        print(f"cnnc: note: {describe_moves(moves)}", file=sys.stderr)
+    for note in notes:
+        print(f"cnnc: note: {printable(note)}", file=sys.stderr)
     print(one_line(graph))
     print(f"wrote {out}" + (f" and {pth}" if weights is not None else ""))
     if args.explain:
@@ -99,13 +101,18 @@ def _explanation(graph, args) -> str:
     return explain.render(rows, device, args.dtype, args.layout, args.batch)
 
 
-def _remapped_weights(gen, path) -> tuple[dict, list[str]]:
-    """The weights under the module's names, and the entries that had to be reordered to fit."""
+def remapped_weights(gen, path, skip_mismatched: bool = False) -> tuple[dict, list[str]]:
+    """The weights under the module's names, and the notes for stderr: the entries that had to be
+    reordered to fit, or with `skip_mismatched` (pairing by name) what was skipped, missing and
+    unexpected (skipped and missing tensors keep the module's initial values)."""
     from cnnc.api import load_source
-    from cnnc.backends.weights import load_file, remapped_state
+    from cnnc.backends.weights import describe_moves, load_file, load_matching, remapped_state
 
     state_dict = load_file(path)
     module = getattr(load_source(gen.source, gen.name), gen.class_name)()
+    if skip_mismatched:
+        report = load_matching(module, state_dict, skip_mismatched=True)
+        return module.state_dict(), str(report).splitlines()
     moves: list[str] = []
     module.load_state_dict(remapped_state(module, state_dict, moves))  # in the module's dtypes, checked
-    return module.state_dict(), moves
+    return module.state_dict(), [describe_moves(moves)] if moves else []

@@ -37,6 +37,20 @@ def add_common(p: argparse.ArgumentParser, emit: bool = True) -> None:
                        help="print one stage's dump instead (fused: the IR after the fusion passes)")
 
 
+def add_output(p: argparse.ArgumentParser, suffix: str, what: str) -> None:
+    """`-o/--output OUT.<suffix>`, by default `build/<spec stem>.<suffix>` (`default_output`)."""
+    p.add_argument("-o", "--output", metavar=f"OUT.{suffix}",
+                   help=f"where to write the {what} (default: build/<spec stem>.{suffix}); a regular file or a new "
+                        "one, never a symbolic link (cnnc does not write through links) or an input")
+
+
+def default_output(args, suffix: str):
+    """The command's output path: -o, or build/<spec stem>.<suffix>."""
+    from pathlib import Path
+
+    return args.output or Path("build") / (Path(args.file).stem + "." + suffix)
+
+
 def positive(text):
     """argparse type: a positive integer."""
     try:
