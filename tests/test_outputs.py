@@ -21,7 +21,7 @@ from cnnc_testlib import ROOT, TEST_SPECS
 
 TINY = TEST_SPECS / "codegen_tiny.cnn"
 RESIDUAL = TEST_SPECS / "render_residual.cnn"
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "CNNC_KERNELS_CPU": "torch"}
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
 
 

@@ -40,6 +40,15 @@ class Conv2d(nn.Conv2d):
 
     kernel_policy = None  # a plain attribute: neither parameter nor buffer, so no state_dict entry
 
+    def refold(self) -> None:
+        """Drop the kernels' filter re-layout of this weight (remembered per weight version): needed
+        only after an in-place edit through `.data`, which no version counter sees."""
+        _forget_relayout(self.weight)
+
+    def train(self, mode: bool = True):
+        self.refold()  # train() and eval() both drop it, as FusedConv2d's plan
+        return super().train(mode)
+
     def forward(self, x: Tensor) -> Tensor:
         if (kernels is None or self.padding_mode != "zeros" or torch.onnx.is_in_onnx_export()
                 or _kernel_choice(self, x).backend == "torch"):
@@ -227,12 +236,13 @@ class FusedConv2d(nn.Conv2d):
         return self._plan
 
     def refold(self) -> None:
-        """Drop the cached plan: the next eval forward folds again. Needed only after an edit
-        the cache cannot see (an in-place change through `.data`)."""
+        """Drop the cached plan and the kernels' filter re-layout: the next forward folds again.
+        Needed only after an edit the caches cannot see (an in-place change through `.data`)."""
         self._plan = None
+        _forget_relayout(self.weight)
 
     def train(self, mode: bool = True):
-        self._plan = None  # train() and eval() both refold: the documented way after `.data` edits
+        self.refold()  # train() and eval() both refold: the documented way after `.data` edits
         return super().train(mode)
 
     def _tensors(self):
@@ -244,9 +254,17 @@ class FusedConv2d(nn.Conv2d):
 
     def _fold_key(self, x: Tensor) -> tuple:
         """What a plan is valid for: each tensor's version counter and data pointer, the input's
-        device and dtype, and the kernel policy."""
-        return (x.device, x.dtype, self.kernel_policy,
-                tuple(None if t is None else (t._version, t.data_ptr()) for t in self._tensors()))
+        device and dtype, the kernel policy in force, and where a Triton kernel may take the conv
+        (grouped, on CUDA or under the interpreter) the input's shape and strides, by which the
+        dispatch decides (`_kernel_choice`)."""
+        if kernels is None:
+            return (x.device, x.dtype, self.kernel_policy, self._versions())
+        dispatched = self.groups > 1 and (x.is_cuda or kernels.INTERPRET)
+        return (x.device, x.dtype, kernels.policy.resolve(self.kernel_policy),
+                (x.shape, x.stride()) if dispatched else None, self._versions())
+
+    def _versions(self) -> tuple:
+        return tuple(None if t is None else (t._version, t.data_ptr()) for t in self._tensors())
 
     def _traced_or_differentiable(self, x: Tensor, residual: Tensor | None) -> bool:
         """True when the cached plan must not serve the call: gradients are wanted (the plan's
@@ -300,6 +318,11 @@ class FusedConv2d(nn.Conv2d):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", activation={self.activation!r}" if self.activation else "")
+
+
+def _forget_relayout(weight) -> None:
+    """Drop the filter re-layout `kernels` remembers on a weight (`_runtime.relayout`)."""
+    weight.__dict__.pop("_cnnc_relayout", None)
 
 
 def _drop_plan(module, incompatible_keys) -> None:

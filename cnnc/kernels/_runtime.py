@@ -188,9 +188,17 @@ def relayout(weight, tag, make):
     same `tag` (e.g. the policy's layout). The entry keeps the weight's storage alive, so a new
     storage (`weight.data = ...`, which leaves the version alone) cannot take its address. Made
     under no_grad: the kernels compute the filter's gradient themselves. Traced calls make it
-    every time: under torch.compile it is an op on the weight, which freezing folds."""
+    every time: under torch.compile it is an op on the weight, which freezing folds.
+    Only a module's parameters (nn.Parameter) are remembered: an edit through `.data` leaves the
+    version counter alone and cannot be seen, so plain tensors (a functional caller's, or
+    gradcheck's, which perturbs through `.data`) are re-laid out at every call. A module whose
+    weights are edited through `.data` must call `refold()` (fused layers) or assign the weight
+    anew (`layer.weight = nn.Parameter(...)`, a new storage)."""
     if traced(weight):
         return make(weight)
+    if not isinstance(weight, torch.nn.Parameter):  # a plain tensor: made every call (see below)
+        with torch.no_grad():
+            return make(weight)
     key = (tag, weight._version, weight.data_ptr(), weight.shape, weight.stride(), weight.dtype, weight.device)
     known = weight.__dict__.get("_cnnc_relayout")
     if known is not None and known[0] == key:

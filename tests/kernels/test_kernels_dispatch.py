@@ -247,7 +247,7 @@ def test_build_explain(capsys, tmp_path):
 
     text = run()
     assert "kernel dispatch for device 'none', float16, channels_last, batch 1:" in text
-    assert "inverted_residual2.conv2   96->96 k3x3 s2 g96" in text
+    assert "features.2.conv.1.0   96->96 k3x3 s2 g96" in text
     assert "no device named, so no measurement applies" in text
     assert text.rstrip().endswith("52 convolutions: 0 on Triton kernels, 52 on cuDNN")
     text = run("--device", "Some GPU", "--batch", "64", "--dtype", "bfloat16")

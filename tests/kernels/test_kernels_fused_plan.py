@@ -57,3 +57,27 @@ def test_eval_mode_with_gradients_takes_the_differentiable_kernel_op():
     ref.sum().backward()
     assert torch.allclose(x.grad, x2.grad, rtol=1e-4, atol=1e-4)
     assert torch.allclose(layer.weight.grad, weight.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_data_edits_need_no_refold_for_plain_tensors_and_refold_for_parameters():
+    """An in-place edit through `.data` leaves the version counter alone: a plain weight tensor is
+    re-laid out at every call (the functional API, gradcheck), a module's parameter after
+    `refold()` (or train()/eval())."""
+    from cnnc import kernels
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 6, 6, device=DEVICE)
+    w = torch.randn(8, 1, 3, 3, device=DEVICE)
+    with torch.no_grad():
+        first = kernels.conv2d(x, w, padding=1, groups=8)
+        w.data.mul_(-1.0)
+        assert torch.allclose(kernels.conv2d(x, w, padding=1, groups=8), -first, atol=1e-5)
+        layer = runtime.Conv2d(8, 8, 3, padding=1, groups=8, bias=False).to(DEVICE).eval()
+        before = layer(x)
+        assert torch.allclose(before, F.conv2d(x, layer.weight, None, 1, 1, 1, 8), atol=1e-5)
+        layer.weight.data.mul_(-1.0)
+        layer.refold()
+        assert torch.allclose(layer(x), -before, atol=1e-5)
+        layer.weight.data.mul_(-1.0)
+        layer.eval()
+        assert torch.allclose(layer(x), before, atol=1e-5)
