@@ -17,6 +17,7 @@ import signal
 import sys
 
 from cnnc.diagnostics import CnncError, printable
+from cnnc.version import __version__
 
 from . import build, catalog, compare, render
 from .common import add_common, emit, front_end, positive, summary_columns
@@ -43,6 +44,7 @@ def cmd_summary(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="cnnc", description="cnnc: a compiler from CNN architecture specs "
                                  "to PyTorch modules")
+    ap.add_argument("--version", action="version", version=f"cnnc {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     p = sub.add_parser("check", help="parse, expand and infer shapes; print a one-line total")
