@@ -25,3 +25,109 @@ def test_version_imports_no_torch():
     modules = imported_modules("--version")
     assert "cnnc.version" in modules
     assert not [m for m in modules if m.split(".")[0] in ("torch", "triton", "numpy")]
+
+
+TINY = "network tiny() {\n    x = input(3, 8, 8)\n    output o = x -> conv(4, 3) -> relu\n}\n"
+TINY_LINE = "tiny: 3 layers, 112 parameters, 3.89 KMACs (3,888)\n"
+
+
+def _cnnc(argv, cwd, stdin=None, env=None):
+    """`python -m cnnc ARGV` in `cwd` (with this checkout's cnnc), stdin from the string given."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "cnnc", *argv], cwd=cwd, input=stdin, capture_output=True,
+                          text=True, env=env, timeout=60)
+
+
+# ---- `-`: the spec from standard input -------------------------------------------------------
+
+def test_stdin_spec_imports_relative_to_the_working_directory_and_errors_name_stdin(tmp_path):
+    (tmp_path / "blocks").mkdir()
+    (tmp_path / "blocks" / "b.cnn").write_text("block head(x) {\n    return x -> conv(4, 3) -> relu\n}\n")
+    spec = 'import "blocks/b.cnn"\nnetwork tiny() {\n    x = input(3, 8, 8)\n    output o = x -> head as _\n}\n'
+    ok = _cnnc(["check", "-"], tmp_path, spec)
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, TINY_LINE, "")
+    bad = _cnnc(["check", "-"], tmp_path, TINY.replace("relu", "rellu"))
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr == ("<stdin>:3:35: error: unknown op or block 'rellu'; did you mean 'relu'?\n"
+                          "    3 |     output o = x -> conv(4, 3) -> rellu\n"
+                          "      |                                   ^\n")
+
+
+def test_stdin_spec_imports_are_confined_to_the_working_directory(tmp_path):
+    (tmp_path / "secret.cnn").write_text("block b(x) {\n    return x\n}\n")
+    (tmp_path / "work").mkdir()
+    spec = 'import "../secret.cnn"\n' + TINY
+    r = _cnnc(["check", "-"], tmp_path / "work", spec)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("<stdin>:1:1: error: cannot import '../secret.cnn': it lies outside the directories "
+                               "a spec may import from ('.' and below, and the spec library)")
+    r = _cnnc(["check", "-", "--import-root", ".."], tmp_path / "work", spec)
+    assert (r.returncode, r.stdout) == (0, TINY_LINE)
+
+
+def test_stdin_is_bounded_and_must_be_text():
+    import io
+
+    from cnnc.diagnostics import CnncError
+    from cnnc.frontend.loader import MAX_SPEC_BYTES, load_stdin
+
+    assert load_stdin(stream=io.BytesIO(TINY.encode())).network.name == "tiny"
+    with pytest.raises(CnncError) as info:
+        load_stdin(stream=io.BytesIO(b" " * (MAX_SPEC_BYTES + 1)))
+    assert info.value.render() == "cnnc: error: '<stdin>' is larger than 4 MiB"
+    with pytest.raises(CnncError) as info:
+        load_stdin(stream=io.BytesIO(b"network n() {\n  \xff"))
+    assert info.value.render() == "<stdin>:2:3: error: '<stdin>' is not UTF-8 text (byte 0xff)"
+
+
+def test_build_from_stdin_names_the_output_after_the_network(tmp_path):
+    r = _cnnc(["build", "-"], tmp_path, TINY)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == TINY_LINE + "wrote build/tiny.py\n"
+    assert "class Tiny" in (tmp_path / "build" / "tiny.py").read_text()
+
+
+# ---- check FILE... ---------------------------------------------------------------------------
+
+def test_check_reports_each_of_several_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "good.cnn").write_text(TINY)
+    (tmp_path / "bad.cnn").write_text(TINY.replace("conv(4, 3)", "conv(4, 3, strid=2)"))
+    assert main(["check", "good.cnn", "bad.cnn", "missing.cnn", "good.cnn"]) == 1
+    out, err = capsys.readouterr()
+    assert out == TINY_LINE * 2
+    assert err.startswith("bad.cnn:3:32: error: conv has no argument 'strid'; did you mean 'stride'?\n")
+    assert err.endswith("\ncnnc: error: no such file: 'missing.cnn'\n")
+    assert main(["check", "good.cnn", "good.cnn"]) == 0
+    assert capsys.readouterr().out == TINY_LINE * 2
+
+
+def test_check_of_several_files_takes_catalog_names_and_emit(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "good.cnn").write_text(TINY)
+    assert main(["check", "good.cnn", "lenet5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == TINY_LINE.strip() and out[1].startswith("lenet5: ")
+    assert main(["check", "good.cnn", "good.cnn", "--emit", "ast"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("NetworkDef @1:9 name='tiny'") == 2
+
+
+def test_stdin_can_be_read_once(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["check", "-", "-"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.endswith("cnnc check: error: standard input (-) can be read once\n")
+
+
+# ---- build --fused ---------------------------------------------------------------------------
+
+def test_build_fused_writes_beside_the_plain_build(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.cnn").write_text(TINY.replace("-> relu", "-> bn -> relu"))
+    assert main(["build", "tiny.cnn"]) == 0
+    assert main(["build", "tiny.cnn", "--fused"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote build/tiny.py\n" in out and "wrote build/tiny_fused.py\n" in out
+    plain, fused = (tmp_path / "build" / "tiny.py").read_text(), (tmp_path / "build" / "tiny_fused.py").read_text()
+    assert "nn.BatchNorm2d" in plain and "nn.BatchNorm2d" not in fused

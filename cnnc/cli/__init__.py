@@ -24,12 +24,24 @@ from .common import add_common, emit, front_end, positive, summary_columns
 
 
 def cmd_check(args) -> int:
-    if emit(args):
-        return 0
-    from cnnc.backends.summary import one_line
+    """Each FILE in turn: its one-line total (or its --emit dump), or its errors; 1 if any failed."""
+    if args.files.count("-") > 1:
+        args.check_usage_error("standard input (-) can be read once")
+    failed = False
+    for file in args.files:
+        one = argparse.Namespace(**vars(args), file=file)
+        try:
+            if not emit(one):
+                from cnnc.backends.summary import one_line
 
-    print(one_line(front_end(args).graph))
-    return 0
+                print(one_line(front_end(one).graph))
+        except CnncError as e:
+            if len(args.files) == 1:
+                raise
+            sys.stdout.flush()  # (the lines of earlier files first, where both go to one place)
+            print(e.render(), file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
 
 
 def cmd_summary(args) -> int:
@@ -47,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"cnnc {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    p = sub.add_parser("check", help="parse, expand and infer shapes; print a one-line total")
-    add_common(p)
-    p.set_defaults(run=cmd_check)
+    p = sub.add_parser("check", help="parse, expand and infer shapes; print a one-line total per FILE")
+    add_common(p, several=True)
+    p.set_defaults(run=cmd_check, check_usage_error=p.error)
     p = sub.add_parser("summary", help="a table of every layer: path, op, shape, parameters, MACs")
     add_common(p)
     p.add_argument("--depth", type=positive, help="roll rows up to block instances N levels deep")

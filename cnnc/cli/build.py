@@ -1,6 +1,7 @@
 """`cnnc build FILE [-o OUT.py] [--weights W.pth] [--explain ...]`: write the generated nn.Module source.
 
-Writes `build/<spec stem>.py` by default. With `--weights`, the foreign state_dict is mapped onto
+Writes `build/<spec stem>.py` by default (`build/<spec stem>_fused.py` with `--fused`; for a spec
+on standard input, `-`, the stem is its network's name). With `--weights`, the foreign state_dict is mapped onto
 the module by structural order (weights.py; entries it had to reorder are listed in a note on
 stderr) and saved, under the module's own names, as
 `OUT.pth` next to `OUT.py`; `Net().load_state_dict(torch.load("OUT.pth"))` then loads it.
@@ -33,7 +34,8 @@ HELP = "generate a PyTorch nn.Module (.py) from a spec; --weights also writes re
 
 def add_arguments(p) -> None:
     p.add_argument("-o", "--output", metavar="OUT.py",
-                   help="where to write the module (default: build/<spec stem>.py); a regular file or a new "
+                   help="where to write the module (default: build/<spec stem>.py, build/<spec stem>_fused.py with "
+                        "--fused); a regular file or a new "
                         "one, never a symbolic link (cnnc does not write through links) or an input")
     p.add_argument("--weights", metavar="W.pth",
                    help="a torchvision/timm-style state_dict to map onto the module, saved as OUT.pth")
@@ -58,7 +60,7 @@ def run(args) -> int:
 
     graph, inputs = graph_and_inputs(args, fused=args.fused)
     gen = generate(graph)
-    out = args.output or Path("build") / (Path(args.file).stem + ".py")
+    out = args.output or default_output(args.file, graph.name, args.fused)
     weights, moves = _remapped_weights(gen, args.weights) if args.weights else (None, [])
     inputs += [args.weights] if args.weights else []
     out = prepare_output(out, "model.py", inputs)
@@ -82,6 +84,13 @@ def run(args) -> int:
     if args.explain:
         print(_explanation(graph, args), end="")
     return 0
+
+
+def default_output(spec: str, name: str, fused: bool) -> Path:
+    """`build/<spec stem>.py`, or `build/<spec stem>_fused.py` for --fused (so that the two builds
+    of one spec live side by side); a spec read from standard input is named after its network."""
+    stem = name if spec == "-" else Path(spec).stem
+    return Path("build") / (stem + ("_fused" if fused else "") + ".py")
 
 
 def _explanation(graph, args) -> str:

@@ -25,8 +25,14 @@ class SetAction(argparse.Action):
         setattr(namespace, self.dest, sets)
 
 
-def add_common(p: argparse.ArgumentParser, emit: bool = True) -> None:
-    p.add_argument("file", help="a .cnn spec file, or the name of a catalog entry (`cnnc list`), e.g. resnet50")
+def add_common(p: argparse.ArgumentParser, emit: bool = True, several: bool = False) -> None:
+    """The spec argument (`several`: one or more, as `files`), --set, --import-root, --emit."""
+    what = ("a .cnn spec file, the name of a catalog entry (`cnnc list`), e.g. resnet50, "
+            "or - to read the spec from standard input")
+    if several:
+        p.add_argument("files", nargs="+", metavar="FILE", help=what + " (one or more)")
+    else:
+        p.add_argument("file", help=what)
     p.add_argument("--set", dest="sets", action=SetAction, default={}, metavar="NAME=VALUE",
                    help="override a network parameter (repeatable, once per name), e.g. --set classes=10")
     p.add_argument("--import-root", dest="import_roots", action="append", default=[], metavar="DIR",
@@ -65,12 +71,25 @@ def parse_override(text: str):
     return t
 
 
+def load(args):
+    """The command's spec: `-` reads standard input, anything else is what pipeline.load takes
+    (a path or a catalog name)."""
+    roots = tuple(args.import_roots)
+    if args.file == "-":
+        from cnnc.frontend.loader import load_stdin
+
+        return load_stdin(roots)
+    from cnnc.pipeline import load as load_spec
+
+    return load_spec(args.file, roots)
+
+
 def front_end(args):
     """The front end on the command's spec, --set values and --import-root directories;
     warnings go to stderr."""
     from cnnc.pipeline import front_end as fe
 
-    result = fe(args.file, dict(args.sets), import_roots=tuple(args.import_roots))
+    result = fe(load(args), dict(args.sets))
     for w in result.warnings:
         print(w, file=sys.stderr)
     return result
@@ -99,9 +118,8 @@ def emit(args) -> bool:
         return False
     if args.emit == "ast":
         from cnnc.frontend.ast import dump_ast
-        from cnnc.pipeline import load
 
-        for m in load(args.file, tuple(args.import_roots)).modules:
+        for m in load(args).modules:
             sys.stdout.write(dump_ast(m))
         return True
     from cnnc.ir.graph import dump_ir
