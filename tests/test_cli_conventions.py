@@ -131,3 +131,47 @@ def test_build_fused_writes_beside_the_plain_build(tmp_path, monkeypatch, capsys
     assert "wrote build/tiny.py\n" in out and "wrote build/tiny_fused.py\n" in out
     plain, fused = (tmp_path / "build" / "tiny.py").read_text(), (tmp_path / "build" / "tiny_fused.py").read_text()
     assert "nn.BatchNorm2d" in plain and "nn.BatchNorm2d" not in fused
+
+
+# ---- API errors name the keyword argument ----------------------------------------------------
+
+NET_PARAMS = "network n(classes=10, width) {\n    output o = input(3, 8, 8) -> conv(width, 3)\n}\n"
+
+
+def test_api_errors_name_the_keyword_not_set():
+    import cnnc
+    from cnnc.diagnostics import CnncError
+
+    with pytest.raises(CnncError) as info:
+        cnnc.summary(NET_PARAMS, clases=3, width=4)
+    assert info.value.render() == ("cnnc: error: cnnc.summary(): keyword 'clases' is not a parameter of network 'n'; "
+                                   "did you mean 'classes'? (its parameters: classes, width)")
+    with pytest.raises(CnncError) as info:
+        cnnc.render(NET_PARAMS, width=2**70)
+    assert info.value.render() == "cnnc: error: cnnc.render(): keyword 'width': integer too large (> 2^62)"
+    with pytest.raises(CnncError) as info:
+        cnnc.summary(NET_PARAMS)
+    assert info.value.message == ("network parameter 'width' has no default; give one or pass width=... to "
+                                  "cnnc.summary()")
+    assert "--set" not in info.value.render()
+
+
+def test_compile_errors_name_the_keyword():
+    import cnnc
+    from cnnc.diagnostics import CnncError
+
+    with pytest.raises(CnncError) as info:
+        cnnc.compile("resnet18", clases=10)
+    assert info.value.message.startswith("cnnc.compile(): keyword 'clases' is not a parameter of network 'resnet'; "
+                                         "did you mean 'classes'? (its parameters: classes, ")
+    assert "--set" not in info.value.render()
+
+
+def test_command_line_errors_still_name_set(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "n.cnn").write_text(NET_PARAMS)
+    assert main(["check", "n.cnn", "--set", "width=4", "--set", "clases=3"]) == 1
+    assert capsys.readouterr().err == ("cnnc: error: --set: network 'n' has no parameter 'clases'; did you mean "
+                                       "'classes'? (its parameters: classes, width)\n")
+    assert main(["check", "n.cnn"]) == 1
+    assert "give one or pass --set width=...\n" in capsys.readouterr().err

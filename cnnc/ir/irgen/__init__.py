@@ -23,19 +23,23 @@ from .builtins import Builtins
 from .calls import Active, Calls, Frame
 from .expressions import Expressions
 from .limits import Limits
-from .statements import Statements
+from .statements import COMMAND_LINE, OverridesBy, Statements
+
+__all__ = ["generate", "Interpreter", "OverridesBy"]
 
 
-def generate(prog: Program, overrides: dict | None = None) -> Graph:
-    """The IR of a loaded spec, with network parameters overridden by `overrides`."""
-    return Interpreter(prog).run(dict(overrides or {}))
+def generate(prog: Program, overrides: dict | None = None, overrides_by: OverridesBy = COMMAND_LINE) -> Graph:
+    """The IR of a loaded spec, with network parameters overridden by `overrides` (given on the
+    command line with --set, or as keyword arguments of the API function `overrides_by` names)."""
+    return Interpreter(prog, overrides_by).run(dict(overrides or {}))
 
 
 class Interpreter(Statements, Expressions, Calls, Builtins, Limits):
     """The state of one expansion; behaviour comes from the parts listed in the module docstring."""
 
-    def __init__(self, prog: Program):
+    def __init__(self, prog: Program, overrides_by: OverridesBy = COMMAND_LINE):
         self.prog = prog
+        self.overrides_by = overrides_by
         self.nodes: list[Node] = []
         self.scopes: list[Scope] = []
         self.outputs: list[Output] = []

@@ -7,7 +7,7 @@ the header's `init` clause, the body, and the checks that a network has an input
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from cnnc.diagnostics import CnncError, suggest
 from cnnc.frontend import ast
@@ -20,6 +20,28 @@ from cnnc.ir.values import Tensor, describe_value, freeze
 
 from .builtins import BUILTINS
 from .calls import Return, signature
+
+
+@dataclass(frozen=True)
+class OverridesBy:
+    """Where the parameter overrides came from, for the words of their errors: the command
+    line's `--set` (`api=None`), or the keyword arguments of an API function (`api="cnnc.compile()"`)."""
+
+    api: str | None = None
+
+    def unknown(self, name: str, network: str, hint: str) -> str:
+        if self.api is None:
+            return f"--set: network '{network}' has no parameter '{name}'{hint}"
+        return f"{self.api}: keyword '{name}' is not a parameter of network '{network}'{hint}"
+
+    def bad_value(self, name: str, message: str) -> str:
+        return f"--set {name}: {message}" if self.api is None else f"{self.api}: keyword '{name}': {message}"
+
+    def or_give(self, name: str) -> str:
+        return f" or pass --set {name}=..." if self.api is None else f" or pass {name}=... to {self.api}"
+
+
+COMMAND_LINE = OverridesBy()
 
 
 class Statements:
@@ -42,13 +64,14 @@ class Statements:
             self.globals[c.name] = self.eval(c.value, self.globals)
         env: dict = {}
         names = [p.name for p in net.params]
+        given = dict(overrides)
         if preset is not None:  # a catalog entry: its values, under those given
             overrides = {**preset_values(preset), **overrides}
-        for k in overrides:
+        for k in given:
             if k not in names:
                 hint = suggest(k, names)
                 known = ", ".join(names) if names else "none"
-                raise CnncError(f"--set: network '{net.name}' has no parameter '{k}'{hint} (its parameters: {known})")
+                raise CnncError(self.overrides_by.unknown(k, net.name, hint) + f" (its parameters: {known})")
         used = []
         for p in net.params:
             if p.name in env:
@@ -57,10 +80,12 @@ class Statements:
                 try:
                     env[p.name] = self.check_value(overrides[p.name], None)
                 except CnncError as e:
-                    raise CnncError(f"--set {p.name}: {e.message}") from None
+                    if p.name not in given:  # the preset's value
+                        raise CnncError(f"preset '{preset.name}': {p.name}: {e.message}", preset.loc) from None
+                    raise CnncError(self.overrides_by.bad_value(p.name, e.message)) from None
             elif p.default is None:
-                raise CnncError(f"network parameter '{p.name}' has no default; give one or pass --set {p.name}=...",
-                                p.loc)
+                raise CnncError(f"network parameter '{p.name}' has no default; give one"
+                                f"{self.overrides_by.or_give(p.name)}", p.loc)
             else:
                 env[p.name] = self.eval(p.default, env)
             used.append((p.name, freeze(env[p.name])))
