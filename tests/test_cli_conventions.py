@@ -175,3 +175,137 @@ def test_command_line_errors_still_name_set(tmp_path, monkeypatch, capsys):
                                        "'classes'? (its parameters: classes, width)\n")
     assert main(["check", "n.cnn"]) == 1
     assert "give one or pass --set width=...\n" in capsys.readouterr().err
+
+
+# ---- errors as JSON --------------------------------------------------------------------------
+
+BLOCK_BAD = ("block b(x) {\n    return x -> conv(4, 3, strid=2)\n}\n"
+             "network n() {\n    x = input(3, 8, 8)\n    output o = x -> b\n}\n")
+UNUSED = "network u() {\n    x = input(3, 8, 8)\n    y = x -> conv(4, 3)\n    output o = x -> relu\n}\n"
+
+
+def test_check_json_lists_the_errors_and_warnings_of_every_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.cnn").write_text(BLOCK_BAD)
+    (tmp_path / "unused.cnn").write_text(UNUSED)
+    assert main(["check", "bad.cnn", "missing.cnn", "unused.cnn", "--format", "json"]) == 1
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert json.loads(out) == [
+        {"file": "bad.cnn", "line": 2, "col": 28, "severity": "error",
+         "message": "conv has no argument 'strid'; did you mean 'stride'?",
+         "notes": [{"file": None, "line": None, "col": None,
+                    "message": "signature: conv(x, out, kernel, stride=1, padding=0, dilation=1, groups=1, bias=true)"},
+                   {"file": "bad.cnn", "line": 6, "col": 21,
+                    "message": "in 'b1' (an instance of block 'b'), called here"}]},
+        {"file": "missing.cnn", "line": None, "col": None, "severity": "error",
+         "message": "no such file: 'missing.cnn'", "notes": []},
+        {"file": "unused.cnn", "line": 3, "col": 14, "severity": "warning",
+         "message": "result of conv 'conv1' is never used", "notes": []},
+    ]
+    assert main(["check", "unused.cnn", "--format", "json"]) == 0  # a warning only: success
+    assert [d["severity"] for d in json.loads(capsys.readouterr().out)] == ["warning"]
+    (tmp_path / "good.cnn").write_text(TINY)
+    assert main(["check", "good.cnn", "--format", "json"]) == 0
+    assert capsys.readouterr() == ("[]\n", "")
+
+
+def test_summary_json_errors_on_stdout(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.cnn").write_text(BLOCK_BAD)
+    (tmp_path / "unused.cnn").write_text(UNUSED)
+    assert main(["summary", "bad.cnn", "--format", "json"]) == 1
+    out, err = capsys.readouterr()
+    assert err == "" and [(d["file"], d["line"], d["severity"]) for d in json.loads(out)] == [("bad.cnn", 2, "error")]
+    assert main(["summary", "unused.cnn", "--format", "json"]) == 0  # the summary; its warning as text
+    out, err = capsys.readouterr()
+    assert json.loads(out)["layers"][-1]["op"] == "relu" and err.startswith("unused.cnn:3:14: warning: result of conv")
+    assert main(["summary", "bad.cnn", "--format", "text"]) == 1
+    assert capsys.readouterr().err.startswith("bad.cnn:2:28: error: conv has no argument 'strid'")
+
+
+def test_json_errors_escape_what_the_spec_or_command_line_names(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "evil\x1b[2J\u202e.cnn", "--format", "json"]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in json.loads(out)[0]["message"] and "\u202e" not in json.loads(out)[0]["file"]
+    assert json.loads(out)[0]["message"] == "no such file: 'evil\\x1b[2J\\u202e.cnn'"
+
+
+# ---- colour ----------------------------------------------------------------------------------
+
+BOLD, RED, CYAN, GREEN, RESET = "\x1b[1m", "\x1b[1;31m", "\x1b[1;36m", "\x1b[1;32m", "\x1b[0m"
+
+
+def test_color_always_paints_the_parts(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.cnn").write_text(BLOCK_BAD)
+    assert main(["check", "bad.cnn", "--color", "always"]) == 1
+    assert capsys.readouterr().err == (
+        f"{BOLD}bad.cnn:2:28:{RESET} {RED}error:{RESET} conv has no argument 'strid'; did you mean 'stride'?\n"
+        "    2 |     return x -> conv(4, 3, strid=2)\n"
+        f"      |                            {GREEN}^{RESET}\n"
+        f"{CYAN}note:{RESET} signature: conv(x, out, kernel, stride=1, padding=0, dilation=1, groups=1, bias=true)\n"
+        f"{BOLD}bad.cnn:6:21:{RESET} {CYAN}note:{RESET} in 'b1' (an instance of block 'b'), called here\n")
+    monkeypatch.setenv("NO_COLOR", "1")  # --color always overrides NO_COLOR (no-color.org)
+    assert main(["check", "bad.cnn", "--color", "always"]) == 1
+    assert RED in capsys.readouterr().err
+
+
+def test_color_never_and_auto_off_a_terminal(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    (tmp_path / "bad.cnn").write_text(BLOCK_BAD)
+    assert main(["check", "bad.cnn", "--color", "never"]) == 1
+    plain = capsys.readouterr().err
+    assert "\x1b" not in plain and plain.startswith("bad.cnn:2:28: error: conv has no argument")
+    assert main(["check", "bad.cnn"]) == 1  # auto: stderr is not a terminal here
+    assert capsys.readouterr().err == plain
+
+
+def test_colour_never_lets_the_spec_write_escapes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "evil\x1b[2J.cnn", "--color", "always"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"{BOLD}cnnc:{RESET} {RED}error:{RESET} no such file: 'evil\\x1b[2J.cnn'\n"
+
+
+def _on_a_terminal(argv, cwd, env):
+    """stderr of `python -m cnnc ARGV` when it is a pseudo-terminal."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "cnnc", *argv], cwd=cwd, stderr=follower,
+                              stdout=subprocess.DEVNULL, env={**env, "PYTHONPATH": str(ROOT)}, timeout=60)
+        os.close(follower)
+        follower = None
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 1 << 16)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return proc.returncode, b"".join(chunks).decode()
+    finally:
+        os.close(leader)
+        if follower is not None:
+            os.close(follower)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_colour_on_a_terminal_unless_no_color(tmp_path):
+    (tmp_path / "bad.cnn").write_text(BLOCK_BAD)
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}
+    status, err = _on_a_terminal(["check", "bad.cnn"], tmp_path, {**env, "TERM": "xterm"})
+    assert status == 1 and f"{RED}error:{RESET}" in err
+    for no_color in ({"NO_COLOR": "1"}, {"NO_COLOR": "yes"}, {"TERM": "dumb"}):
+        status, err = _on_a_terminal(["check", "bad.cnn"], tmp_path, {**env, "TERM": "xterm", **no_color})
+        assert status == 1 and "\x1b" not in err and "bad.cnn:2:28: error: conv has no argument" in err
+    status, err = _on_a_terminal(["check", "bad.cnn"], tmp_path, {**env, "TERM": "xterm", "NO_COLOR": ""})
+    assert f"{RED}error:{RESET}" in err  # NO_COLOR empty: as if not set
+    status, err = _on_a_terminal(["check", "bad.cnn", "--color", "never"], tmp_path, {**env, "TERM": "xterm"})
+    assert "\x1b" not in err

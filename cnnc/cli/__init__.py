@@ -20,7 +20,7 @@ from cnnc.diagnostics import CnncError, printable
 from cnnc.version import __version__
 
 from . import build, catalog, compare, render
-from .common import add_common, emit, front_end, positive, summary_columns
+from .common import Reporter, add_color, add_common, emit, front_end, positive, summary_columns
 
 
 def cmd_check(args) -> int:
@@ -31,15 +31,14 @@ def cmd_check(args) -> int:
     for file in args.files:
         one = argparse.Namespace(**vars(args), file=file)
         try:
-            if not emit(one):
+            if args.report.as_json:
+                front_end(one)
+            elif not emit(one):
                 from cnnc.backends.summary import one_line
 
                 print(one_line(front_end(one).graph))
         except CnncError as e:
-            if len(args.files) == 1:
-                raise
-            sys.stdout.flush()  # (the lines of earlier files first, where both go to one place)
-            print(e.render(), file=sys.stderr)
+            args.report.error(e, file)
             failed = True
     return 1 if failed else 0
 
@@ -61,13 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     p = sub.add_parser("check", help="parse, expand and infer shapes; print a one-line total per FILE")
     add_common(p, several=True)
-    p.set_defaults(run=cmd_check, check_usage_error=p.error)
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="json: print the errors and warnings of every FILE as one JSON list on stdout, "
+                        "instead of the totals (and text errors on stderr)")
+    p.set_defaults(run=cmd_check, check_usage_error=p.error, errors_as_json=True)
     p = sub.add_parser("summary", help="a table of every layer: path, op, shape, parameters, MACs")
     add_common(p)
     p.add_argument("--depth", type=positive, help="roll rows up to block instances N levels deep")
-    p.add_argument("--format", choices=["text", "markdown", "csv", "json"], default="text")
+    p.add_argument("--format", choices=["text", "markdown", "csv", "json"], default="text",
+                   help="json: the summary as JSON on stdout, or the errors as a JSON list there")
     summary_columns(p)
-    p.set_defaults(run=cmd_summary)
+    p.set_defaults(run=cmd_summary, errors_as_json=True)
     for command in (build, render):
         p = sub.add_parser(command.NAME, help=command.HELP)
         add_common(p, emit=False)
@@ -77,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(command.NAME, help=command.HELP)
         command.add_arguments(p)
         p.set_defaults(run=command.run)
+    for p in sub.choices.values():
+        add_color(p)
     return ap
 
 
@@ -128,18 +133,25 @@ def _stdout_failed() -> bool:
 def main(argv=None) -> int:
     from cnnc.outfile import remove_own_temporaries
 
+    report = Reporter()
     with _signals():
         try:
             try:
                 ap = build_parser()
                 args = ap.parse_args(argv)
-                status = args.run(args)
+                args.report = report = Reporter.of(args)
+                try:
+                    status = args.run(args)
+                except CnncError as e:
+                    report.error(e, getattr(args, "file", None))
+                    status = 1
+                report.finish()
                 sys.stdout.flush()  # a full disk or closed pipe shows here, as an error of this command
                 return status
             finally:
                 remove_own_temporaries()  # any a signal caught between creating and using them
-        except CnncError as e:
-            print(e.render(), file=sys.stderr)
+        except CnncError as e:  # (one from outside a command)
+            report.error(e)
             return 1
         except BrokenPipeError:
             _silence_stdout()

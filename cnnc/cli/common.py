@@ -1,9 +1,79 @@
-"""What every command shares: the spec argument, `--set` overrides, running the front end, `--emit`."""
+"""What every command shares: the spec argument, `--set` overrides, running the front end, `--emit`,
+and where diagnostics go (`Reporter`: --color, and --format json for errors)."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import sys
+
+from cnnc.diagnostics import COLOUR, PLAIN, CnncError
+
+
+def colour_wanted(choice: str, stream) -> bool:
+    """--color always|never|auto: auto is colour on a terminal, unless NO_COLOR is set to
+    anything non-empty (no-color.org) or TERM is dumb; always and never override both."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def add_color(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--color", "--colour", dest="color", choices=["auto", "always", "never"], default="auto",
+                   help="colour diagnostics: auto (default) on a terminal unless NO_COLOR is set")
+
+
+class Reporter:
+    """Where a command's diagnostics go. As text on stderr, in colour where `colour_wanted`;
+    or, with `--format json` on check and summary, as one JSON list on stdout once the command
+    ends (`finish`): check prints the list always (`[]` when all is well), summary only when
+    there are errors (else its stdout is the summary, and warnings go to stderr as text)."""
+
+    def __init__(self, color: str = "auto", as_json: bool = False, always: bool = False):
+        self.style = COLOUR if colour_wanted(color, sys.stderr) else PLAIN
+        self.as_json, self.always = as_json, always
+        self.items: list = []  # (diagnostic, file) held for the JSON list
+        self.failed = False
+
+    @classmethod
+    def of(cls, args) -> "Reporter":
+        as_json = getattr(args, "errors_as_json", False) and getattr(args, "format", None) == "json"
+        return cls(getattr(args, "color", "auto"), as_json, always=getattr(args, "command", None) == "check")
+
+    def warning(self, w, file: str | None = None) -> None:
+        if self.as_json:
+            self.items.append((w, file))
+        else:
+            print(w.render(self.style) if hasattr(w, "render") else w, file=sys.stderr)
+
+    def error(self, e: CnncError, file: str | None = None) -> None:
+        self.failed = True
+        if self.as_json:
+            self.items.append((e, file))
+        else:
+            sys.stdout.flush()  # what earlier files printed first, where both streams go to one place
+            print(e.render(self.style), file=sys.stderr)
+
+    def finish(self) -> None:
+        """The JSON list, where one is due; held warnings of a summary that succeeded as text."""
+        if not self.as_json:
+            return
+        if not (self.failed or self.always):
+            self.as_json = False
+            for w, file in self.items:
+                self.warning(w, file)
+            return
+        out = []
+        for d, file in self.items:
+            shown = "<stdin>" if file == "-" else file
+            out += d.as_json(shown) if isinstance(d, CnncError) else [d.as_json(shown)]
+        print(json.dumps(out, indent=2))
 
 
 class SetAction(argparse.Action):
@@ -91,7 +161,7 @@ def front_end(args):
 
     result = fe(load(args), dict(args.sets))
     for w in result.warnings:
-        print(w, file=sys.stderr)
+        args.report.warning(w, args.file)
     return result
 
 
