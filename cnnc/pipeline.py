@@ -67,7 +67,8 @@ def front_end(spec, overrides: dict | None = None, stop_after: str | None = None
         graph = verify(generate(program, overrides, OverridesBy(api)))
     except CnncError as err:
         if program.preset is not None:
-            err.note(f"while building preset '{program.preset.name}'", program.preset.loc)
+            for e in err.errors():
+                e.note(f"while building preset '{program.preset.name}'", program.preset.loc)
         raise
     warnings: list[str] = []
     pruned, w = prune_unused(graph)

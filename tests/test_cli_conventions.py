@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -296,16 +297,241 @@ def _on_a_terminal(argv, cwd, env):
             os.close(follower)
 
 
+class _Terminal:
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("choice, env, wanted", [
+    ("auto", {}, True), ("auto", {"NO_COLOR": "1"}, False), ("auto", {"NO_COLOR": "yes"}, False),
+    ("auto", {"NO_COLOR": ""}, True),  # empty: as if unset (no-color.org)
+    ("auto", {"TERM": "dumb"}, False), ("never", {}, False), ("always", {"NO_COLOR": "1"}, True),
+])
+def test_when_colour_is_wanted_on_a_terminal(monkeypatch, choice, env, wanted):
+    from cnnc.cli.common import colour_wanted
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert colour_wanted(choice, _Terminal()) is wanted
+    assert colour_wanted(choice, sys.stderr) is (choice == "always")  # captured: not a terminal
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
-def test_colour_on_a_terminal_unless_no_color(tmp_path):
+def test_colour_on_a_real_terminal_unless_no_color(tmp_path):
     (tmp_path / "bad.cnn").write_text(BLOCK_BAD)
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}
     status, err = _on_a_terminal(["check", "bad.cnn"], tmp_path, {**env, "TERM": "xterm"})
     assert status == 1 and f"{RED}error:{RESET}" in err
-    for no_color in ({"NO_COLOR": "1"}, {"NO_COLOR": "yes"}, {"TERM": "dumb"}):
-        status, err = _on_a_terminal(["check", "bad.cnn"], tmp_path, {**env, "TERM": "xterm", **no_color})
-        assert status == 1 and "\x1b" not in err and "bad.cnn:2:28: error: conv has no argument" in err
-    status, err = _on_a_terminal(["check", "bad.cnn"], tmp_path, {**env, "TERM": "xterm", "NO_COLOR": ""})
-    assert f"{RED}error:{RESET}" in err  # NO_COLOR empty: as if not set
-    status, err = _on_a_terminal(["check", "bad.cnn", "--color", "never"], tmp_path, {**env, "TERM": "xterm"})
-    assert "\x1b" not in err
+    status, err = _on_a_terminal(["check", "bad.cnn"], tmp_path, {**env, "TERM": "xterm", "NO_COLOR": "1"})
+    assert status == 1 and "\x1b" not in err and "bad.cnn:2:28: error: conv has no argument" in err
+
+
+# ---- every error of a spec -------------------------------------------------------------------
+
+from cnnc.diagnostics import MAX_ERRORS, CnncError  # noqa: E402
+from cnnc.pipeline import front_end  # noqa: E402
+
+# Statements that each fail on their own, reading only `x` (3x32x32): (statement, its error).
+INDEPENDENT = [
+    ("a = x -> conv(8, 3, strid=2)", "4:25: conv has no argument 'strid'; did you mean 'stride'?"),
+    ("b = x -> rellu", "4:14: unknown op or block 'rellu'; did you mean 'relu'?"),
+    ("c = x -> conv(8, 3, bias=1)", "4:25: 'bias' of conv must be true or false, got the integer 1"),
+    ("d = x -> conv(8, 3, groups=2)", "4:14: groups (2) must divide the input channels (3)"),
+    ("e = [1, 2][5]", "4:16: index 5 out of range for a list of 2"),
+    ("f = 1 / 0", "4:11: division by zero"),
+    ("g = yy", "4:9: unknown name 'yy'; did you mean 'y'?"),
+    ("h = x -> maxpool(64)", "4:14: maxpool kernel larger than its padded input: kernel 64 (dilation 1) "
+                                   "spans 64, but the padded height is 32"),
+]
+
+
+def _errors(text, **params):
+    with pytest.raises(CnncError) as info:
+        front_end(text, params)
+    return [f"{e.loc.line}:{e.loc.col}: {e.message}" if e.loc else e.message for e in info.value.errors()]
+
+
+def _net(*statements, params=""):
+    """A network whose statement k (0-based) is on line 4 + k."""
+    body = "".join(f"    {s}\n" for s in statements)
+    return f"network n({params}) {{\n    x = input(3, 32, 32)\n    y = x -> relu\n{body}    output o = y\n}}\n"
+
+
+def _at(line, error):
+    """`error` (found on line 4) on `line`."""
+    return error.replace("4:", f"{line}:", 1)
+
+
+@pytest.mark.parametrize("k", range(len(INDEPENDENT)))
+def test_each_independent_statement_fails_alone_as_expected(k):
+    statement, error = INDEPENDENT[k]
+    assert _errors(_net(statement)) == [error]
+
+
+def test_independent_errors_are_all_reported_in_order():
+    """Every subset in order (a rotation of the pool per size): exactly the errors of its statements alone."""
+    n = len(INDEPENDENT)
+    for size in range(2, n + 1):
+        for start in range(n):
+            chosen = [INDEPENDENT[(start + i) % n] for i in range(size)]
+            text = _net(*[s for s, _ in chosen])
+            assert _errors(text) == [_at(4 + i, e) for i, (_, e) in enumerate(chosen)], text
+
+
+# (spec body, the one error expected): the later statements would fail only because of the first
+FOLLOW_ONS = {
+    "a name bound by a failed statement": (
+        ["a = x -> conv(8, 3, strid=2)", "b = a -> conv(8, 3, groups=3)", "c = [a, b]", "output p = a + b"],
+        ["4:25: conv has no argument 'strid'; did you mean 'stride'?"]),
+    "a loop variable and the names its body binds": (
+        ["for i in range(1 / 0) { z = x -> conv(i, 3) }", "w = z -> relu", "v = i * 2"],
+        ["4:22: division by zero"]),
+    "the names of a conditional whose condition failed": (
+        ["if x { q = x -> conv(4, 1) } else { r = x }", "s = q + r"],
+        ["4:8: a tensor is neither true nor false; compare its shape, e.g. x.channels == 64"]),
+    "unpacked names": (
+        ["a, b = 3", "c = x -> conv(a, b)"],
+        ["4:12: cannot unpack the integer 3 into 2 names (a, b); only a list unpacks"]),
+    "an op whose defaults failed": (
+        ["defaults conv(padding=smae)", "a = x -> conv(8, 64)", "b = x -> conv(8, 3)"],
+        ["4:27: unknown name 'smae'"]),
+    "an output that failed, then no other": (
+        ["output p = x -> conv(8, 3, strid=2)", "output p = x"],
+        ["4:32: conv has no argument 'strid'; did you mean 'stride'?"]),
+}
+
+
+@pytest.mark.parametrize("case", FOLLOW_ONS)
+def test_no_error_caused_by_an_earlier_one(case):
+    statements, expected = FOLLOW_ONS[case]
+    assert [e.split("; strings are quoted")[0] for e in _errors(_net(*statements))] == expected
+
+
+BLOCKS = """block bad(x) {
+    y = x -> conv(8, 3, strid=2)
+    return y
+}
+block half(x) {
+    u = x -> conv(4, 3, bias=1)
+    return x -> relu
+}
+block cond(x) {
+    if x { return x }
+}
+"""
+
+
+def test_blocks_report_once_and_skip_their_callers():
+    text = BLOCKS + _net("a = x -> bad -> conv(8, 3, groups=7)", "b = x -> bad", "c = x -> half -> half",
+                         "d = c -> conv(8, 3, groups=2)", "e = x -> cond -> conv(8, 1)")
+    errors = _errors(text)
+    assert [e.split(":")[0:2] for e in errors] == [["2", "25"], ["6", "25"], ["18", "14"], ["10", "8"]]
+    # bad: once, though called twice, and its callers' statements skipped (no groups=7 error);
+    # half: its statement fails, its result does not depend on it, so the caller goes on and d's
+    # own error is reported; cond: the failed condition, and no "ended without `return`" after it
+    assert "groups (2) must divide the input channels (3)" in errors[2]
+
+
+def test_parameters_constants_and_overrides():
+    text = "k = 1 / 0\nm = k + 1\n" + _net("a = x -> conv(m, 3)", "b = x -> conv(8, 3, strid=1)",
+                                           params="classes=10, width=k, depth=[1][3]").replace(
+        "network n", "network n", 1)
+    errors = _errors(text, clases=3, widht=2)
+    assert errors == [
+        "1:7: division by zero",
+        "--set: network 'n' has no parameter 'clases'; did you mean 'classes'? (its parameters: classes, width, depth)",
+        "--set: network 'n' has no parameter 'widht'; did you mean 'width'? (its parameters: classes, width, depth)",
+        "3:42: index 3 out of range for a list of 1",
+        "7:25: conv has no argument 'strid'; did you mean 'stride'?",
+    ]
+
+
+def test_at_most_max_errors_then_a_note(tmp_path, monkeypatch, capsys):
+    text = _net(*[f"a{i} = x -> conv(8, 3, strid={i})" for i in range(MAX_ERRORS + 5)])
+    with pytest.raises(CnncError) as info:
+        front_end(text)
+    assert len(info.value.errors()) == MAX_ERRORS and info.value.stopped
+    assert info.value.render().endswith(f"\ncnnc: note: stopped after {MAX_ERRORS} errors")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "many.cnn").write_text(text)
+    assert main(["check", "many.cnn", "--format", "json"]) == 1
+    listed = json.loads(capsys.readouterr().out)
+    assert [d["severity"] for d in listed] == ["error"] * MAX_ERRORS + ["note"]
+    assert [d["line"] for d in listed[:3]] == [4, 5, 6]
+
+
+def test_a_budget_stops_the_run(monkeypatch):
+    monkeypatch.setattr("cnnc.ir.irgen.limits.MAX_NODES", 50)
+    text = _net("a = x -> conv(8, 3, strid=2)", "for i in range(100) { y = y -> relu }", "b = x -> rellu")
+    errors = _errors(text)
+    assert errors[0] == "4:25: conv has no argument 'strid'; did you mean 'stride'?"
+    assert errors[1].startswith("5:") and "budget" in errors[1] and len(errors) == 2
+
+
+def test_several_errors_in_the_text_and_for_a_preset():
+    text = _net("a = x -> conv(8, 3, strid=2)", "b = x -> rellu")
+    with pytest.raises(CnncError) as info:
+        front_end(text)
+    rendered = info.value.render().splitlines()
+    assert [line for line in rendered if ": error: " in line] == [
+        "<spec>:4:25: error: conv has no argument 'strid'; did you mean 'stride'?",
+        "<spec>:5:14: error: unknown op or block 'rellu'; did you mean 'relu'?"]
+
+
+def _faults(text: str, most: int | None = None) -> list[str]:
+    """One fault at a time in spec text: an op or block name after `->` misspelled, or a number
+    argument made a string; at most `most` of them, spread over the text."""
+    spans = [m.span(1) for m in re.finditer(r"-> ([a-z_][a-z0-9_]*)", text)]
+    spans += [m.span(1) for m in re.finditer(r"(?<=[(,] )(\d+)(?=[,)])", text)]
+    if most is not None:
+        spans = sorted(spans)[::max(1, -(-len(spans) // most))]
+    return [text[:a] + (text[a:b] + "_q" if text[a].isalpha() else '"s"') + text[b:] for a, b in spans]
+
+
+def _one_error_per_fault(spec: Path, mutated: Path, most: int | None = None) -> int:
+    """A correct spec with one fault gives exactly one error (where the fault is, or where its
+    value is used): any more would be caused by it. Returns how many faults gave an error."""
+    original = mutated.read_text()
+    front_end(spec)  # correct as it is
+    tried = 0
+    try:
+        for faulty in _faults(original, most):
+            mutated.write_text(faulty)
+            try:
+                front_end(spec)
+            except CnncError as e:
+                tried += 1
+                assert len(e.errors()) == 1, e.render()
+    finally:
+        mutated.write_text(original)
+    return tried
+
+
+@pytest.mark.parametrize("spec, mutated", [("tiny_resnet.cnn", "tiny_resnet.cnn"), ("tiny_resnet.cnn", "blocks/tiny.cnn"),
+                                           ("tiny_inception.cnn", "tiny_inception.cnn"),
+                                           ("tiny_unet.cnn", "tiny_unet.cnn"), ("codegen_tiny.cnn", "codegen_tiny.cnn")])
+def test_one_fault_in_a_correct_spec_is_one_error(tmp_path, spec, mutated):
+    import shutil
+
+    from cnnc_testlib import TEST_SPECS
+
+    shutil.copytree(TEST_SPECS, tmp_path / "specs")
+    assert _one_error_per_fault(tmp_path / "specs" / spec, tmp_path / "specs" / mutated, most=8) >= 4
+
+
+@pytest.mark.slow
+def test_one_fault_in_a_library_spec_is_one_error(tmp_path):
+    """Every fault of the two kinds in every family file and block file of the library."""
+    import shutil
+
+    shutil.copytree(ROOT / "specs", tmp_path / "specs")
+    specs = sorted((tmp_path / "specs").glob("*.cnn"))
+    for spec in specs:
+        assert _one_error_per_fault(spec, spec) > 0, spec.name
+    resnet = tmp_path / "specs" / "resnet.cnn"
+    for block in sorted((tmp_path / "specs" / "blocks").glob("*.cnn")):
+        users = [s for s in specs if f'"blocks/{block.name}"' in s.read_text()]
+        if users:
+            _one_error_per_fault(users[0], block)
