@@ -481,10 +481,13 @@ def test_several_errors_in_the_text_and_for_a_preset():
 
 
 def _faults(text: str, most: int | None = None) -> list[str]:
-    """One fault at a time in spec text: an op or block name after `->` misspelled, or a number
-    argument made a string; at most `most` of them, spread over the text."""
+    """One fault at a time in spec text: an op or block name after `->` misspelled, or the first
+    number argument of an op (never of a block: a wrong value passed to a block is wrong at each
+    of its uses there) made a string; at most `most` of them, spread over the text."""
+    from cnnc.ir.ops import lookup
+
     spans = [m.span(1) for m in re.finditer(r"-> ([a-z_][a-z0-9_]*)", text)]
-    spans += [m.span(1) for m in re.finditer(r"(?<=[(,] )(\d+)(?=[,)])", text)]
+    spans += [m.span(2) for m in re.finditer(r"-> ([a-z_][a-z0-9_]*)\((\d+)[,)]", text) if lookup(m.group(1))]
     if most is not None:
         spans = sorted(spans)[::max(1, -(-len(spans) // most))]
     return [text[:a] + (text[a:b] + "_q" if text[a].isalpha() else '"s"') + text[b:] for a, b in spans]
@@ -535,3 +538,10 @@ def test_one_fault_in_a_library_spec_is_one_error(tmp_path):
         users = [s for s in specs if f'"blocks/{block.name}"' in s.read_text()]
         if users:
             _one_error_per_fault(users[0], block)
+
+
+def test_check_json_and_emit_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["check", "x.cnn", "--format", "json", "--emit", "ir"])
+    assert info.value.code == 2
+    assert "--emit prints a dump, not JSON" in capsys.readouterr().err

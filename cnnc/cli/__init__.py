@@ -27,6 +27,8 @@ def cmd_check(args) -> int:
     """Each FILE in turn: its one-line total (or its --emit dump), or its errors; 1 if any failed."""
     if args.files.count("-") > 1:
         args.check_usage_error("standard input (-) can be read once")
+    if args.report.as_json and args.emit:
+        args.check_usage_error("--emit prints a dump, not JSON: leave out one of --emit and --format json")
     failed = False
     for file in args.files:
         one = argparse.Namespace(**vars(args), file=file)
