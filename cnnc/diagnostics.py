@@ -3,7 +3,7 @@
 Every stage reports a mistake in a spec by raising `CnncError` at a `Loc`;
 the driver formats it as ``file:line:col: error: message`` followed by the
 source line, a caret under the column, and notes. One CnncError can carry the further errors
-found in the same run (`also`; the interpreter collects them, cnnc/ir/irgen/statements.py).
+found in the same run (`also`; the interpreter collects them, cnnc/ir/irgen/recovery.py).
 A diagnostic renders as plain text, as text in colour (`COLOUR`, for a terminal) or as JSON
 (`as_json`); every part that comes from a spec or the command line is escaped by `printable`
 first, in all three.
@@ -135,7 +135,7 @@ class CnncError(Exception):
         return self
 
     def errors(self) -> list["CnncError"]:
-        """This error and those found with it, in source order of finding."""
+        """This error and those found with it, in the order found."""
         return [self, *self.also]
 
     def render(self, style: Style = PLAIN) -> str:

@@ -434,6 +434,34 @@ def test_blocks_report_once_and_skip_their_callers():
     assert "groups (2) must divide the input channels (3)" in errors[2]
 
 
+RETURNS = """block inner(x) {
+    return x -> rellu
+}
+block pick(x, c) {
+    if c > 0 {
+        return x -> inner as left
+    }
+    left = x -> relu as left
+    return left
+}
+block guarded(x, c) {
+    if c > "s" {
+        return x
+    }
+    return x -> conv(8, 3, groups=5)
+}
+"""
+
+
+def test_a_block_ends_where_a_statement_holding_its_return_failed():
+    """What follows a failed return (or a failed statement holding one) might never have run:
+    here `as left` again, and a conv whose groups are wrong, are not reported."""
+    errors = _errors(RETURNS + _net("a = x -> pick(4)", "b = x -> guarded(4)", "c = x -> conv(8, 3, bias=1)"))
+    assert errors == ["2:17: unknown op or block 'rellu'; did you mean 'relu'?",
+                      "12:10: cannot compare the integer 4 with the string \"s\"",
+                      "22:25: 'bias' of conv must be true or false, got the integer 1"]
+
+
 def test_parameters_constants_and_overrides():
     text = "k = 1 / 0\nm = k + 1\n" + _net("a = x -> conv(m, 3)", "b = x -> conv(8, 3, strid=1)",
                                            params="classes=10, width=k, depth=[1][3]").replace(

@@ -24,7 +24,7 @@ from cnnc.ir.ops import ALIASES, LIST_OPS, OPS, REQUIRED, ListOpDef, OpError, lo
 from cnnc.ir.values import Tensor, describe_value, fmt_shape, is_int
 
 from .builtins import BUILTINS
-from .recovery import Skipped
+from .recovery import Abandoned, Skipped
 
 FLAT = "_"  # `x -> block(...) as _`: a call that adds no level to instance paths
 
@@ -276,6 +276,8 @@ class Calls:
                 self.exec_body(b.body, env)
             except Return as r:
                 return r.value
+            except Abandoned:  # its return failed (recovery.py): the call's value is unknown
+                raise Skipped from None
             if self.failures > failures:  # a failed statement may have been its return, or held it
                 raise Skipped
             raise self.error(f"block '{b.name}' ended without `return`", b.loc)

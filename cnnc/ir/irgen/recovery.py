@@ -10,7 +10,9 @@ learnt from the failed one is poisoned, so that no error caused by an earlier on
   variable and, for a loop or a conditional, every name bound anywhere in its bodies) is bound
   to POISON; a statement that reads a poisoned name is skipped silently (Skipped), and poisons
   its own names in turn. So is a block call that reads one: its caller's statement is skipped;
-- a failed `return` ends its block with Skipped (the call's value is unknown);
+- a failed statement that is or holds a `return` (a `return`, or a loop or conditional with one
+  inside) ends its block (Abandoned): what follows it might never have run. The block's call is
+  then skipped, as its value is unknown;
 - a failed `defaults op(...)` (or one inside a failed loop or conditional) poisons the op:
   later calls of it, while those defaults would be in force, are skipped;
 - checks of what a whole body or network must have (a block's `return`, the network's input
@@ -43,6 +45,11 @@ class Skipped(Exception):
     its own (the earlier one was reported)."""
 
 
+class Abandoned(Exception):
+    """A block body that cannot go on: a statement failed that is or holds its `return`. The
+    block's call is skipped (expand_block raises Skipped in the caller)."""
+
+
 class Stop(Exception):
     """The run ends here: a budget or nesting limit, or more than MAX_ERRORS errors."""
 
@@ -66,8 +73,8 @@ class Recovery:
         what the statement would have bound, and go on (unless the run stops)."""
         self.failed(err)
         self.poison(stmt, env)
-        if isinstance(stmt, ast.Return):  # the block's value is unknown: so is its call's
-            raise Skipped
+        if self.active and _returns(stmt):  # the block may have ended here: so does its expansion
+            raise Abandoned
 
     def record(self, err: CnncError) -> None:
         if isinstance(err, Exhausted):
@@ -104,3 +111,14 @@ class Recovery:
         first = errors[0]
         first.also, first.stopped = errors[1:], self.stopped
         return first
+
+
+def _returns(stmt) -> bool:
+    """Whether a statement is a `return` or holds one."""
+    if isinstance(stmt, ast.Return):
+        return True
+    if isinstance(stmt, ast.For):
+        return any(_returns(s) for s in stmt.body)
+    if isinstance(stmt, ast.If):
+        return any(_returns(s) for _, body in stmt.branches for s in body) or any(_returns(s) for s in stmt.orelse)
+    return False
