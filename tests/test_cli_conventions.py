@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from cnnc.cli import main
+from cnnc.diagnostics import MAX_ERRORS, CnncError
+from cnnc.pipeline import front_end
 from cnnc.version import __version__
 from cnnc_testlib import ROOT, imported_modules
 
@@ -69,7 +71,6 @@ def test_stdin_spec_imports_are_confined_to_the_working_directory(tmp_path):
 def test_stdin_is_bounded_and_must_be_text():
     import io
 
-    from cnnc.diagnostics import CnncError
     from cnnc.frontend.loader import MAX_SPEC_BYTES, load_stdin
 
     assert load_stdin(stream=io.BytesIO(TINY.encode())).network.name == "tiny"
@@ -141,7 +142,6 @@ NET_PARAMS = "network n(classes=10, width) {\n    output o = input(3, 8, 8) -> c
 
 def test_api_errors_name_the_keyword_not_set():
     import cnnc
-    from cnnc.diagnostics import CnncError
 
     with pytest.raises(CnncError) as info:
         cnnc.summary(NET_PARAMS, clases=3, width=4)
@@ -159,7 +159,6 @@ def test_api_errors_name_the_keyword_not_set():
 
 def test_compile_errors_name_the_keyword():
     import cnnc
-    from cnnc.diagnostics import CnncError
 
     with pytest.raises(CnncError) as info:
         cnnc.compile("resnet18", clases=10)
@@ -329,9 +328,6 @@ def test_colour_on_a_real_terminal_unless_no_color(tmp_path):
 
 
 # ---- every error of a spec -------------------------------------------------------------------
-
-from cnnc.diagnostics import MAX_ERRORS, CnncError  # noqa: E402
-from cnnc.pipeline import front_end  # noqa: E402
 
 # Statements that each fail on their own, reading only `x` (3x32x32): (statement, its error).
 INDEPENDENT = [
