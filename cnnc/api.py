@@ -33,7 +33,12 @@ __all__ = ["compile", "import_weights", "ReorderedWeights", "generate_source", "
 def generate_source(spec, /, *, fused: bool = False, import_roots=(), **params) -> Generated:
     """Front end (+ the fusion passes when `fused`) + code generation: the module source for a
     spec path, a catalog name or spec text. `import_roots`: more directories the spec may import from."""
-    result = front_end(spec, params, import_roots=import_roots)
+    return _generate_source(spec, fused, import_roots, params, "cnnc.api.generate_source()")
+
+
+def _generate_source(spec, fused: bool, import_roots, params: dict, api: str) -> Generated:
+    """generate_source for the API function `api`, which errors in `params` name."""
+    result = front_end(spec, params, import_roots=import_roots, api=api)
     for w in result.warnings:
         warnings.warn(w, stacklevel=3)
     graph = result.graph
@@ -93,7 +98,7 @@ def compile(spec, /, *, fused: bool = False, kernel_policy=None, cuda_graphs: bo
     replays pay no host time). `import_roots` adds directories the spec may import
     from (like the command line's --import-root). (`fused`, `kernel_policy`, `cuda_graphs` and
     `import_roots` are therefore not available as network parameter names here.)"""
-    gen = generate_source(spec, fused=fused, import_roots=import_roots, **params)
+    gen = _generate_source(spec, fused, import_roots, params, "cnnc.compile()")
     module = load_source(gen.source, gen.name)
     model = getattr(module, gen.class_name)()
     if "cnnc_spec" not in model._modules:  # (a submodule of that name keeps it)

@@ -2,7 +2,11 @@
 
 Every stage reports a mistake in a spec by raising `CnncError` at a `Loc`;
 the driver formats it as ``file:line:col: error: message`` followed by the
-source line, a caret under the column, and notes.
+source line, a caret under the column, and notes. One CnncError can carry the further errors
+found in the same run (`also`; the interpreter collects them, cnnc/ir/irgen/recovery.py).
+A diagnostic renders as plain text, as text in colour (`COLOUR`, for a terminal) or as JSON
+(`as_json`); every part that comes from a spec or the command line is escaped by `printable`
+first, in all three.
 """
 from __future__ import annotations
 
@@ -89,13 +93,39 @@ class Note:
     loc: Loc | None = None
 
 
+@dataclass(frozen=True)
+class Style:
+    """The ANSI escapes around each part of a diagnostic; PLAIN has none."""
+
+    loc: str = ""  # file:line:col
+    error: str = ""
+    warning: str = ""
+    note: str = ""
+    caret: str = ""
+    reset: str = ""
+
+    def paint(self, part: str, text: str) -> str:
+        code = getattr(self, part)
+        return f"{code}{text}{self.reset}" if code else text
+
+
+PLAIN = Style()
+COLOUR = Style(loc="\033[1m", error="\033[1;31m", warning="\033[1;35m", note="\033[1;36m",
+               caret="\033[1;32m", reset="\033[0m")
+MAX_ERRORS = 20  # errors reported from one spec; past that the run stops
+
+
 @dataclass
 class CnncError(Exception):
-    """A mistake in a spec or in how cnnc was called, at a location."""
+    """A mistake in a spec or in how cnnc was called, at a location; `also`: further errors
+    found in the same run, each independent of this one; `stopped`: the run stopped at
+    MAX_ERRORS with more to find."""
 
     message: str
     loc: Loc | None = None
     notes: list[Note] = field(default_factory=list)
+    also: list["CnncError"] = field(default_factory=list)
+    stopped: bool = False
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -104,8 +134,22 @@ class CnncError(Exception):
         self.notes.append(Note(message, loc))
         return self
 
-    def render(self) -> str:
-        return format_diagnostic("error", self.message, self.loc, self.notes)
+    def errors(self) -> list["CnncError"]:
+        """This error and those found with it, in the order found."""
+        return [self, *self.also]
+
+    def render(self, style: Style = PLAIN) -> str:
+        out = [format_diagnostic("error", e.message, e.loc, e.notes, style) for e in self.errors()]
+        if self.stopped:
+            out.append(format_diagnostic("note", f"stopped after {MAX_ERRORS} errors", None, (), style))
+        return "\n".join(out)
+
+    def as_json(self, file: str | None = None) -> list[dict]:
+        """Each error as a JSON object (`as_json` below); `file` for those without a location."""
+        out = [as_json("error", e.message, e.loc, e.notes, file) for e in self.errors()]
+        if self.stopped:
+            out.append(as_json("note", f"stopped after {MAX_ERRORS} errors", None, (), file))
+        return out
 
     def __str__(self) -> str:  # pragma: no cover - used by pytest output only
         return self.render()
@@ -126,22 +170,62 @@ def _quote(loc: Loc) -> list[str]:
         line, col = head + line[start:start + QUOTE_WIDTH] + tail, col - start + len(head)
     shown, before = printable(line), len(printable(line[:col]))  # escapes widen what precedes the caret
     gutter = f"{loc.line:>5} | "
-    caret = " " * (len("      | ") - 2) + "| " + " " * before + "^"
-    return [gutter + shown, caret]
+    return [gutter + shown, " " * (len("      | ") - 2) + "| " + " " * before]  # (the caret goes after)
 
 
-def format_diagnostic(kind: str, message: str, loc: Loc | None, notes=()) -> str:
-    head = f"{loc}: {kind}: {message}" if loc else f"cnnc: {kind}: {message}"
-    out = [printable(head)]
+def format_diagnostic(kind: str, message: str, loc: Loc | None, notes=(), style: Style = PLAIN) -> str:
+    """`file:line:col: kind: message`, the quoted line and a caret, then the notes; `kind` is
+    error, warning or note. Everything from the spec is escaped before any colour is added."""
+    where = printable(str(loc)) + ":" if loc else "cnnc:"
+    out = [f"{style.paint('loc', where)} {style.paint(kind, kind + ':')} {printable(message)}"]
     if loc:
-        out += _quote(loc)
+        quoted = _quote(loc)
+        if quoted:
+            out += [quoted[0], quoted[1] + style.paint("caret", "^")]
     for n in notes:
-        out.append(printable(f"{n.loc}: note: {n.message}" if n.loc else f"note: {n.message}"))
+        head = style.paint("note", "note:")
+        out.append(f"{style.paint('loc', printable(str(n.loc)) + ':')} {head} {printable(n.message)}" if n.loc
+                   else f"{head} {printable(n.message)}")
     return "\n".join(out)
 
 
+def as_json(severity: str, message: str, loc: Loc | None, notes=(), file: str | None = None) -> dict:
+    """{file, line, col, severity, message, notes: [{file, line, col, message}]}, the text
+    escaped as in the text form; no location: `file` (the spec the command read), line and col
+    null."""
+    def where(at: Loc | None, default):
+        return ((printable(at.file), at.line, at.col) if at is not None
+                else (printable(default) if default is not None else None, None, None))
+
+    f, line, col = where(loc, file)
+    return {"file": f, "line": line, "col": col, "severity": severity, "message": printable(message),
+            "notes": [dict(zip(("file", "line", "col"), where(n.loc, None)), message=printable(n.message))
+                      for n in notes]}
+
+
+class Diagnostic(str):
+    """A warning as its plain text (so it prints, compares and `warnings.warn`s as a string),
+    which keeps its parts to render again in colour or as JSON."""
+
+    severity: str
+    message: str
+    loc: Loc | None
+    notes: tuple
+
+    def __new__(cls, severity: str, message: str, loc: Loc | None, notes=()):
+        self = super().__new__(cls, format_diagnostic(severity, message, loc, notes))
+        self.severity, self.message, self.loc, self.notes = severity, message, loc, tuple(notes)
+        return self
+
+    def render(self, style: Style = PLAIN) -> str:
+        return format_diagnostic(self.severity, self.message, self.loc, self.notes, style)
+
+    def as_json(self, file: str | None = None) -> dict:
+        return as_json(self.severity, self.message, self.loc, self.notes, file)
+
+
 def warn(message: str, loc: Loc | None, warnings: list[str]) -> None:
-    warnings.append(format_diagnostic("warning", message, loc))
+    warnings.append(Diagnostic("warning", message, loc))
 
 
 def suggest(name: str, candidates) -> str:

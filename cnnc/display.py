@@ -27,7 +27,7 @@ def summary(spec, depth: int | None = None, *, columns=None, dtype: str = "float
         columns = parse_columns(columns)
     elif columns is not None:
         columns = parse_columns(",".join(columns))
-    data = summary_data(front_end(spec, params, import_roots=import_roots).graph, depth, dtype)
+    data = summary_data(front_end(spec, params, import_roots=import_roots, api="cnnc.summary()").graph, depth, dtype)
     data["layers"] = select(data, columns)
     return Summary(data, columns)
 
@@ -43,7 +43,7 @@ def render(spec, depth: int | None = None, *, fused: bool = False, rankdir: str 
     from .pipeline import front_end, fuse
 
     spec, params, fused = _spec_of(spec, params, fused)
-    g = front_end(spec, params, import_roots=import_roots).graph
+    g = front_end(spec, params, import_roots=import_roots, api="cnnc.render()").graph
     if fused:
         g = fuse(g)
     if depth is None:

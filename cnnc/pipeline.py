@@ -19,7 +19,7 @@ from .diagnostics import CnncError
 from .frontend import catalog
 from .frontend.loader import Program, load_file, load_text
 from .ir.graph import Graph
-from .ir.irgen import generate
+from .ir.irgen import OverridesBy, generate
 from .ir.verify import verify
 from .passes.prune_unused import prune_unused
 
@@ -57,14 +57,18 @@ def load(spec: str | os.PathLike, import_roots=()) -> Program:
         raise
 
 
-def front_end(spec, overrides: dict | None = None, stop_after: str | None = None, import_roots=()) -> FrontEnd:
-    """`spec`: what `load` takes, or a loaded Program."""
+def front_end(spec, overrides: dict | None = None, stop_after: str | None = None, import_roots=(),
+              api: str | None = None) -> FrontEnd:
+    """`spec`: what `load` takes, or a loaded Program. `overrides` come from the command line's
+    --set, or from the keyword arguments of the API function `api` names (`"cnnc.compile()"`),
+    which their errors then name."""
     program = spec if isinstance(spec, Program) else load(spec, import_roots)
     try:
-        graph = verify(generate(program, overrides))
+        graph = verify(generate(program, overrides, OverridesBy(api)))
     except CnncError as err:
         if program.preset is not None:
-            err.note(f"while building preset '{program.preset.name}'", program.preset.loc)
+            for e in err.errors():
+                e.note(f"while building preset '{program.preset.name}'", program.preset.loc)
         raise
     warnings: list[str] = []
     pruned, w = prune_unused(graph)

@@ -151,14 +151,15 @@ def mutated_specs(draw):
 def test_mutated_specs_give_located_errors(text):
     try:
         front_end(text if ("\n" in text or "{" in text) else text + "\n")
-    except CnncError as e:
-        rendered = e.render()
-        if e.loc is not None:
-            assert e.loc.line >= 1 and e.loc.col >= 1
-            assert e.loc.line <= text.count("\n") + 1 or e.loc.file != "<spec>"
-            assert rendered.startswith(f"{e.loc.file}:{e.loc.line}:{e.loc.col}: error: ")
-        else:
-            assert rendered.startswith("cnnc: error: ")
+    except CnncError as first:
+        for e in first.errors():  # each error found (the interpreter goes on after one)
+            rendered = e.render()
+            if e.loc is not None:
+                assert e.loc.line >= 1 and e.loc.col >= 1
+                assert e.loc.line <= text.count("\n") + 1 or e.loc.file != "<spec>"
+                assert rendered.startswith(f"{e.loc.file}:{e.loc.line}:{e.loc.col}: error: ")
+            else:
+                assert rendered.startswith("cnnc: error: ")
 
 
 def test_truncations_of_every_spec_are_located(tmp_path):

@@ -17,18 +17,32 @@ import signal
 import sys
 
 from cnnc.diagnostics import CnncError, printable
+from cnnc.version import __version__
 
 from . import build, catalog, compare, export, render
-from .common import add_common, emit, front_end, positive, summary_columns
+from .common import Reporter, add_color, add_common, emit, front_end, positive, summary_columns
 
 
 def cmd_check(args) -> int:
-    if emit(args):
-        return 0
-    from cnnc.backends.summary import one_line
+    """Each FILE in turn: its one-line total (or its --emit dump), or its errors; 1 if any failed."""
+    if args.files.count("-") > 1:
+        args.check_usage_error("standard input (-) can be read once")
+    if args.report.as_json and args.emit:
+        args.check_usage_error("--emit prints a dump, not JSON: leave out one of --emit and --format json")
+    failed = False
+    for file in args.files:
+        one = argparse.Namespace(**vars(args), file=file)
+        try:
+            if args.report.as_json:
+                front_end(one)
+            elif not emit(one):
+                from cnnc.backends.summary import one_line
 
-    print(one_line(front_end(args).graph))
-    return 0
+                print(one_line(front_end(one).graph))
+        except CnncError as e:
+            args.report.error(e, file)
+            failed = True
+    return 1 if failed else 0
 
 
 def cmd_summary(args) -> int:
@@ -43,17 +57,22 @@ def cmd_summary(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="cnnc", description="cnnc: a compiler from CNN architecture specs "
                                  "to PyTorch modules")
+    ap.add_argument("--version", action="version", version=f"cnnc {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    p = sub.add_parser("check", help="parse, expand and infer shapes; print a one-line total")
-    add_common(p)
-    p.set_defaults(run=cmd_check)
+    p = sub.add_parser("check", help="parse, expand and infer shapes; print a one-line total per FILE")
+    add_common(p, several=True)
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="json: print the errors and warnings of every FILE as one JSON list on stdout, "
+                        "instead of the totals (and text errors on stderr)")
+    p.set_defaults(run=cmd_check, check_usage_error=p.error, errors_as_json=True)
     p = sub.add_parser("summary", help="a table of every layer: path, op, shape, parameters, MACs")
     add_common(p)
     p.add_argument("--depth", type=positive, help="roll rows up to block instances N levels deep")
-    p.add_argument("--format", choices=["text", "markdown", "csv", "json"], default="text")
+    p.add_argument("--format", choices=["text", "markdown", "csv", "json"], default="text",
+                   help="json: the summary as JSON on stdout, or the errors as a JSON list there")
     summary_columns(p)
-    p.set_defaults(run=cmd_summary)
+    p.set_defaults(run=cmd_summary, errors_as_json=True)
     for command in (build, export, render):
         p = sub.add_parser(command.NAME, help=command.HELP)
         add_common(p, emit=False)
@@ -63,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(command.NAME, help=command.HELP)
         command.add_arguments(p)
         p.set_defaults(run=command.run)
+    for p in sub.choices.values():
+        add_color(p)
     return ap
 
 
@@ -114,18 +135,25 @@ def _stdout_failed() -> bool:
 def main(argv=None) -> int:
     from cnnc.outfile import remove_own_temporaries
 
+    report = Reporter()
     with _signals():
         try:
             try:
                 ap = build_parser()
                 args = ap.parse_args(argv)
-                status = args.run(args)
+                args.report = report = Reporter.of(args)
+                try:
+                    status = args.run(args)
+                except CnncError as e:
+                    report.error(e, getattr(args, "file", None))
+                    status = 1
+                report.finish()
                 sys.stdout.flush()  # a full disk or closed pipe shows here, as an error of this command
                 return status
             finally:
                 remove_own_temporaries()  # any a signal caught between creating and using them
-        except CnncError as e:
-            print(e.render(), file=sys.stderr)
+        except CnncError as e:  # (one from outside a command)
+            report.error(e)
             return 1
         except BrokenPipeError:
             _silence_stdout()

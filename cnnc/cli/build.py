@@ -1,6 +1,7 @@
 """`cnnc build FILE [-o OUT.py] [--weights W.pth] [--explain ...]`: write the generated nn.Module source.
 
-Writes `build/<spec stem>.py` by default. With `--weights`, the foreign state_dict is mapped onto
+Writes `build/<spec stem>.py` by default (`build/<spec stem>_fused.py` with `--fused`; for a spec
+on standard input, `-`, the stem is its network's name). With `--weights`, the foreign state_dict is mapped onto
 the module by structural order (weights.py; entries it had to reorder are listed in a note on
 stderr) and saved, under the module's own names, as
 `OUT.pth` next to `OUT.py`; `Net().load_state_dict(torch.load("OUT.pth"))` then loads it. With `--skip-mismatched`, tensors pair by
@@ -33,7 +34,7 @@ HELP = "generate a PyTorch nn.Module (.py) from a spec; --weights also writes re
 
 
 def add_arguments(p) -> None:
-    add_output(p, "py", "module")
+    add_output(p, "py", "module", "build/<spec stem>_fused.py with --fused")
     p.add_argument("--weights", metavar="W.pth",
                    help="a torchvision/timm-style state_dict to map onto the module, saved as OUT.pth")
     p.add_argument("--skip-mismatched", action="store_true",
@@ -60,7 +61,7 @@ def run(args) -> int:
 
     graph, inputs = graph_and_inputs(args, fused=args.fused)
     gen = generate(graph)
-    out = default_output(args, "py")
+    out = default_output(args, "py", graph.name, "_fused" if args.fused else "")
     if args.skip_mismatched and not args.weights:
         raise CnncError("--skip-mismatched applies to --weights; give the weights file with --weights W.pth")
     weights, notes = remapped_weights(gen, args.weights, args.skip_mismatched) if args.weights else (None, [])

@@ -1,9 +1,79 @@
-"""What every command shares: the spec argument, `--set` overrides, running the front end, `--emit`."""
+"""What every command shares: the spec argument, `--set` overrides, running the front end, `--emit`,
+and where diagnostics go (`Reporter`: --color, and --format json for errors)."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import sys
+
+from cnnc.diagnostics import COLOUR, PLAIN, CnncError
+
+
+def colour_wanted(choice: str, stream) -> bool:
+    """--color always|never|auto: auto is colour on a terminal, unless NO_COLOR is set to
+    anything non-empty (no-color.org) or TERM is dumb; always and never override both."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def add_color(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--color", "--colour", dest="color", choices=["auto", "always", "never"], default="auto",
+                   help="colour diagnostics: auto (default) on a terminal unless NO_COLOR is set")
+
+
+class Reporter:
+    """Where a command's diagnostics go. As text on stderr, in colour where `colour_wanted`;
+    or, with `--format json` on check and summary, as one JSON list on stdout once the command
+    ends (`finish`): check prints the list always (`[]` when all is well), summary only when
+    there are errors (else its stdout is the summary, and warnings go to stderr as text)."""
+
+    def __init__(self, color: str = "auto", as_json: bool = False, always: bool = False):
+        self.style = COLOUR if colour_wanted(color, sys.stderr) else PLAIN
+        self.as_json, self.always = as_json, always
+        self.items: list = []  # (diagnostic, file) held for the JSON list
+        self.failed = False
+
+    @classmethod
+    def of(cls, args) -> "Reporter":
+        as_json = getattr(args, "errors_as_json", False) and getattr(args, "format", None) == "json"
+        return cls(getattr(args, "color", "auto"), as_json, always=getattr(args, "command", None) == "check")
+
+    def warning(self, w, file: str | None = None) -> None:
+        if self.as_json:
+            self.items.append((w, file))
+        else:
+            print(w.render(self.style) if hasattr(w, "render") else w, file=sys.stderr)
+
+    def error(self, e: CnncError, file: str | None = None) -> None:
+        self.failed = True
+        if self.as_json:
+            self.items.append((e, file))
+        else:
+            sys.stdout.flush()  # what earlier files printed first, where both streams go to one place
+            print(e.render(self.style), file=sys.stderr)
+
+    def finish(self) -> None:
+        """The JSON list, where one is due; held warnings of a summary that succeeded as text."""
+        if not self.as_json:
+            return
+        if not (self.failed or self.always):
+            self.as_json = False
+            for w, file in self.items:
+                self.warning(w, file)
+            return
+        out = []
+        for d, file in self.items:
+            shown = "<stdin>" if file == "-" else file
+            out += d.as_json(shown) if isinstance(d, CnncError) else [d.as_json(shown)]
+        print(json.dumps(out, indent=2))
 
 
 class SetAction(argparse.Action):
@@ -25,8 +95,14 @@ class SetAction(argparse.Action):
         setattr(namespace, self.dest, sets)
 
 
-def add_common(p: argparse.ArgumentParser, emit: bool = True) -> None:
-    p.add_argument("file", help="a .cnn spec file, or the name of a catalog entry (`cnnc list`), e.g. resnet50")
+def add_common(p: argparse.ArgumentParser, emit: bool = True, several: bool = False) -> None:
+    """The spec argument (`several`: one or more, as `files`), --set, --import-root, --emit."""
+    what = ("a .cnn spec file, the name of a catalog entry (`cnnc list`), e.g. resnet50, "
+            "or - to read the spec from standard input")
+    if several:
+        p.add_argument("files", nargs="+", metavar="FILE", help=what + " (one or more)")
+    else:
+        p.add_argument("file", help=what)
     p.add_argument("--set", dest="sets", action=SetAction, default={}, metavar="NAME=VALUE",
                    help="override a network parameter (repeatable, once per name), e.g. --set classes=10")
     p.add_argument("--import-root", dest="import_roots", action="append", default=[], metavar="DIR",
@@ -37,18 +113,22 @@ def add_common(p: argparse.ArgumentParser, emit: bool = True) -> None:
                        help="print one stage's dump instead (fused: the IR after the fusion passes)")
 
 
-def add_output(p: argparse.ArgumentParser, suffix: str, what: str) -> None:
+def add_output(p: argparse.ArgumentParser, suffix: str, what: str, also: str = "") -> None:
     """`-o/--output OUT.<suffix>`, by default `build/<spec stem>.<suffix>` (`default_output`)."""
     p.add_argument("-o", "--output", metavar=f"OUT.{suffix}",
-                   help=f"where to write the {what} (default: build/<spec stem>.{suffix}); a regular file or a new "
-                        "one, never a symbolic link (cnnc does not write through links) or an input")
+                   help=f"where to write the {what} (default: build/<spec stem>.{suffix}"
+                        f"{', ' + also if also else ''}); a regular file or a new one, never a symbolic link "
+                        "(cnnc does not write through links) or an input")
 
 
-def default_output(args, suffix: str):
-    """The command's output path: -o, or build/<spec stem>.<suffix>."""
+def default_output(args, suffix: str, name: str, variant: str = ""):
+    """The command's output path: -o, or build/<spec stem><variant>.<suffix> (`variant`: "_fused"
+    for build --fused, so that the two builds of one spec live side by side); a spec read from
+    standard input is named after its network, `name`."""
     from pathlib import Path
 
-    return args.output or Path("build") / (Path(args.file).stem + "." + suffix)
+    stem = name if args.file == "-" else Path(args.file).stem
+    return args.output or Path("build") / (stem + variant + "." + suffix)
 
 
 def positive(text):
@@ -79,14 +159,27 @@ def parse_override(text: str):
     return t
 
 
+def load(args):
+    """The command's spec: `-` reads standard input, anything else is what pipeline.load takes
+    (a path or a catalog name)."""
+    roots = tuple(args.import_roots)
+    if args.file == "-":
+        from cnnc.frontend.loader import load_stdin
+
+        return load_stdin(roots)
+    from cnnc.pipeline import load as load_spec
+
+    return load_spec(args.file, roots)
+
+
 def front_end(args):
     """The front end on the command's spec, --set values and --import-root directories;
     warnings go to stderr."""
     from cnnc.pipeline import front_end as fe
 
-    result = fe(args.file, dict(args.sets), import_roots=tuple(args.import_roots))
+    result = fe(load(args), dict(args.sets))
     for w in result.warnings:
-        print(w, file=sys.stderr)
+        args.report.warning(w, args.file)
     return result
 
 
@@ -113,9 +206,8 @@ def emit(args) -> bool:
         return False
     if args.emit == "ast":
         from cnnc.frontend.ast import dump_ast
-        from cnnc.pipeline import load
 
-        for m in load(args.file, tuple(args.import_roots)).modules:
+        for m in load(args).modules:
             sys.stdout.write(dump_ast(m))
         return True
     from cnnc.ir.graph import dump_ir

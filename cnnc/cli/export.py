@@ -38,7 +38,7 @@ def run(args) -> int:
 
     graph, inputs = graph_and_inputs(args)
     gen = generate(graph)
-    out = default_output(args, "onnx")
+    out = default_output(args, "onnx", graph.name)
     inputs += [args.weights] if args.weights else []
     out = prepare_output(out, "model.onnx", inputs)
     module = getattr(load_source(gen.source, gen.name), gen.class_name)()

@@ -8,12 +8,14 @@ missing or repeated `network` are reported at the line that caused them. The roo
 
 A spec is untrusted input, so what it can make cnnc read is confined:
 - an import must resolve (symbolic links followed) to a file inside one of the import roots:
-  the directory of the root spec (and everything below it), the installed spec library, and any
-  directory given with `--import-root DIR` (`import_roots=` in the API). Anything else is
-  refused before it is looked at;
+  the directory of the root spec (and everything below it; for spec text given to the API and
+  for a spec read from standard input, `cnnc check -`, the working directory), the installed
+  spec library, and any directory given with `--import-root DIR` (`import_roots=` in the API).
+  Anything else is refused before it is looked at;
 - only regular files are read: never a directory, device, FIFO or socket (checked before
-  opening; the file is opened non-blocking and checked again, so a FIFO swapped in never blocks);
-- each file is at most MAX_SPEC_BYTES (checked before reading, and never more than that read),
+  opening; the file is opened non-blocking and checked again, so a FIFO swapped in never blocks),
+  besides standard input when the user names it (`-`);
+- each file (and standard input) is at most MAX_SPEC_BYTES (checked before reading, and never more than that read),
   all files of a spec together at most MAX_TOTAL_BYTES in MAX_FILES files and
   parser.MAX_TOKENS tokens;
 - a file that is not spec text (not UTF-8, or holding control characters) is reported at the
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,18 +103,25 @@ def read_spec(path, loc: Loc | None = None, budget: _Budget | None = None) -> by
         raise CnncError(f"cannot read '{shown}': {e.strerror or e}", loc) from None
     try:
         _check_file(os.fstat(fd), shown, loc, budget)  # what was opened, in case the path changed
-        limit = min(MAX_SPEC_BYTES, budget.bytes)
-        chunks, size = [], 0
+        return _read_bounded(lambda n: os.read(fd, n), shown, loc, budget)
+    finally:
+        os.close(fd)
+
+
+def _read_bounded(read, shown: str, loc, budget: _Budget) -> bytes:
+    """All that `read(n)` gives until end of file, refused past MAX_SPEC_BYTES (and what the
+    budget has left) after reading at most one byte more than that."""
+    limit = min(MAX_SPEC_BYTES, budget.bytes)
+    chunks, size = [], 0
+    try:
         while size <= limit:  # at most limit + 1 bytes: enough to tell that a file is too large
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            chunk = read(min(1 << 20, limit + 1 - size))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
     except OSError as e:
         raise CnncError(f"cannot read '{shown}': {e.strerror or e}", loc) from None
-    finally:
-        os.close(fd)
     if size > limit:
         raise _too_large(shown, loc, budget)
     budget.bytes -= size
@@ -173,6 +183,21 @@ def load_file(path: str | os.PathLike, import_roots: tuple = ()) -> Program:
     real = os.path.realpath(path)
     text = decode_spec(read_spec(path, None, budget), shown)
     return load_text(text, shown, Path(real).parent, import_roots, _key=real, _budget=budget)
+
+
+STDIN = "<stdin>"  # the name of the spec read from standard input, in errors
+
+
+def load_stdin(import_roots: tuple = (), stream=None) -> Program:
+    """The spec on standard input (`-` on the command line; `stream`: a binary file to read
+    instead), named STDIN, read within the same size limit as a file. It has no directory of its
+    own: its imports resolve relative to the working directory, which is its first import root."""
+    stream = stream if stream is not None else getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise CnncError("cannot read the spec from standard input: there is none")
+    budget = _Budget()
+    text = decode_spec(_read_bounded(stream.read, STDIN, None, budget), STDIN)
+    return load_text(text, STDIN, Path.cwd(), import_roots, _budget=budget)
 
 
 def load_text(text: str, name: str = "<spec>", base_dir: Path | None = None, import_roots: tuple = (),

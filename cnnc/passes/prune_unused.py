@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cnnc.diagnostics import format_diagnostic
+from cnnc.diagnostics import Diagnostic
 from cnnc.ir.graph import Graph, live_scopes
 from cnnc.ir.ops import LIST_OPS
 
@@ -35,7 +35,7 @@ def prune_unused(g: Graph) -> tuple[Graph, list[str]]:
     used_parts = {(n.op, n.inputs, n.loc) for n in g.nodes if n.id in live and n.op in PART_OPS}
     for n in g.nodes:
         if n.id not in live and not (set(n.inputs) & dead_users) and (n.op, n.inputs, n.loc) not in used_parts:
-            warnings.append(format_diagnostic("warning", f"result of {n.op} '{n.path}' is never used", n.loc))
+            warnings.append(Diagnostic("warning", f"result of {n.op} '{n.path}' is never used", n.loc))
         if n.id not in live:
             dead_users.add(n.id)
     remap = {}

@@ -10,6 +10,7 @@ next. The interpreter is one class assembled from one part per concern:
   builtins.py     the builtin functions (a table) and calling them
   calls.py        op, block and builtin calls, groups, and the instance names they create
   limits.py       the budgets that keep every spec finite, each reported where it was crossed
+  recovery.py     going on after an error to find the independent ones, never one caused by another
 """
 from __future__ import annotations
 
@@ -23,19 +24,24 @@ from .builtins import Builtins
 from .calls import Active, Calls, Frame
 from .expressions import Expressions
 from .limits import Limits
-from .statements import Statements
+from .recovery import Recovery
+from .statements import COMMAND_LINE, OverridesBy, Statements
+
+__all__ = ["generate", "Interpreter", "OverridesBy"]
 
 
-def generate(prog: Program, overrides: dict | None = None) -> Graph:
-    """The IR of a loaded spec, with network parameters overridden by `overrides`."""
-    return Interpreter(prog).run(dict(overrides or {}))
+def generate(prog: Program, overrides: dict | None = None, overrides_by: OverridesBy = COMMAND_LINE) -> Graph:
+    """The IR of a loaded spec, with network parameters overridden by `overrides` (given on the
+    command line with --set, or as keyword arguments of the API function `overrides_by` names)."""
+    return Interpreter(prog, overrides_by).run(dict(overrides or {}))
 
 
-class Interpreter(Statements, Expressions, Calls, Builtins, Limits):
+class Interpreter(Statements, Expressions, Calls, Builtins, Limits, Recovery):
     """The state of one expansion; behaviour comes from the parts listed in the module docstring."""
 
-    def __init__(self, prog: Program):
+    def __init__(self, prog: Program, overrides_by: OverridesBy = COMMAND_LINE):
         self.prog = prog
+        self.overrides_by = overrides_by
         self.nodes: list[Node] = []
         self.scopes: list[Scope] = []
         self.outputs: list[Output] = []
@@ -48,10 +54,14 @@ class Interpreter(Statements, Expressions, Calls, Builtins, Limits):
         # `defaults op(arg=value)` in force: (op, arg) -> value; one layer per block body being expanded
         self.op_defaults: ChainMap = ChainMap()
         self.last_loc = prog.network.loc if prog.network else None  # the last step's location, likewise
+        self.errors: list[CnncError] = []  # recorded so far (recovery.py)
+        self.error_keys: set = set()  # their locations
+        self.failures = 0  # statements abandoned or skipped
+        self.stopped = False  # at MAX_ERRORS, with more to find
 
-    def error(self, message: str, loc: Loc, notes=()) -> CnncError:
+    def error(self, message: str, loc: Loc, notes=(), cls=CnncError) -> CnncError:
         """A located error, with a note for each block instance it happened in."""
-        err = CnncError(message, loc)
+        err = cls(message, loc)
         for n in notes:
             if n:
                 err.note(n)

@@ -24,6 +24,7 @@ from cnnc.ir.ops import ALIASES, LIST_OPS, OPS, REQUIRED, ListOpDef, OpError, lo
 from cnnc.ir.values import Tensor, describe_value, fmt_shape, is_int
 
 from .builtins import BUILTINS
+from .recovery import Abandoned, Skipped
 
 FLAT = "_"  # `x -> block(...) as _`: a call that adds no level to instance paths
 
@@ -133,6 +134,8 @@ class Calls:
         """The tensor inputs and the normalised arguments of an op call, checked against the op's
         signature; arguments not given come from `defaults` statements in force, else the op's own."""
         name = c.func
+        if (d.name, None) in self.op_defaults:  # a failed `defaults` of this op is in force (recovery.py)
+            raise Skipped
         # tensor inputs
         if d.arity == "many" and len(pos) == 1 and isinstance(pos[0][0], tuple):
             self.check_inputs(name, len(pos[0][0]), pos[0][1])
@@ -268,10 +271,15 @@ class Calls:
                     if p.default is None:
                         raise self.error(f"block '{b.name}' needs argument '{p.name}'", c.loc)
                     env[p.name] = self.eval(p.default, env)
+            failures = self.failures
             try:
                 self.exec_body(b.body, env)
             except Return as r:
                 return r.value
+            except Abandoned:  # its return failed (recovery.py): the call's value is unknown
+                raise Skipped from None
+            if self.failures > failures:  # a failed statement may have been its return, or held it
+                raise Skipped
             raise self.error(f"block '{b.name}' ended without `return`", b.loc)
         finally:
             self.op_defaults = saved_defaults

@@ -13,6 +13,7 @@ from cnnc.ir.ops import lookup, string_words
 from cnnc.ir.values import Tensor, describe_value, fmt_shape, freeze, is_int, is_num
 
 from .limits import is_sized
+from .recovery import POISON, Skipped
 
 # tensor arithmetic: the op each operator makes between two tensors
 TENSOR_OPS = {"+": "add", "-": "sub", "*": "mul"}
@@ -38,10 +39,11 @@ class Expressions:
         return e.value
 
     def eval_Name(self, e, env):
-        if e.id in env:
-            return env[e.id]
-        if e.id in self.globals:
-            return self.globals[e.id]
+        v = env[e.id] if e.id in env else self.globals[e.id] if e.id in self.globals else None
+        if v is POISON:  # its statement failed: so does this one, silently (recovery.py)
+            raise Skipped
+        if e.id in env or e.id in self.globals:
+            return v
         words = string_words()
         if e.id in words:  # padding=same: a string value written without quotes
             raise self.error(f'unknown name \'{e.id}\'; strings are quoted: {words[e.id]}="{e.id}"', e.loc)

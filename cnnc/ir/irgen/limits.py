@@ -15,7 +15,8 @@ depends on them, like `round(5, -10**9)` or `2 ** n`), floats finite, lists of a
 items, strings of at most MAX_STRING characters. The graph is bounded too: nodes, block
 instances and groups, inputs per node, tensor elements and parameters per node, instance names
 and paths. Together with the front end's limits (file sizes, tokens; cnnc/frontend/loader.py) no
-spec runs long or grows large before it is refused; tools/bombs.py measures that.
+spec runs long or grows large before it is refused; tools/bombs.py measures that. Crossing the
+step, node or instance budget stops the run (`Exhausted`: no error after it is looked for).
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ import math
 
 from cnnc.diagnostics import Loc
 from cnnc.ir.values import fmt_shape
+
+from .recovery import Exhausted
 
 MAX_NODES = 120_000
 MAX_SCOPES = 100_000  # block instances and groups
@@ -60,14 +63,15 @@ class Limits:
         self.last_loc = loc
         self.steps += 1
         if self.steps > MAX_STEPS:
-            raise self.error(f"spec takes more than {MAX_STEPS:,} steps to expand; is a loop too long?", loc)
+            raise self.error(f"spec takes more than {MAX_STEPS:,} steps to expand; is a loop too long?", loc,
+                             cls=Exhausted)
 
     def charge(self, units: int, loc: Loc):
         """Work in proportion to a value's size, `units` steps at once (charged before it is done)."""
         self.steps += units
         if self.steps > MAX_STEPS:
             raise self.error(f"spec takes more than {MAX_STEPS:,} steps to expand (large values cost a step per "
-                             f"item, nodes and block instances {INSTANCE_STEPS} steps each)", loc)
+                             f"item, nodes and block instances {INSTANCE_STEPS} steps each)", loc, cls=Exhausted)
 
     def charge_size(self, v, loc: Loc):
         """Charge for a walk over every item of `v`, nested lists included (shared sublists count
@@ -129,13 +133,13 @@ class Limits:
         self.charge(INSTANCE_STEPS, loc)
         if len(self.nodes) >= MAX_NODES:
             raise self.error(f"spec expands past the budget of {MAX_NODES:,} nodes; is a loop or depth too large?",
-                             loc)
+                             loc, cls=Exhausted)
 
     def check_scope_budget(self, loc):
         self.charge(INSTANCE_STEPS, loc)
         if len(self.scopes) >= MAX_SCOPES:
             raise self.error(f"spec expands past the budget of {MAX_SCOPES:,} block instances and groups; "
-                             "is a loop or depth too large?", loc)
+                             "is a loop or depth too large?", loc, cls=Exhausted)
 
     def check_inputs(self, op: str, n: int, loc):
         if n > MAX_INPUTS:

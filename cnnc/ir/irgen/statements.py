@@ -7,7 +7,7 @@ the header's `init` clause, the body, and the checks that a network has an input
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from cnnc.diagnostics import CnncError, suggest
 from cnnc.frontend import ast
@@ -21,6 +21,29 @@ from cnnc.ir.values import Tensor, describe_value, freeze
 
 from .builtins import BUILTINS
 from .calls import Return, signature
+from .recovery import POISON, Skipped, Stop
+
+
+@dataclass(frozen=True)
+class OverridesBy:
+    """Where the parameter overrides came from, for the words of their errors: the command
+    line's `--set` (`api=None`), or the keyword arguments of an API function (`api="cnnc.compile()"`)."""
+
+    api: str | None = None
+
+    def unknown(self, name: str, network: str, hint: str) -> str:
+        if self.api is None:
+            return f"--set: network '{network}' has no parameter '{name}'{hint}"
+        return f"{self.api}: keyword '{name}' is not a parameter of network '{network}'{hint}"
+
+    def bad_value(self, name: str, message: str) -> str:
+        return f"--set {name}: {message}" if self.api is None else f"{self.api}: keyword '{name}': {message}"
+
+    def or_give(self, name: str) -> str:
+        return f" or pass --set {name}=..." if self.api is None else f" or pass {name}=... to {self.api}"
+
+
+COMMAND_LINE = OverridesBy()
 
 
 def _as_spec_value(v):
@@ -35,49 +58,65 @@ class Statements:
     """exec per statement, and the network entry (a mixin of the Interpreter)."""
 
     def run(self, overrides: dict) -> Graph:
+        """The graph; or, where anything failed, every error found, as one CnncError (its `also`)."""
         try:
-            return self._run(overrides)
+            graph = self._run(overrides)
+        except Stop:
+            raise self.collected() from None
         except RecursionError:
             # the innermost call being expanded (or else the last expression reached) is where the
             # nesting went too deep
             where = self.last_call.loc if self.last_call is not None else self.last_loc
-            raise CnncError("spec is nested too deeply (expressions or block calls)", where) from None
+            raise self.collected(CnncError("spec is nested too deeply (expressions or block calls)", where)) from None
+        if self.errors:
+            raise self.collected()
+        assert graph is not None and not self.failures, "a failure without an error"
+        return graph
 
-    def _run(self, overrides: dict) -> Graph:
+    def _run(self, overrides: dict) -> Graph | None:
+        """The graph, or None where something failed (each failure recorded, recovery.py)."""
         net, preset = self.prog.network, self.prog.preset
         for c in self.prog.consts:
-            if c.name in self.globals:
-                raise CnncError(f"constant '{c.name}' is defined twice", c.loc)
-            self.globals[c.name] = self.eval(c.value, self.globals)
+            try:
+                if c.name in self.globals:
+                    raise CnncError(f"constant '{c.name}' is defined twice", c.loc)
+                self.globals[c.name] = self.eval(c.value, self.globals)
+            except (CnncError, Skipped) as e:
+                self.failed(e if isinstance(e, CnncError) else None)
+                self.globals.setdefault(c.name, POISON)
         env: dict = {}
         names = [p.name for p in net.params]
+        given = dict(overrides)
         if preset is not None:  # a catalog entry: its values, under those given
             overrides = {**preset_values(preset), **overrides}
-        for k in overrides:
+        for k in given:
             if k not in names:
                 hint = suggest(k, names)
                 known = ", ".join(names) if names else "none"
-                raise CnncError(f"--set: network '{net.name}' has no parameter '{k}'{hint} (its parameters: {known})")
+                self.failed(CnncError(self.overrides_by.unknown(k, net.name, hint) + f" (its parameters: {known})"))
         used = []
         for p in net.params:
             if p.name in env:
-                raise CnncError(f"parameter '{p.name}' is listed twice", p.loc)
-            if p.name in overrides:
-                try:
-                    env[p.name] = self.check_value(_as_spec_value(overrides[p.name]), None)
-                except CnncError as e:
-                    raise CnncError(f"--set {p.name}: {e.message}") from None
-            elif p.default is None:
-                raise CnncError(f"network parameter '{p.name}' has no default; give one or pass --set {p.name}=...",
-                                p.loc)
-            else:
-                env[p.name] = self.eval(p.default, env)
-            used.append((p.name, freeze(env[p.name])))
-        init = self.init_clause(net.init, env) if net.init is not None else None
+                self.failed(CnncError(f"parameter '{p.name}' is listed twice", p.loc))
+                continue
+            try:
+                env[p.name] = self.parameter(p, overrides, given, env)
+                used.append((p.name, freeze(env[p.name])))
+            except (CnncError, Skipped) as e:
+                self.failed(e if isinstance(e, CnncError) else None)
+                env[p.name] = POISON
+        init = None
+        if net.init is not None:
+            try:
+                init = self.init_clause(net.init, env)
+            except (CnncError, Skipped) as e:
+                self.failed(e if isinstance(e, CnncError) else None)
         try:
             self.exec_body(net.body, env)
         except Return as r:  # pragma: no cover - rejected in exec
             raise AssertionError(r)
+        if self.failures:  # what the network must have may be missing only because of them
+            return None
         if not any(n.op == "input" for n in self.nodes):
             raise CnncError(f"network '{net.name}' has no input; add e.g. `x = input(3, 224, 224)`", net.loc)
         if not self.outputs:
@@ -93,6 +132,21 @@ class Statements:
         if init is not None and init.within is not None:
             check_within(g, init.loc)
         return g
+
+    def parameter(self, p: ast.Param, overrides: dict, given: dict, env):
+        """A network parameter's value: given (`given`: by the caller), the preset's, or its default."""
+        preset = self.prog.preset
+        if p.name in overrides:
+            try:
+                return self.check_value(_as_spec_value(overrides[p.name]), None)
+            except CnncError as e:
+                if p.name not in given:  # the preset's value
+                    raise CnncError(f"preset '{preset.name}': {p.name}: {e.message}", preset.loc) from None
+                raise CnncError(self.overrides_by.bad_value(p.name, e.message)) from None
+        if p.default is None:
+            raise CnncError(f"network parameter '{p.name}' has no default; give one"
+                            f"{self.overrides_by.or_give(p.name)}", p.loc)
+        return self.eval(p.default, env)
 
     def init_clause(self, c: ast.InitClause, env) -> Init:
         """`init resnet(zero_init_residual=...)`: a scheme of cnnc/ir/schemes.py and its options,
@@ -125,8 +179,14 @@ class Statements:
         return Init(c.scheme, options, c.loc, within=given.get("within"))
 
     def exec_body(self, body, env):
+        """Each statement; one that fails is recorded and poisons what it binds (recovery.py)."""
         for stmt in body:
-            self.exec(stmt, env)
+            try:
+                self.exec(stmt, env)
+            except CnncError as err:
+                self.recover(err, stmt, env)
+            except Skipped:
+                self.recover(None, stmt, env)
 
     def exec(self, s, env):
         self.tick(s.loc)
