@@ -200,12 +200,21 @@ def _build(entry, device=None):
     library, _, model = entry.reference.partition(":")
     kwargs = family_of(entry.spec.name).reference_kwargs.get(entry.name, {})
     torch.manual_seed(0)
-    with torch.device(device or "cpu"):
+    with _meta_device() if device == "meta" else torch.device(device or "cpu"):
         if library == "torchvision":
             tv = pytest.importorskip("torchvision")
             return tv.models.get_model(model, weights=None, **kwargs).eval()
         timm = pytest.importorskip("timm")
         return timm.create_model(model, pretrained=False, **kwargs).eval()
+
+
+def _meta_device():
+    """tools/reference_data.py's meta device (RegNet's width arithmetic stays on the CPU)."""
+    pytest.importorskip("torchvision")
+    sys.path.insert(0, str(ROOT / "tools"))
+    from reference_data import meta_device
+
+    return meta_device()
 
 
 STRICT = sorted(n for n, e in LIBRARY.items() if family_of(e.spec.name).strict)

@@ -278,6 +278,9 @@ _CONV_INIT = {
                    "    nn.init.kaiming_uniform_(m.weight)") + _ZERO_BIAS,
     "inception_v3": (_TRUNC_STDDEV,),
     "mnasnet": (_KAIMING_FAN_OUT_RELU,) + _ZERO_BIAS,
+    # torchvision's RegNet: "ResNet-style" normal with fan_out over the whole kernel (groups ignored)
+    "regnet": ("fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels",
+               "nn.init.normal_(m.weight, mean=0.0, std=math.sqrt(2.0 / fan_out))"),
 }
 
 INIT: dict = {
@@ -286,7 +289,7 @@ INIT: dict = {
     "conv_transpose": InitRule("nn.ConvTranspose2d", {}),  # no torchvision scheme touches it
     "batchnorm": InitRule("nn.BatchNorm2d", {s: _NORM_1_0 for s in ("resnet", "vgg", "densenet", "mobilenet",
                                                                     "efficientnet", "googlenet",
-                                                                    "inception_v3", "mnasnet")}),
+                                                                    "inception_v3", "mnasnet", "regnet")}),
     "groupnorm": InitRule("nn.GroupNorm", {s: _NORM_1_0 for s in ("resnet", "mobilenet", "efficientnet")}),
     "layernorm": InitRule("nn.LayerNorm", {}),
     "layerscale": InitRule("runtime.LayerScale", {}),  # starts at its `init` value
@@ -300,6 +303,7 @@ INIT: dict = {
         "googlenet": (_TRUNC_001,),
         "inception_v3": (_TRUNC_STDDEV,),
         "mnasnet": ('nn.init.kaiming_uniform_(m.weight, mode="fan_out", nonlinearity="sigmoid")',) + _ZERO_BIAS,
+        "regnet": ("nn.init.normal_(m.weight, mean=0.0, std=0.01)", "nn.init.zeros_(m.bias)"),
     }),
 }
 

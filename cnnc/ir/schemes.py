@@ -76,6 +76,9 @@ SCHEMES = {s.name: s for s in (
     Scheme("mnasnet", "torchvision.models.mnasnet.MNASNet",
            "conv: kaiming_normal_(mode='fan_out', nonlinearity='relu'), bias 0; batchnorm: 1, 0; "
            "linear: kaiming_uniform_(mode='fan_out', nonlinearity='sigmoid'), bias 0"),
+    Scheme("regnet", "torchvision.models.regnet.RegNet",
+           "conv: normal_(0, sqrt(2 / fan_out)), fan_out = kh * kw * out_channels (bias: torch's default); "
+           "batchnorm: 1, 0; linear: normal_(0, 0.01), bias 0"),
 )}
 
 
