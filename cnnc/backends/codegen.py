@@ -53,10 +53,13 @@ class Slot:
 
 @dataclass(frozen=True)
 class Layer:
-    """A submodule: `self.<name> = <cls>(<slots>)`, called as `self.<name>(x)`."""
+    """A submodule: `self.<name> = <cls>(<slots>)`, called as `self.<name>(x)`; or, with `use`, a
+    parameter that <cls>(<slots>) makes, read by the forward expression `use` ({0}: the input,
+    {self}: the attribute), e.g. `x * self.layer_scale`."""
 
     cls: str
     slots: tuple
+    use: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,10 +194,11 @@ def _dropout(cls):
 
 
 def _layerscale(n: Node, ins) -> Layer:
+    """A parameter of the enclosing module, as torchvision's CNBlock holds `layer_scale`."""
     slots = [Slot("channels", ins[0][0], kind=CHANNELS, ref="in", positional=True), Slot("init", n.attr("init"))]
     if len(ins[0]) != 3:
         slots.append(Slot("spatial", False))
-    return Layer("runtime.LayerScale", tuple(slots))
+    return Layer("runtime.layer_scale", tuple(slots), use="{0} * {self}")
 
 
 def _inline(template):
@@ -247,7 +251,8 @@ EMIT: dict = {
 # What the generated `_init_weights` does to each op's modules under each scheme of
 # cnnc/ir/schemes.py: torchvision's own statements for that family, on `m`. A scheme missing
 # from an op's row leaves those modules as torch makes them (their reset_parameters), as the
-# reference does. Ops without parameters have no row.
+# reference does. Ops without parameters have no row, nor has layerscale (a parameter, not a
+# module: it keeps its `init` value, as torchvision's ConvNeXt keeps its layer_scale).
 
 
 @dataclass(frozen=True)
@@ -292,7 +297,6 @@ INIT: dict = {
                                                                     "inception_v3", "mnasnet", "regnet")}),
     "groupnorm": InitRule("nn.GroupNorm", {s: _NORM_1_0 for s in ("resnet", "mobilenet", "efficientnet")}),
     "layernorm": InitRule("nn.LayerNorm", {}),
-    "layerscale": InitRule("runtime.LayerScale", {}),  # starts at its `init` value
     "linear": InitRule("nn.Linear", {
         "vgg": ("nn.init.normal_(m.weight, 0, 0.01)",) + _ZERO_BIAS,
         "densenet": _ZERO_BIAS,
@@ -602,7 +606,7 @@ def _is_sequential(inst: Instance) -> bool:
     layout torchvision uses, so the state_dict keys `branch2.0.conv.weight` stay as they are)."""
     prev = inst.inputs
     for k, st in enumerate(inst.stmts):
-        if st.name != str(k) or (st.child is None and not isinstance(st.emit, Layer)):
+        if st.name != str(k) or (st.child is None and (not isinstance(st.emit, Layer) or st.emit.use)):
             return False
         if tuple(st.inputs) != tuple(prev) or len(st.inputs) != 1 or len(st.outputs) != 1:
             return False
@@ -738,7 +742,9 @@ def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dic
             if v not in last:
                 del live[var[v]]
         args = [var[v] for v in st.inputs]
-        if st.child is not None or isinstance(st.emit, Layer):
+        if isinstance(st.emit, Layer) and st.emit.use:
+            expr = st.emit.use.format(*args, self=_get(st.name))
+        elif st.child is not None or isinstance(st.emit, Layer):
             expr = f"{_get(st.name)}({', '.join(args)})"
         else:
             expr = st.emit.template.format(*args, all=", ".join(args))
