@@ -72,3 +72,18 @@ def imported_modules(*argv) -> list:
     modules = [line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line]
     assert modules
     return modules
+
+
+def listed_entries(spec: str) -> dict:
+    """Name -> row of `cnnc list --format json` (run from the checkout), for the entries of the
+    library file `spec` ("specs/regnet.cnn")."""
+    import contextlib
+    import io
+    import json
+
+    from cnnc.cli import main
+
+    out = io.StringIO()
+    with contextlib.chdir(ROOT), contextlib.redirect_stdout(out):
+        assert main(["list", "--format", "json"]) == 0
+    return {r["name"]: r for r in json.loads(out.getvalue()) if r["spec"] == spec}
