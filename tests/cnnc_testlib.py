@@ -26,8 +26,35 @@ def check_golden(path: Path, text: str) -> None:
 
 
 def param_layers_in_ir_order(graph):
-    """Instance paths of the nodes that own state_dict entries, in IR order."""
-    return [n.path for n in graph.nodes if graph.params_of(n) or n.op == "batchnorm"]
+    """What module_prefixes gives for a module built from the graph: the instance paths of the
+    nodes that own state_dict entries, in IR order. A layer scale is a parameter of its enclosing
+    module, not a module: its key is its path, and it comes where torch lists a module's own
+    parameters, after its earlier layer scales and before everything else inside that module."""
+    out, scales = [], set()
+    for n in graph.nodes:
+        if not (graph.params_of(n) or n.op == "batchnorm"):
+            continue
+        if n.op != "layerscale":
+            out.append(n.path)
+            continue
+        parent = n.path.rpartition(".")[0]
+        own = f"{parent}." if parent else ""
+        inside = [i for i, p in enumerate(out) if p.startswith(own)
+                  and not (p in scales and p.rpartition(".")[0] == parent)]
+        out.insert(inside[0] if inside else len(out), n.path)
+        scales.add(n.path)
+    return _key_prefixes(out, scales)
+
+
+def _key_prefixes(paths, scales):
+    """A layer scale's key is its own path: its prefix (module_prefixes' rule) is its parent's
+    path, or the key itself at the top level; runs of one prefix count once."""
+    out = []
+    for p in paths:
+        prefix = p.rsplit(".", 1)[0] if p in scales else p
+        if not out or out[-1] != prefix:
+            out.append(prefix)
+    return out
 
 
 def module_prefixes(module):
@@ -90,3 +117,18 @@ def randomize_batchnorm(module, seed=1):
                                      (m.bias, -0.5, 0.5)):
                     t.copy_(torch.rand(t.shape, generator=gen, dtype=t.dtype) * (high - low) + low)
     return module
+
+
+def listed_entries(spec: str) -> dict:
+    """Name -> row of `cnnc list --format json` (run from the checkout), for the entries of the
+    library file `spec` ("specs/regnet.cnn")."""
+    import contextlib
+    import io
+    import json
+
+    from cnnc.cli import main
+
+    out = io.StringIO()
+    with contextlib.chdir(ROOT), contextlib.redirect_stdout(out):
+        assert main(["list", "--format", "json"]) == 0
+    return {r["name"]: r for r in json.loads(out.getvalue()) if r["spec"] == spec}

@@ -203,6 +203,20 @@ def test_block_returning_its_input_and_label_expressions():
     assert fused.scopes == () and len(fused.nodes) == 3
 
 
+def test_labels_may_hold_a_hyphen_and_nothing_else_outside_a_name():
+    """torchvision's RegNet names its blocks `block1-0`; a `.` or a space in a label is a
+    located error."""
+    from cnnc.diagnostics import CnncError
+
+    spec = "network n() {{\n x = input(3, 8, 8)\n output o = x -> conv(4, 3) as \"{label}\"\n}}\n"
+    assert front_end(spec.format(label="block{1 + 0}-{0}")).graph.nodes[-1].path == "block1-0"
+    for label in ("a.b", "a b"):
+        with pytest.raises(CnncError) as info:
+            front_end(spec.format(label=label))
+        assert info.value.message == f'label "{label}" must contain only letters, digits, _ and -'
+        assert (info.value.loc.line, info.value.loc.col) == (3, 32)  # at the label's string
+
+
 def test_block_nesting_past_the_recursion_limit_is_a_located_error():
     from cnnc.diagnostics import CnncError
 

@@ -186,6 +186,18 @@ def test_efficientnet_linear_rule_imports_math():
     assert "\nimport math\n" in src and "init_range = 1.0 / math.sqrt(m.out_features)" in src
 
 
+def test_regnet_scheme_reads_like_torchvision():
+    """RegNet's conv rule: fan_out over the whole kernel, groups ignored, as torchvision writes it."""
+    src = generate_source("regnet_x_400mf").source
+    method = src[src.index("    def _init_weights"):src.index("    def forward", src.index("    def _init_weights"))]
+    assert "\nimport math\n" in src
+    assert ("            if isinstance(m, nn.Conv2d):\n"
+            "                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels\n"
+            "                nn.init.normal_(m.weight, mean=0.0, std=math.sqrt(2.0 / fan_out))\n") in method
+    assert ("                nn.init.normal_(m.weight, mean=0.0, std=0.01)\n"
+            "                nn.init.zeros_(m.bias)\n") in method
+
+
 # ---- against torchvision -------------------------------------------------------------------------
 
 torchvision = pytest.importorskip("torchvision")
@@ -208,8 +220,10 @@ NETWORKS = {
     "mnasnet0_5": ({}, {}),
     "efficientnet_v2_s": ({}, {}),
     "shufflenet_v2_x0_5": ({}, {}),  # no scheme: torch's defaults, in torchvision's order
+    "regnet_y_400mf": ({}, {}),
 }
-SLOW = {"vgg16", "inception_v3", "mobilenet_v3_small", "mnasnet0_5", "efficientnet_v2_s", "shufflenet_v2_x0_5"}
+SLOW = {"vgg16", "inception_v3", "mobilenet_v3_small", "mnasnet0_5", "efficientnet_v2_s", "shufflenet_v2_x0_5",
+        "regnet_y_400mf"}
 
 
 def _reference(name, seed):

@@ -47,7 +47,7 @@ def test_layerscale_scales_the_channels_whatever_the_rank(dims):
     model = cnnc.compile(f"network n() {{\n    output o = input({', '.join(map(str, dims))}) -> layerscale(0.5)\n}}\n")
     weight = torch.arange(1.0, dims[0] + 1)
     with torch.no_grad():
-        model.layerscale1.weight.copy_(weight.view(model.layerscale1.weight.shape))
+        model.layerscale1.copy_(weight.view(model.layerscale1.shape))
     x = torch.randn(2, *dims)
     expected = x * weight.view((1, -1) + (1,) * (len(dims) - 1))
     torch.testing.assert_close(model(x), expected, rtol=0, atol=0)

@@ -392,10 +392,10 @@ def test_the_estimate_errs_large_and_the_chosen_depth_fits(rankdir):
 
 
 def test_repeats_collapse_although_drop_rates_differ(capsys):
-    # convnext_tiny: rate = 0.1 * k / 17 for blocks k = 0..17; stage 2 holds k = 6..14
-    dot = _dot(capsys, _spec("convnext_tiny"), "--depth", "2")
+    # convnext_tiny: rate = 0.1 * k / 17 for blocks k = 0..17; stage 3 (features.5) holds k = 6..14
+    dot = _dot(capsys, _spec("convnext_tiny"), "--depth", "3")
     lo, hi = 0.1 * 6 / 17, 0.1 * 14 / 17
-    assert f"stage2_block0 .. stage2_block8\\ncnblock x9, drop {lo:.2f}–{hi:.2f}\\n" in dot
+    assert f'"0 .. 8\\ncnblock x9, drop {lo:.2f}–{hi:.2f}\\n' in dot and '"features.5.0 .. features.5.8: ' in dot
     # efficientnet_b0: rate = 0.2 * k / 16; the 192-channel stage (features.6) repeats k = 12..14
     # after its first block
     dot = _dot(capsys, _spec("efficientnet_b0"), "--depth", "3")

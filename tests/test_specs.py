@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import sys
 from dataclasses import dataclass
 
@@ -204,12 +203,21 @@ def _build(entry, device=None):
     library, _, model = entry.reference.partition(":")
     kwargs = family_of(entry.spec.name).reference_kwargs.get(entry.name, {})
     torch.manual_seed(0)
-    with torch.device(device or "cpu"):
+    with _meta_device() if device == "meta" else torch.device(device or "cpu"):
         if library == "torchvision":
             tv = pytest.importorskip("torchvision")
             return tv.models.get_model(model, weights=None, **kwargs).eval()
         timm = pytest.importorskip("timm")
         return timm.create_model(model, pretrained=False, **kwargs).eval()
+
+
+def _meta_device():
+    """tools/reference_data.py's meta device (RegNet's width arithmetic stays on the CPU)."""
+    pytest.importorskip("torchvision")
+    sys.path.insert(0, str(ROOT / "tools"))
+    from reference_data import meta_device
+
+    return meta_device()
 
 
 STRICT = sorted(n for n, e in LIBRARY.items() if family_of(e.spec.name).strict)
@@ -282,29 +290,6 @@ def expected_state_shapes(g) -> list:
     return shapes
 
 
-def _move_after(keys: list, pattern: str, anchor: str) -> list:
-    """Move each key matching `pattern` (group 1 = its module prefix) to just after the last key
-    starting with prefix + anchor."""
-    keys = list(keys)
-    for k in [k for k in keys if re.fullmatch(pattern, k)]:
-        prefix = re.fullmatch(pattern, k).group(1)
-        keys.remove(k)
-        last = max(i for i, other in enumerate(keys) if other.startswith(prefix + anchor))
-        keys.insert(last + 1, k)
-    return keys
-
-
-# Where a reference registers a tensor before the layers that run first, its state_dict order
-# differs from the order of computation: torchvision's CNBlock registers `layer_scale` before
-# `block` (applied after it). (timm's PreActBottleneck registers `downsample` before the `norm1`
-# that feeds it; preact_resnet has timm's names and loads by name.) cnnc.import_weights finds
-# the move by itself (test_torchvision_equiv); here it documents the expected layout.
-STATE_ORDER_FIXES = {
-    "convnext_tiny": [(r"(.*\.)layer_scale", "block.")],
-    "convnext_base": [(r"(.*\.)layer_scale", "block.")],
-}
-
-
 def test_reference_parameter_total(reference):
     _, model, g = reference
     assert param_count(g) == sum(p.numel() for p in model.parameters())
@@ -314,8 +299,6 @@ def test_reference_state_dict_shapes(reference):
     ref, model, g = reference
     sd = model.state_dict()
     keys = list(sd)
-    for pattern, anchor in STATE_ORDER_FIXES.get(ref.spec, []):
-        keys = _move_after(keys, pattern, anchor)
     got = expected_state_shapes(g)
     want = [tuple(sd[k].shape) for k in keys]
     assert len(got) == len(want)

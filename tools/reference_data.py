@@ -16,6 +16,7 @@ from the libraries.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import warnings
@@ -26,12 +27,34 @@ OUT = ROOT / "tests" / "references"
 sys.path.insert(0, str(ROOT))
 
 
+@contextlib.contextmanager
+def meta_device():
+    """Build models on the meta device (no memory, no weights). torchvision's RegNet computes its
+    stage widths with tensors (BlockParams.from_init_params, which reads them back with
+    .tolist()): that arithmetic runs on the CPU, the modules are built on the meta device."""
+    import torch
+    from torchvision.models.regnet import BlockParams
+
+    on_meta = BlockParams.from_init_params.__func__
+
+    def on_cpu(cls, *args, **kwargs):
+        with torch.device("cpu"):
+            return on_meta(cls, *args, **kwargs)
+
+    BlockParams.from_init_params = classmethod(on_cpu)
+    try:
+        with torch.device("meta"):
+            yield
+    finally:
+        BlockParams.from_init_params = classmethod(on_meta)
+
+
 def library_facts(reference: str) -> dict:
     """{"params": ...} (and "gflops" for torchvision) for `library:model`."""
     import torch
 
     library, _, model = reference.partition(":")
-    with torch.device("meta"), warnings.catch_warnings():
+    with meta_device(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GoogLeNet's init_weights FutureWarning
         if library == "torchvision":
             import inspect

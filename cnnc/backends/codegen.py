@@ -56,10 +56,13 @@ class Slot:
 
 @dataclass(frozen=True)
 class Layer:
-    """A submodule: `self.<name> = <cls>(<slots>)`, called as `self.<name>(x)`."""
+    """A submodule: `self.<name> = <cls>(<slots>)`, called as `self.<name>(x)`; or, with `use`, a
+    parameter that <cls>(<slots>) makes, read by the forward expression `use` ({0}: the input,
+    {self}: the attribute), e.g. `x * self.layer_scale`."""
 
     cls: str
     slots: tuple
+    use: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,10 +198,10 @@ def _dropout(cls):
 
 
 def _layerscale(n: Node, ins) -> Layer:
-    slots = [Slot("channels", ins[0][0], kind=CHANNELS, ref="in", positional=True), Slot("init", n.attr("init"))]
-    if len(ins[0]) != 3:
-        slots.append(Slot("spatial", False))
-    return Layer("runtime.LayerScale", tuple(slots))
+    """A parameter of the enclosing module, as torchvision's CNBlock holds `layer_scale`."""
+    slots = (Slot("channels", ins[0][0], kind=CHANNELS, ref="in", positional=True), Slot("init", n.attr("init")),
+             Slot("rank", len(ins[0]), 3))
+    return Layer("runtime.layer_scale", slots, use="{0} * {self}")
 
 
 def _inline(template):
@@ -293,7 +296,8 @@ def in_place_activations(g: Graph) -> set:
 # What the generated `_init_weights` does to each op's modules under each scheme of
 # cnnc/ir/schemes.py: torchvision's own statements for that family, on `m`. A scheme missing
 # from an op's row leaves those modules as torch makes them (their reset_parameters), as the
-# reference does. Ops without parameters have no row.
+# reference does. Ops without parameters have no row, nor has layerscale (a parameter, not a
+# module: it keeps its `init` value, as torchvision's ConvNeXt keeps its layer_scale).
 
 
 @dataclass(frozen=True)
@@ -324,6 +328,9 @@ _CONV_INIT = {
                    "    nn.init.kaiming_uniform_(m.weight)") + _ZERO_BIAS,
     "inception_v3": (_TRUNC_STDDEV,),
     "mnasnet": (_KAIMING_FAN_OUT_RELU,) + _ZERO_BIAS,
+    # torchvision's RegNet: "ResNet-style" normal with fan_out over the whole kernel (groups ignored)
+    "regnet": ("fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels",
+               "nn.init.normal_(m.weight, mean=0.0, std=math.sqrt(2.0 / fan_out))"),
 }
 
 INIT: dict = {
@@ -332,10 +339,9 @@ INIT: dict = {
     "conv_transpose": InitRule("nn.ConvTranspose2d", {}),  # no torchvision scheme touches it
     "batchnorm": InitRule("nn.BatchNorm2d", {s: _NORM_1_0 for s in ("resnet", "vgg", "densenet", "mobilenet",
                                                                     "efficientnet", "googlenet",
-                                                                    "inception_v3", "mnasnet")}),
+                                                                    "inception_v3", "mnasnet", "regnet")}),
     "groupnorm": InitRule("nn.GroupNorm", {s: _NORM_1_0 for s in ("resnet", "mobilenet", "efficientnet")}),
     "layernorm": InitRule("nn.LayerNorm", {}),
-    "layerscale": InitRule("runtime.LayerScale", {}),  # starts at its `init` value
     "linear": InitRule("nn.Linear", {
         "vgg": ("nn.init.normal_(m.weight, 0, 0.01)",) + _ZERO_BIAS,
         "densenet": _ZERO_BIAS,
@@ -346,6 +352,7 @@ INIT: dict = {
         "googlenet": (_TRUNC_001,),
         "inception_v3": (_TRUNC_STDDEV,),
         "mnasnet": ('nn.init.kaiming_uniform_(m.weight, mode="fan_out", nonlinearity="sigmoid")',) + _ZERO_BIAS,
+        "regnet": ("nn.init.normal_(m.weight, mean=0.0, std=0.01)", "nn.init.zeros_(m.bias)"),
     }),
 }
 
@@ -621,7 +628,7 @@ def _is_sequential(inst: Instance) -> bool:
     layout torchvision uses, so the state_dict keys `branch2.0.conv.weight` stay as they are)."""
     prev = inst.inputs
     for k, st in enumerate(inst.stmts):
-        if st.name != str(k) or (st.child is None and not isinstance(st.emit, Layer)):
+        if st.name != str(k) or (st.child is None and (not isinstance(st.emit, Layer) or st.emit.use)):
             return False
         if tuple(st.inputs) != tuple(prev) or len(st.inputs) != 1 or len(st.outputs) != 1:
             return False
@@ -789,7 +796,9 @@ def _forward_body(inst: Instance, main, train_only: set) -> tuple[list[str], dic
             if v not in last:
                 release(var[v])
         args = [var[v] for v in st.inputs]
-        if st.child is not None or isinstance(st.emit, Layer):
+        if isinstance(st.emit, Layer) and st.emit.use:
+            expr = st.emit.use.format(*args, self=_get(inst.attrs[st.name]))
+        elif st.child is not None or isinstance(st.emit, Layer):
             expr = f"{_get(inst.attrs[st.name])}({', '.join(args)})"
         else:
             expr = st.emit.template.format(*args, all=", ".join(args))

@@ -7,7 +7,8 @@ torchvision and timm import by structural order:
   FusedConv2d    conv + BatchNorm + residual add + activation in one `kernels.conv2d` call
   LayerNorm2d    LayerNorm over the channels of an NCHW map (torchvision's LayerNorm2d)
   ChannelLinear  nn.Linear applied to the channels at every position of an NCHW map
-  LayerScale     learnable per-channel scale, weight (C, 1, 1) like torchvision's ConvNeXt
+  layer_scale    a learnable per-channel scale (C, 1, 1), a parameter of the enclosing module
+                 like torchvision's ConvNeXt `layer_scale`
   DropPath       stochastic depth: zeroes whole samples of a residual branch in training
   channel_shuffle  ShuffleNet's channel permutation
   set_kernel_policy  the kernel policy (`kernels.Policy`) of every Conv2d / FusedConv2d in a module
@@ -377,21 +378,13 @@ class ChannelLinear(nn.Linear):
         return F.linear(x.movedim(1, -1), self.weight, self.bias).movedim(-1, 1)
 
 
-class LayerScale(nn.Module):
-    """Multiplies each channel by a learnable factor that starts at `init`."""
-
-    def __init__(self, channels: int, init: float = 1e-6, spatial: bool = True):
-        super().__init__()
-        shape = (channels, 1, 1) if spatial else (channels,)
-        self.weight = nn.Parameter(torch.full(shape, float(init)))
-
-    def forward(self, x: Tensor) -> Tensor:
-        # per channel (dim 1) at any rank: the weight (C,) of a vector or sequence stands as (C, 1)
-        # for an (N, C, L) input, and (C, 1, 1) already fits an (N, C, H, W) map
-        return x * self.weight.view((-1,) + (1,) * (x.dim() - 2))
-
-    def extra_repr(self) -> str:
-        return f"{self.weight.shape[0]}"
+def layer_scale(channels: int, init: float = 1e-6, rank: int = 3) -> nn.Parameter:
+    """A learnable per-channel scale that starts at `init`, shaped to multiply an input of `rank`
+    dimensions (batch aside) along its channels, dim 1: (C, 1, 1) for a map, (C, 1) for a
+    sequence, (C,) for a vector. A parameter, not a module: assigned to the enclosing module, it
+    is that module's own state_dict entry (`features.1.0.layer_scale`, torchvision's CNBlock),
+    listed before its submodules' entries as torchvision lists it."""
+    return nn.Parameter(torch.full((channels,) + (1,) * (rank - 1), float(init)))
 
 
 class DropPath(nn.Module):

@@ -14,9 +14,9 @@ counters (0-d integer tensors) take part only when the foreign state_dict has so
 checkpoints have none).
 
 A state_dict lists tensors in the order their modules were *registered*, which is not always
-the order they are *used*: torchvision's ConvNeXt block registers `layer_scale` before the
-layers it scales, timm's pre-activation bottleneck registers `downsample` before the `norm1`
-that feeds it. cnnc's modules are in dataflow order. So when the plain order does not fit,
+the order they are *used*: timm's pre-activation bottleneck registers `downsample` before the
+`norm1` that feeds it. cnnc's modules are in dataflow order (but for a layer scale, a parameter
+of its block listed first in it, as torchvision's ConvNeXt block lists `layer_scale`). So when the plain order does not fit,
 the importer looks for a reordering that does, moving only whole modules (or single tensors)
 among their siblings, never a tensor out of its module: the foreign names form a tree by their
 dotted prefixes, and each node's entries may be permuted (`_Matcher` has the rules: module

@@ -85,6 +85,9 @@ SCHEMES = {s.name: s for s in (
            "transform gates (convs whose only user is a sigmoid): bias gate_bias, so that each layer starts "
            "by carrying its input; every layer otherwise torch's default",
            (Arg("gate_bias", "float", -2.0),)),
+    Scheme("regnet", "torchvision.models.regnet.RegNet",
+           "conv: normal_(0, sqrt(2 / fan_out)), fan_out = kh * kw * out_channels (bias: torch's default); "
+           "batchnorm: 1, 0; linear: normal_(0, 0.01), bias 0"),
 )}
 
 

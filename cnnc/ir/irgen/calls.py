@@ -302,8 +302,8 @@ class Calls:
             return str(v)
 
         text = re.sub(r"\{([^{}]*)\}", fill, label.text)
-        if not re.fullmatch(r"[A-Za-z0-9_]+", text):
-            raise self.error(f'label "{text}" must contain only letters, digits and _', label.loc)
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", text):  # `-`: torchvision's RegNet names its blocks "block1-0"
+            raise self.error(f'label "{text}" must contain only letters, digits, _ and -', label.loc)
         return text
 
     def auto_name(self, base: str) -> str:

@@ -30,7 +30,7 @@ class CodegenOps(nn.Module):
         self.maxpool2 = nn.MaxPool2d(kernel_size=3, stride=4, padding=1, dilation=2)
         self.avgpool1 = nn.AvgPool2d(kernel_size=3, stride=1, padding=1, count_include_pad=False)
         self.layernorm1 = runtime.LayerNorm2d(8, eps=1e-06)
-        self.layerscale1 = runtime.LayerScale(8, init=0.5)
+        self.layerscale1 = runtime.layer_scale(8, init=0.5)
         self.droppath1 = runtime.DropPath(p=0.1)
         self.conv3 = runtime.Conv2d(32, 16, kernel_size=3, padding=2, dilation=2, groups=2)
         self.global_maxpool1 = nn.AdaptiveMaxPool2d(1)
@@ -41,7 +41,7 @@ class CodegenOps(nn.Module):
         self.linear1 = nn.Linear(16, 5)
         self.dropout1 = nn.Dropout(p=0.1)
         self.embed = nn.Linear(16, 3, bias=False)
-        self.layerscale2 = runtime.LayerScale(3, init=1e-06, spatial=False)
+        self.layerscale2 = runtime.layer_scale(3, init=1e-06, spatial=False)
 
     def forward(self, x: Tensor):
         x = self.conv1(x)
@@ -72,7 +72,7 @@ class CodegenOps(nn.Module):
         out2 = torch.tanh(out2)
         out2 = F.hardsigmoid(out2)
         out3 = self.layernorm1(out)
-        out3 = self.layerscale1(out3)
+        out3 = out3 * self.layerscale1
         out3 = self.droppath1(out3)
         out3 = F.gelu(out3)
         out = out - out2
@@ -96,5 +96,5 @@ class CodegenOps(nn.Module):
         out = self.dropout1(out)
         out = F.softmax(out, dim=1)
         out2 = self.embed(layernorm2)
-        out2 = self.layerscale2(out2)
+        out2 = out2 * self.layerscale2
         return CodegenOpsOutputs(probs=out, features=out2)

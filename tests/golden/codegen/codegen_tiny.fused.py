@@ -85,7 +85,7 @@ class Mixer(nn.Module):
         self.branch2 = Branch2()
         self.layernorm1 = runtime.LayerNorm2d(32)
         self.linear1 = runtime.ChannelLinear(32, 16)
-        self.layerscale1 = runtime.LayerScale(16, init=0.1)
+        self.layerscale1 = runtime.layer_scale(16, init=0.1)
         self.droppath1 = runtime.DropPath(p=p)
         self.global_avgpool1 = nn.AdaptiveAvgPool2d(1)
         self.conv1 = runtime.FusedConv2d(16, 4, kernel_size=1, activation='relu')
@@ -98,7 +98,7 @@ class Mixer(nn.Module):
         out = self.layernorm1(out)
         out = self.linear1(out)
         out = F.gelu(out)
-        out = self.layerscale1(out)
+        out = out * self.layerscale1
         out = self.droppath1(out)
         out2 = self.global_avgpool1(x)
         out2 = self.conv1(out2)
