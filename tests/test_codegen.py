@@ -147,7 +147,7 @@ def test_params_override_and_spec_text():
     assert model.fc.out_features == 7 and model.conv1.out_channels == 16
     text = "network t(c=4) {\n x = input(3, 8, 8)\n output y = x -> conv(c, 3) -> global_avgpool -> flatten\n}\n"
     assert cnnc.compile(text, c=5)(torch.randn(1, 3, 8, 8)).shape == (1, 5)
-    with pytest.raises(CnncError, match="no parameter 'nope'"):
+    with pytest.raises(CnncError, match="keyword 'nope' is not a parameter of network 't'"):
         cnnc.compile(text, nope=1)
 
 

@@ -41,7 +41,7 @@ class CodegenOps(nn.Module):
         self.linear1 = nn.Linear(16, 5)
         self.dropout1 = nn.Dropout(p=0.1)
         self.embed = nn.Linear(16, 3, bias=False)
-        self.layerscale2 = runtime.layer_scale(3, init=1e-06, spatial=False)
+        self.layerscale2 = runtime.layer_scale(3, init=1e-06, rank=1)
 
     def forward(self, x: Tensor):
         x = self.conv1(x)
