@@ -259,7 +259,8 @@ REFERENCES = {n: Ref(n, *e.reference.split(":"), SIZES.get(n, (224, 160)))
               for n, e in LIBRARY.items() if n not in STRICT}
 
 
-@pytest.fixture(scope="module", params=sorted(REFERENCES))
+@pytest.fixture(scope="module", params=[pytest.param(n, marks=pytest.mark.slow) if n == "nasnet_a_large" else n
+                                        for n in sorted(REFERENCES)])  # nasnet_a_large: 13 s of forward
 def reference(request):
     """(Ref, the reference model, the spec's graph); module scope: each model is built once."""
     ref = REFERENCES[request.param]

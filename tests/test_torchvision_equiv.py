@@ -113,8 +113,16 @@ def _is_slow(name):
     return name in family.slow if family.specs else name in SLOW
 
 
+# Over 300M parameters: a test holds the reference, the module and a state_dict, about 11 GB for
+# regnet_y_128gf. Under xdist (`--dist loadgroup`) these run one after another on one worker, so
+# that two never share the machine's memory.
+GIANT = {"regnet_y_128gf", "regnet_y_32gf", "regnet_x_32gf", "convnext_large"}
+
+
 def _params(names):
-    return [pytest.param(n, marks=pytest.mark.slow) if _is_slow(n) else n for n in sorted(names)]
+    def marks(n):
+        return ([pytest.mark.slow] if _is_slow(n) else []) + ([pytest.mark.xdist_group("giant")] if n in GIANT else [])
+    return [pytest.param(n, marks=marks(n)) for n in sorted(names)]
 
 
 @pytest.mark.parametrize("name", _params(n for n in LIBRARY if _strict(n)))

@@ -20,7 +20,7 @@ torch.set_num_threads(2)
 SPEC_NAMES = sorted(p.stem for p in SPECS.glob("*.cnn"))
 SLOW = {"vgg", "vgg16", "alexnet", "zfnet", "convnext_base", "resnet152", "resnet101", "densenet201",
         "inception_v3", "inception_v4", "inception_resnet_v2", "xception", "wide_resnet50_2", "nasnet_a_mobile",
-        "densenet", "convnext", "regnet"}  # densenet.cnn builds densenet121, as densenet121.cnn does in the fast tier
+        "densenet", "convnext", "regnet", "resnet_segmentation"}  # densenet.cnn builds densenet121, as densenet121.cnn does in the fast tier
 # (convnext.cnn builds convnext_tiny, as convnext_tiny.cnn does; regnet.cnn: seconds for regnet_y_400mf)
 BATCH = 4
 LR = 0.01
