@@ -31,21 +31,28 @@ def make_timer(device, warmup_ms=25, rep_ms=100):
     return cpu_median_ms
 
 
+def capture_cuda_graph(fn, calls: int = 1):
+    """A CUDA graph of `calls` calls of `fn`, after three warm-up calls on a side stream (the
+    capture recipe of torch.cuda.graphs); raises where the call cannot be captured."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(calls):
+            fn()
+    return graph
+
+
 def cuda_graph_ms(fn, timer):
     """Device time of `fn` alone: `timer` (make_timer) of the replay of a CUDA graph that
     captured one call, so no host work (Python, dispatch, launch) is in it; None where the
     call cannot be captured."""
     try:
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                fn()
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            fn()
-        return timer(graph.replay)
+        return timer(capture_cuda_graph(fn).replay)
     except Exception as e:  # noqa: BLE001 - a capture failure is a missing figure, not a crash
         print(f"cuda_graph_ms: not captured ({type(e).__name__}: {e})", flush=True)
         return None

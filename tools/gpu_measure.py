@@ -190,18 +190,10 @@ def graph_ms(fn, calls_per_graph=1, replays=20):
     """Per call, replays of a CUDA graph holding `calls_per_graph` calls: the device's time alone
     (one call per graph adds the replay's fixed cost, so layers use 20). None if not capturable."""
     import torch
+    from benchlib import capture_cuda_graph
 
     try:
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                fn()
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            for _ in range(calls_per_graph):
-                fn()
+        graph = capture_cuda_graph(fn, calls_per_graph)
         graph.replay()
         torch.cuda.synchronize()
         times = []
