@@ -562,10 +562,12 @@ def test_depthwise_backward_large_filter_paths(name, block_h, path, monkeypatch)
 
     (kh, kw), stride, padding, dilation, mult = BACKWARD_PATH_CASES[name]
     paths = policy(dw_forward=path, dw_input_grad="flipped" if path == "rows" else "gather")
-    tile = triton.Config({"BLOCK_H": block_h, "BLOCK_W": 8, "BLOCK_C": 16}, num_warps=4, num_stages=1)
     launched = []
     for name_ in ("depthwise_conv2d_kernel", "depthwise_epilogue_grad_kernel", "depthwise_input_grad_kernel"):
         kernel = getattr(depthwise_module, name_)
+        # the epilogue backward's tiles are whole partial-sum cells (SUM_H rows): 2 rows is 4 there
+        bh = max(block_h, depthwise_module.SUM_H) if name_ == "depthwise_epilogue_grad_kernel" else block_h
+        tile = triton.Config({"BLOCK_H": bh, "BLOCK_W": 8, "BLOCK_C": 16}, num_warps=4, num_stages=1)
         monkeypatch.setattr(kernel, "configs", [tile])
         monkeypatch.setattr(kernel, "cache", {})
         monkeypatch.setattr(kernel, "_cnnc_chosen", {}, raising=False)
