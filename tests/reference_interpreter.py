@@ -116,8 +116,15 @@ def run(graph, params: dict, inputs, train: bool = False) -> dict:
 def params_of(graph, module, module_paths: dict) -> dict:
     """The tensors of each node of a plain (unfused) generated module, by instance path, in float64."""
     by_module: dict = {}
-    for key, t in module.state_dict().items():
+    state = module.state_dict()
+    for key, t in state.items():
         prefix, _, leaf = key.rpartition(".")
         by_module.setdefault(prefix, {})[leaf] = t.detach().double()
-    return {n.path: by_module[module_paths[n.path]] for n in graph.nodes
-            if n.path in module_paths and module_paths[n.path] in by_module}
+    out = {}
+    for n in graph.nodes:
+        where = module_paths.get(n.path)
+        if where in by_module:
+            out[n.path] = by_module[where]
+        elif where in state:  # a parameter of the enclosing module itself (layer_scale), as its weight
+            out[n.path] = {"weight": state[where].detach().double()}
+    return out

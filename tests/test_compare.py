@@ -81,9 +81,12 @@ def test_compare_over_the_spec_library_writes_table_and_chart(tmp_path, capsys):
     # every network torchvision has: the same parameters, MACs within 1% of its published GFLOPS
     known = [r for r in rows if r["weights"]]
     assert len(known) >= 15
+    everything = {e["name"]: e["params"] for e in catalog}  # the catalog counts training-only heads too
     for r in known:
         ref = METRICS[r["reference"].partition(":")[2]]["weights"][r["weights"]]
-        assert r["params"] == ref["params"], r["network"]
+        # torchvision's published count includes auxiliary heads (Inception v3's AuxLogits), which
+        # compare leaves out at inference
+        assert ref["params"] in (r["params"], everything[r["network"]]), r["network"]
         # within 1%, or the published figure's rounding to three decimals (shufflenet_v2_x0_5: 0.04)
         assert abs(r["macs"] / 1e9 - ref["gflops"]) <= max(0.01 * ref["gflops"], 0.0005), r["network"]
     png = tmp_path / "compare.png"
