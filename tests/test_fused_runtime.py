@@ -221,8 +221,24 @@ def _plain_and_fused(spec, dtype=torch.float32, **params):
     torch.manual_seed(0)
     plain = randomize_batchnorm(cnnc.compile(spec, **params))
     fused = cnnc.compile(spec, fused=True, **params)
-    cnnc.import_weights(fused, plain.state_dict())  # by structural order: fused names differ (`conv.bn`)
+    fused.load_state_dict(_fused_names(spec, plain.state_dict(), params))
     return plain.to(dtype).eval(), fused.to(dtype).eval()
+
+
+def _fused_names(spec, state, params):
+    """The plain module's state_dict under the fused module's names: a BatchNorm folded into a
+    conv (the fused node's second member) lives at `<conv>.bn`. By name, not by order: a conv that
+    takes a residual add is registered after the add's other operand (Xception's skip convs)."""
+    plain_paths = cnnc.api.generate_source(spec, **params).module_paths
+    fused_paths = cnnc.api.generate_source(spec, fused=True, **params).module_paths
+    graph = cnnc.pipeline.fuse(cnnc.pipeline.front_end(spec, params).graph)
+    moved = {plain_paths[n.attr("members")[1]]: fused_paths[n.path] + ".bn"
+             for n in graph.nodes if n.op == "fused:conv" and n.attr("bn")}
+    out = {}
+    for key, t in state.items():
+        prefix, _, leaf = key.rpartition(".")
+        out[f"{moved.get(prefix, prefix)}.{leaf}"] = t
+    return out
 
 
 def _main(y):
@@ -314,7 +330,9 @@ def test_in_place_activations_compute_what_out_of_place_ones_do(name, monkeypatc
     graph, overrides = small_graph(spec)
     torch.manual_seed(0)
     model = cnnc.compile(spec, **overrides)
-    assert "inplace=True" in cnnc.api.generate_source(spec, **overrides).source or name in {"lenet5"}
+    # lenet5: tanh and sigmoid, convnext: GELU, which have no in-place form here (EMIT_IN_PLACE)
+    assert "inplace=True" in cnnc.api.generate_source(spec, **overrides).source or name in {
+        "lenet5", "convnext", "convnext_tiny", "convnext_base"}
     monkeypatch.setattr(codegen, "in_place_activations", lambda g: set())
     reference = cnnc.compile(spec, **overrides)
     assert "inplace=True" not in cnnc.api.generate_source(spec, **overrides).source
@@ -328,6 +346,9 @@ def test_in_place_activations_compute_what_out_of_place_ones_do(name, monkeypatc
     torch.manual_seed(1)
     _main(reference.train()(x)).square().sum().backward()
     for (k, a), b in zip(model.named_parameters(), reference.parameters()):
+        if a.grad is None:  # a training-only head the main output does not reach
+            assert b.grad is None, k
+            continue
         assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-6), k
 
 
