@@ -92,7 +92,8 @@ def _first_line(e: Exception) -> str:
 # IR ops that the exporter makes exactly one ONNX node of, of this type
 _ONE_NODE = {"relu": "Relu", "relu6": "Clip", "add": "Add", "sub": "Sub", "mul": "Mul", "sigmoid": "Sigmoid",
              "tanh": "Tanh", "hardswish": "HardSwish", "hardsigmoid": "HardSigmoid", "leaky_relu": "LeakyRelu",
-             "concat": "Concat", "softmax": "Softmax", "flatten": "Reshape", "gelu": "Gelu"}
+             "concat": "Concat", "softmax": "Softmax", "flatten": "Reshape", "gelu": "Gelu",
+             "layerscale": "Mul"}  # a parameter of its block (runtime.layer_scale), multiplied inline
 
 
 def inline_ops(graph, module_paths: dict, submodules: set) -> dict:
@@ -120,7 +121,11 @@ def name_nodes(model, module_paths: dict, state_keys: set, inline: dict | None =
     `inline` (from inline_ops): where a module's ONNX nodes of one type are exactly as many as its
     inline IR nodes of that type, they take those nodes' instance paths, in order."""
     instance_of = {attr: path for path, attr in module_paths.items()}
-    owners = [_module_of(node, state_keys) for node in model.graph.node]
+    # parameters that are nodes themselves (a layer_scale held by its block): the node using one
+    # is inline in its block's forward, which the exporter may also have merged with an equal
+    # tensor of another block, so such a parameter names no module
+    node_params = {attr for attr in instance_of if attr in state_keys}
+    owners = [_module_of(node, state_keys - node_params) for node in model.graph.node]
     counts: dict = {}
     for node, (attr, by_param) in zip(model.graph.node, owners):
         if not by_param:
