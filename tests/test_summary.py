@@ -189,7 +189,8 @@ def test_receptive_field_of_shifted_branches_and_real_nets():
     rows = {r["path"]: r for r in summary_data(g)["layers"]}
     last_map = [p for p in rows if p.startswith("layer4.")][-1]
     # the module up to layer4's output (the last feature map)
-    trunk = torch.nn.Sequential(module.stem1, module.layer1, module.layer2, module.layer3, module.layer4)
+    trunk = torch.nn.Sequential(module.conv1, module.bn1, torch.nn.ReLU(), module.maxpool, module.layer1,
+                                module.layer2, module.layer3, module.layer4)  # torchvision's names
     (top, bottom, left, right), (btop, *_), _ = _measured_field(trunk, size, channels=3)
     assert 0 < top and bottom < size - 1
     assert rows[last_map]["receptive_field"] == [bottom - top + 1, right - left + 1]
