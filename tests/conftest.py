@@ -57,3 +57,30 @@ def _kernels_cpu_backend(request, monkeypatch):
     monkeypatch.setenv("CNNC_KERNELS_POLICY", policy.key)
     with using_policy(policy):
         yield
+
+
+def _vm(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) // 1024  # MiB
+    return -1
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """CNNC_TEST_MEMLOG=FILE: append each test's peak resident memory (MiB, Linux) to FILE, one
+    line per test: the resident size before it, its peak and its duration. Used to size the slow
+    tier's xdist groups: two workers' peaks together must stay under the machine's memory."""
+    log = os.environ.get("CNNC_TEST_MEMLOG")
+    if not log or not os.path.exists("/proc/self/clear_refs"):
+        yield
+        return
+    import time
+
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to the current resident size
+    before, t = _vm("VmRSS"), time.time()
+    yield
+    with open(log, "a") as f:
+        f.write(f"{item.nodeid}\t{before}\t{_vm('VmHWM')}\t{time.time() - t:.1f}\n")

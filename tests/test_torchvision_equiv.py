@@ -47,14 +47,21 @@ REGISTERED_OUT_OF_ORDER: set = set()
 SECOND_SIZE = {"inception_v4": 235, "inception_resnet_v2": 235, "xception": 235}
 
 
-def _reference(entry):
+def _reference(entry, dtype=torch.float32):
+    """The reference model with random weights, built (initialized) directly in `dtype`: a float64
+    regnet_y_128gf made by `.double()` would hold its float32 and float64 copies at once."""
     library, _, model = entry.reference.partition(":")
     kwargs = family_of(entry.spec.name).reference_kwargs.get(entry.name, {})
     torch.manual_seed(0)
-    if library == "timm":
-        timm = pytest.importorskip("timm")
-        return randomize_normalization(timm.create_model(model, pretrained=False, **kwargs))
-    return randomize_normalization(torchvision.models.get_model(model, weights=None, **kwargs))
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        if library == "timm":
+            timm = pytest.importorskip("timm")
+            return randomize_normalization(timm.create_model(model, pretrained=False, **kwargs))
+        return randomize_normalization(torchvision.models.get_model(model, weights=None, **kwargs))
+    finally:
+        torch.set_default_dtype(default)
 
 
 def _relative_error(a, b):
@@ -64,10 +71,16 @@ def _relative_error(a, b):
 def _check_strict(name):
     entry = LIBRARY[name]
     size = family_of(entry.spec.name).size
-    reference = _reference(entry).double()
-    model = cnnc.compile(name, size=size) if size else cnnc.compile(name)
-    model.load_state_dict(reference.state_dict(), strict=True)
-    model = model.double().eval()
+    reference = _reference(entry, torch.float64)
+    assert all(t.dtype == torch.float64 for t in reference.state_dict().values() if t.is_floating_point())
+    # The module is built on the meta device (no storage) and takes the reference's tensors
+    # themselves (`assign=True`): one copy of the weights in memory, not three. strict=True still
+    # checks every name and shape; the two computations stay separate.
+    with torch.device("meta"):
+        model = cnnc.compile(name, size=size) if size else cnnc.compile(name)
+    model.load_state_dict(reference.state_dict(), strict=True, assign=True)
+    assert not any(t.is_meta for t in (*model.parameters(), *model.buffers())), f"{name}: a tensor left on meta"
+    model = model.eval()
     size = size or dict(front_end(name).graph.params)["size"]
     x = torch.randn(2, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(size))
     with torch.no_grad():
