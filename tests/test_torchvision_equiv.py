@@ -133,8 +133,7 @@ GIANT = {"regnet_y_128gf", "regnet_y_32gf", "regnet_x_32gf", "convnext_large"}
 
 
 # Known disagreements, recorded rather than hidden (strict: the test fails once they agree)
-KNOWN = {"nasnet_a_large": "known: after the structural import the output differs from timm's nasnetalarge by "
-                           "2.8% relative (parameter shapes and order match; cause not yet found)"}
+KNOWN: dict = {}
 
 
 def _params(names):
