@@ -72,6 +72,8 @@ _ONEDNN_ACTIVATIONS = {None: ("none", [], ""), "relu": ("relu", [], ""), "relu6"
 _HAS_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 # Tensor types the cached fold serves; anything else (FakeTensor, FunctionalTensor, ...) may trace
 _PLAIN_TENSORS = (Tensor, nn.Parameter)
+# Input shapes a FusedConv2d keeps a oneDNN-prepacked plan for (`FusedConv2d.plan`)
+_MAX_SHAPES = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +175,7 @@ class FusedConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         if self.training:
-            self._plan = None  # batch statistics move the running ones without a version bump
+            self._forget_plans()  # batch statistics move the running ones without a version bump
             y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
             return self._epilogue(y if self.bn is None else self.bn(y), residual)
         if self._traced_or_differentiable(x, residual):
@@ -215,12 +217,32 @@ class FusedConv2d(nn.Conv2d):
     # ---- the plan: made once, cached -----------------------------------------------------
 
     def plan(self, x: Tensor) -> ConvPlan:
-        """The eval-mode plan for inputs like `x`: the cached one while `_fold_key` is unchanged,
-        else a new one (`choose_conv_impl`, then the fold for that implementation)."""
+        """The eval-mode plan for inputs like `x`: a cached one while `_fold_key` is unchanged,
+        else a new one (`choose_conv_impl`, then the fold for that implementation).
+
+        oneDNN's prepacked weight is packed for one input shape (a weight packed for batch 8 and
+        called at batch 1 is re-laid out on every call: resnet50 at batch 1 ran 2.4x slower than
+        unfused), so on that route the shape is part of the key and the plans of the last
+        `_MAX_SHAPES` shapes are kept: alternating batch sizes do not re-pack."""
         key = self._fold_key(x)
         plan = self._plan
         if plan is not None and plan.key == key:
             return plan
+        plans = self.__dict__.get("_plans")
+        if plans is None:
+            plans = self.__dict__["_plans"] = {}
+        plan = plans.get(key)
+        if plan is None:
+            plan = self._make_plan(x, key)
+            for stale in [k for k in plans if k[1:] != key[1:]]:  # other weights, device, dtype, policy
+                del plans[stale]
+            if len(plans) >= _MAX_SHAPES:
+                del plans[next(iter(plans))]  # the oldest shape
+            plans[key] = plan
+        self._plan = plan
+        return plan
+
+    def _make_plan(self, x: Tensor, key: tuple) -> ConvPlan:
         with torch.no_grad():
             impl, why = choose_conv_impl(self, x)
             scale = shift = None
@@ -233,14 +255,17 @@ class FusedConv2d(nn.Conv2d):
                     weight = torch.ops.mkldnn._reorder_convolution_weight(
                         weight.contiguous(), list(self.padding), list(self.stride), list(self.dilation), self.groups,
                         list(x.shape))
-        self._plan = ConvPlan(impl, why, weight, bias, scale, shift, key)
-        return self._plan
+        return ConvPlan(impl, why, weight, bias, scale, shift, key)
 
     def refold(self) -> None:
         """Drop the cached plan and the kernels' filter re-layout: the next forward folds again.
         Needed only after an edit the caches cannot see (an in-place change through `.data`)."""
-        self._plan = None
+        self._forget_plans()
         _forget_relayout(self.weight)
+
+    def _forget_plans(self) -> None:
+        self._plan = None
+        self.__dict__.pop("_plans", None)
 
     def train(self, mode: bool = True):
         self.refold()  # train() and eval() both refold: the documented way after `.data` edits
@@ -258,10 +283,11 @@ class FusedConv2d(nn.Conv2d):
         device and dtype, the kernel policy in force, and where a Triton kernel may take the conv
         (grouped, on CUDA or under the interpreter) the input's shape and strides, by which the
         dispatch decides (`_kernel_choice`)."""
+        packed = x.shape if _HAS_ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32 else None
         if kernels is None:
-            return (x.device, x.dtype, self.kernel_policy, self._versions())
+            return (packed, x.device, x.dtype, self.kernel_policy, self._versions())
         dispatched = self.groups > 1 and (x.is_cuda or kernels.INTERPRET)
-        return (x.device, x.dtype, kernels.policy.resolve(self.kernel_policy),
+        return (packed, x.device, x.dtype, kernels.policy.resolve(self.kernel_policy),
                 (x.shape, x.stride()) if dispatched else None, self._versions())
 
     def _versions(self) -> tuple:
@@ -315,6 +341,7 @@ class FusedConv2d(nn.Conv2d):
     def __getstate__(self):
         state = super().__getstate__().copy()
         state.pop("_plan", None)  # a cache (oneDNN's packed weights cannot be pickled): made again
+        state.pop("_plans", None)
         return state
 
     def extra_repr(self) -> str:
@@ -328,7 +355,7 @@ def _forget_relayout(weight) -> None:
 
 def _drop_plan(module, incompatible_keys) -> None:
     """load_state_dict's post hook: new weights, a new plan (copies bump versions anyway)."""
-    module._plan = None
+    module._forget_plans()
 
 
 def _kernel_choice(layer: nn.Conv2d, x: Tensor):
