@@ -28,7 +28,9 @@ channels_last, torch.compile default and with `torch._inductor.config.freezing =
 on the torchvision ONNX export (the `bench` extra), cnnc plain, cnnc fused, cnnc fused +
 torch.compile (freezing). Every column is first checked against eager torchvision on the same
 input (relative error, reported; above 1e-3 fails), then timed: --repeats rounds, each calling
-every column once in turn (interleaved, so load drifts hit all alike), medians reported, with the
+every column once in a new (seeded) random order (interleaved, so load drifts hit all alike, and
+no column always runs right after the same one; ONNX Runtime's threads do not spin after a run,
+which took the cores from the next column), medians reported, with the
 ratios and the issue's targets evaluated in the markdown table (date, CPU model, versions, the
 load average before and after):
 
@@ -43,6 +45,7 @@ import argparse
 import dataclasses
 import json
 import os
+import random
 import sys
 import time
 
@@ -183,6 +186,9 @@ def _onnxruntime(model, x, threads, workdir):
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ONNX Runtime's pool threads otherwise spin after each run, taking the cores from whichever
+    # column runs next (cnnc plain ran 2.8x slower than eager right after it at batch 1)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     return lambda t: torch.from_numpy(session.run(None, {"x": t.numpy()})[0])
 
@@ -233,8 +239,10 @@ def bench_cpu_model(name, batches, args, workdir):
                 fn()  # a second call before timing (lazy plans, allocator warm-up)
             times = {key: [] for key in calls}
             keys = list(calls)
+            order = random.Random(0)
             for r in range(args.repeats):
-                for key in keys[r % len(keys):] + keys[:r % len(keys)]:  # rotate who goes first
+                order.shuffle(keys)  # a new order each round: no column always follows the same one
+                for key in keys:
                     t0 = time.perf_counter()
                     calls[key]()
                     times[key].append((time.perf_counter() - t0) * 1e3)
@@ -283,8 +291,8 @@ def cpu_markdown(env, rows, args):
              f"python {env['python']}; oneDNN {'available' if env['onednn'] else 'absent'}.",
              f"fp32, eval, torch.no_grad(), NCHW input ({args.size}x{args.size}; the channels_last column converts it "
              "inside the call); one process; every column checked against eager torchvision first (max rel err).",
-             f"Times: median ms of {args.repeats} interleaved rounds (each round calls every column once, the first "
-             f"column rotating). Load average (1 min) during the run: {min(loads):.1f} to {max(loads):.1f}.", "",
+             f"Times: median ms of {args.repeats} interleaved rounds (each round calls every column once, in a new "
+             f"seeded random order; ONNX Runtime's threads do not spin between runs). Load average (1 min) during the run: {min(loads):.1f} to {max(loads):.1f}.", "",
              "| model | N | " + " | ".join(CPU_HEADERS[k] for k in keys)
              + " | eager / fused | plain / fused | ORT / fused | max rel err |",
              "|" + "---|" * (len(keys) + 6)]
