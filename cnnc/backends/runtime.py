@@ -114,6 +114,10 @@ def choose_conv_impl(layer: "FusedConv2d", x: Tensor) -> tuple[str, str]:
     kernel = _triton_kernel_for(layer, x)
     if kernel:
         return "kernels", f"kernel policy: {kernel} Triton kernel"
+    if layer.bn is None and layer.activation is None:
+        # nothing folded or fused into it (ConvNeXt's convs): the plain module's own call, which
+        # oneDNN's prepacked route did not beat (convnext_tiny fused 0.99x plain, tools/bench_models.py --cpu)
+        return "torch", f"{x.device.type}: nothing to fuse, F.conv2d as unfused"
     if (_HAS_ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32 and layer.padding_mode == "zeros"
             and not isinstance(layer.padding, str)):
         return "onednn", "CPU float32: oneDNN convolution with the epilogue fused, weights prepacked"
