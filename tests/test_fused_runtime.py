@@ -84,7 +84,7 @@ def test_the_plan_is_made_once_and_chosen_by_device_and_dtype():
     x3 = torch.randn(3, 8, 6, 6)
     assert _close(_run(layer, x3), _reference(layer, x3))
     if runtime._HAS_ONEDNN:
-        # oneDNN's weight is packed for one input shape (packed for batch 8, resnet50 ran 2.4x
+        # oneDNN's weight is packed for one input shape (packed for batch 8, resnet50 ran 2.3x
         # slower at batch 1): a plan per shape, kept, so alternating batch sizes never re-pack
         other = layer._plan
         assert other is not plan and other.impl == "onednn"
