@@ -51,7 +51,8 @@ def test_list_json_rows(capsys, monkeypatch):
     assert r50 == {"name": "resnet50", "spec": "specs/resnet.cnn", "overrides": {"layers": [3, 4, 6, 3]},
                    "reference": "torchvision:resnet50", "params": 25_557_032, "macs": 4_089_184_256}
     large = rows[names.index("nasnet_a_large")]
-    assert large["overrides"] == {"size": 331, "cells": 6, "penultimate": 4032, "stem": 96}
+    assert large["overrides"] == {"size": 331, "cells": 6, "penultimate": 4032, "stem": 96,
+                                  "skip_reduction_input": True}
     assert large["spec"] == "specs/nasnet_a_mobile.cnn" and large["reference"] == "timm:nasnetalarge"
     # the row is what `cnnc summary` reports for the entry
     code, out, _ = _run(capsys, "summary", "resnext50_32x4d", "--format", "json")
