@@ -127,8 +127,9 @@ def _is_slow(name):
 
 
 # Over 300M parameters: a test holds one float64 copy of the weights (the module takes the
-# reference's tensors), 5.7 GB at its peak for regnet_y_128gf (CNNC_TEST_MEMLOG). Under xdist (`--dist loadgroup`) these run one after another on one worker, so
-# that two never share the machine's memory.
+# reference's tensors), 5.7 GB at its peak for regnet_y_128gf (CNNC_TEST_MEMLOG). Under xdist
+# (`--dist loadgroup`) these run one after another on one worker, so that two never share the
+# machine's memory.
 GIANT = {"regnet_y_128gf", "regnet_y_32gf", "regnet_x_32gf", "convnext_large"}
 
 
